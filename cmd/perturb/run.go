@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/perturb/perturb/nets/data"
+	"github.com/perturb/perturb/trials"
+	"github.com/perturb/perturb/trials/config"
+	"github.com/perturb/perturb/trials/results"
+)
+
+// Files of a run directory.
+const (
+	resultsFile = "results.sqlite"
+	configFile  = "config.toml"
+)
+
+func init() {
+	register(&command{
+		name:  "run",
+		args:  "CONFIG [--out DIR] [--workers N] [--data DIR]",
+		short: "run the trials of a TOML config and store one row per trial",
+		long: `Runs every trial of CONFIG on the CPU and writes DIR/results.sqlite (one
+row per trial, committed in transactions every few seconds) and a copy of
+the config as DIR/config.toml. DIR defaults to runs/NAME, NAME being the
+config's name.
+
+If DIR already holds a run of the same config (same hash), the trials it
+stores are skipped and the rest are run: an interrupted run resumes. A DIR
+holding a different config is refused.
+
+The dataset folder is the config's data.dir, else --data, else
+$PERTURB_FASHION_MNIST / $PERTURB_CIFAR10, else the default folder
+(Fashion-MNIST: /usr/share/datasets/fashion-mnist, installed by "make data").
+
+Ctrl-C (SIGINT) or SIGTERM lets the trials in progress finish, stores them,
+prints how to resume and exits with status 130.`,
+		run: runCmd,
+	})
+}
+
+func runCmd(args []string, stdout, stderr io.Writer) error {
+	c := commands["run"]
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	out := fs.String("out", "", "run directory (default runs/NAME)")
+	workers := fs.Int("workers", 0, "trials run in parallel (default: one per CPU)")
+	dataDir := fs.String("data", "", "dataset folder, when the config has no data.dir")
+	pos, err := parse(c, fs, args, 1, stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(pos[0])
+	if err != nil {
+		return err
+	}
+	dir := *out
+	if dir == "" {
+		dir = filepath.Join("runs", cfg.Name)
+	}
+	ddir := cfg.Data.Dir
+	if ddir == "" {
+		ddir = *dataDir
+	}
+	start := time.Now()
+	pool, err := data.Load(cfg.Data.Set, ddir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "loaded %s: %d examples (%d×%d×%d) in %.1fs\n", pool.Name, pool.Len(), pool.Channels, pool.Height, pool.Width, time.Since(start).Seconds())
+	runner, err := trials.NewRunner(cfg, pool)
+	if err != nil {
+		return err
+	}
+	store, skip, err := openRun(dir, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	total := cfg.NumTrials()
+	todo := total - len(skip)
+	if len(skip) > 0 {
+		fmt.Fprintf(stderr, "resuming %s: %d of %d trials already stored\n", dir, len(skip), total)
+	}
+	fmt.Fprintf(stderr, "running %d trials (%s, %s) into %s\n", todo, cfg.Name, cfg.DType, filepath.Join(dir, resultsFile))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	w := results.NewWriter(store, 2*time.Second, 512)
+	prog := newProgress(stderr, todo)
+	err = runner.Run(ctx, recorder{w}, trials.Settings{Workers: *workers, Skip: skip, Progress: prog.update})
+	prog.finish()
+	if ferr := w.Flush(); ferr != nil && err == nil {
+		err = fmt.Errorf("store results: %w", ferr)
+	}
+	if errors.Is(err, context.Canceled) {
+		keys, _ := store.Keys()
+		return exitError{fmt.Errorf("interrupted: %d of %d trials stored in %s; resume with: perturb run %s --out %s",
+			len(keys), total, dir, pos[0], dir), 130}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "done: %d trials in %s; summarise with: perturb summarize %s\n", todo, time.Since(start).Round(time.Second), dir)
+	return nil
+}
+
+type recorder struct{ w *results.Writer }
+
+func (r recorder) Record(row results.Row) error { return r.w.Add(row) }
+
+// openRun opens or creates the store of run directory dir for cfg and
+// returns the keys already stored. Nothing is written until cfg and the
+// data have been validated by the caller.
+func openRun(dir string, cfg *config.Config) (*results.Store, map[results.Key]bool, error) {
+	path := filepath.Join(dir, resultsFile)
+	if _, err := os.Stat(path); err == nil {
+		store, meta, err := results.Open(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		if meta.ConfigHash != cfg.Hash() {
+			store.Close()
+			return nil, nil, fmt.Errorf("%s holds a run of another config (%s, hash %.12s), not %s (hash %.12s); choose another --out or remove %s",
+				dir, meta.ConfigName, meta.ConfigHash, cfg.Path, cfg.Hash(), dir)
+		}
+		keys, err := store.Keys()
+		if err != nil {
+			store.Close()
+			return nil, nil, err
+		}
+		return store, keys, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("create run directory: %w", err)
+	}
+	if err := writeAtomic(filepath.Join(dir, configFile), []byte(cfg.Text)); err != nil {
+		return nil, nil, err
+	}
+	store, err := results.Create(path, results.Meta{ConfigHash: cfg.Hash(), ConfigText: cfg.Text, ConfigName: cfg.Name, Created: time.Now()})
+	if err != nil {
+		return nil, nil, err
+	}
+	return store, map[results.Key]bool{}, nil
+}
+
+// writeAtomic writes b to path through a temporary file and a rename.
+func writeAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// progress shows done/total, trials per second and the ETA: a bar on a
+// terminal, a plain line every 10 seconds otherwise.
+type progress struct {
+	w     io.Writer
+	total int
+	bar   *progressbar.ProgressBar
+	start time.Time
+	last  time.Time
+	done  int
+}
+
+func newProgress(w io.Writer, total int) *progress {
+	p := &progress{w: w, total: total, start: time.Now(), last: time.Now()}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		p.bar = progressbar.NewOptions(total,
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionSetDescription("trials"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("trials"),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(200*time.Millisecond),
+		)
+	}
+	return p
+}
+
+func (p *progress) update(done, total int) {
+	p.done = done
+	if p.bar != nil {
+		p.bar.Set(done)
+		return
+	}
+	if now := time.Now(); now.Sub(p.last) >= 10*time.Second || done == total {
+		p.last = now
+		el := now.Sub(p.start).Seconds()
+		rate := float64(done) / el
+		eta := time.Duration(float64(total-done)/rate) * time.Second
+		fmt.Fprintf(p.w, "%d/%d trials, %.2f trials/s, ETA %s\n", done, total, rate, eta.Round(time.Second))
+	}
+}
+
+func (p *progress) finish() {
+	if p.bar != nil {
+		p.bar.Finish()
+		fmt.Fprintln(p.w)
+	}
+}

@@ -1,0 +1,405 @@
+// Package config reads and validates perturb's TOML trial configs.
+//
+// A config names the data, one or more models with their initialisation
+// ids, one or more optimisers, a learning-rate sweep, the number of trials,
+// the training-set size N, the dtype and the seed:
+//
+//	name  = "quickstart"
+//	seed  = 1
+//	dtype = "float32"            # or "float64"
+//
+//	[data]
+//	set = "fashion-mnist"        # or "cifar-10"
+//	dir = ""                     # empty: $PERTURB_FASHION_MNIST or the default folder
+//
+//	[trials]
+//	count = 20                   # trials per (model, init, optimiser, eta)
+//	n     = 10                   # training points, drawn with replacement
+//	etas  = [0.01, 0.03, 0.1]
+//
+//	[[model]]
+//	name  = "logistic"
+//	inits = [0]
+//
+//	[[optimizer]]
+//	name   = "sgd"               # SGD: batch B, epochs E (or steps T = E·N/B)
+//	batch  = 1
+//	epochs = 1
+//	reshuffle = false            # reshuffle the order between epochs
+//
+//	[[optimizer]]
+//	name  = "gd"                 # full-batch GD for T steps
+//	steps = 10
+//
+// Every error names the file, the line and the key, says what is wrong and
+// what to do. Load checks every value before any work starts.
+package config
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/perturb/perturb/nets"
+)
+
+// Config is a validated trial config.
+type Config struct {
+	Name       string      `toml:"name" json:"name"`
+	Seed       uint64      `toml:"seed" json:"seed"`
+	DType      string      `toml:"dtype" json:"dtype"`
+	Data       Data        `toml:"data" json:"data"`
+	Trials     Trials      `toml:"trials" json:"trials"`
+	Models     []Model     `toml:"model" json:"model"`
+	Optimizers []Optimizer `toml:"optimizer" json:"optimizer"`
+
+	// Path is the file the config was read from (not part of the hash).
+	Path string `toml:"-" json:"-"`
+	// Text is the file's content as read.
+	Text string `toml:"-" json:"-"`
+}
+
+// Data selects the dataset.
+type Data struct {
+	Set string `toml:"set" json:"set"`
+	// Dir overrides the dataset folder. It is not part of the config hash:
+	// the same data in another folder is the same experiment.
+	Dir string `toml:"dir" json:"-"`
+}
+
+// Trials sets the sweep.
+type Trials struct {
+	Count int       `toml:"count" json:"count"`
+	N     int       `toml:"n" json:"n"`
+	Etas  []float64 `toml:"etas" json:"etas"`
+}
+
+// Model names an architecture and its initialisations.
+type Model struct {
+	Name  string `toml:"name" json:"name"`
+	Inits []int  `toml:"inits" json:"inits"`
+}
+
+// Optimizer is one optimiser setting. After Load, Batch, Epochs and Steps
+// are all set and consistent: Steps = Epochs·N/Batch.
+type Optimizer struct {
+	Name      string `toml:"name" json:"name"`
+	Label     string `toml:"label" json:"label"`
+	Batch     int    `toml:"batch" json:"batch"`
+	Epochs    int    `toml:"epochs" json:"epochs"`
+	Steps     int    `toml:"steps" json:"steps"`
+	Reshuffle bool   `toml:"reshuffle" json:"reshuffle"`
+}
+
+// Known values.
+var (
+	DTypes     = []string{"float32", "float64"}
+	DataSets   = []string{"fashion-mnist", "cifar-10"}
+	Optimisers = []string{"sgd", "gd"}
+)
+
+// ErrInvalid is wrapped by every error Load returns for a bad config.
+var ErrInvalid = errors.New("invalid config")
+
+// Error is a config error at a position.
+type Error struct {
+	File string
+	Line int    // 0 if unknown
+	Key  string // dotted key, e.g. "optimizer[1].batch"
+	Msg  string // what is wrong; what to do
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ": line %d", e.Line)
+	}
+	if e.Key != "" {
+		fmt.Fprintf(&b, " (key %q)", e.Key)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Unwrap makes errors.Is(err, ErrInvalid) true.
+func (e *Error) Unwrap() error { return ErrInvalid }
+
+// Load reads, decodes and validates the config at path.
+func Load(path string) (*Config, error) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, string(text))
+}
+
+// Parse decodes and validates text, reporting errors against file.
+func Parse(file, text string) (*Config, error) {
+	c := &Config{Path: file, Text: text}
+	md, err := toml.Decode(text, c)
+	if err != nil {
+		return nil, decodeError(file, text, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		k := und[0].String()
+		return nil, &Error{File: file, Line: locate(text, k), Key: k,
+			Msg: fmt.Sprintf("unknown key; known keys here: %s", knownKeys(und[0]))}
+	}
+	if err := c.validate(); err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.File = file
+			e.Line = locate(text, e.Key)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+var posRe = regexp.MustCompile(`line (\d+)(?: \(last key "([^"]*)"\))?: `)
+
+// decodeError turns a toml error (syntax or type mismatch) into an *Error.
+func decodeError(file, text string, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg := pe.Message
+		if pe.Usage != "" {
+			msg += "; " + strings.TrimSpace(pe.Usage)
+		}
+		return &Error{File: file, Line: pe.Position.Line, Key: pe.LastKey, Msg: msg}
+	}
+	// Type mismatches read "toml: line N (last key "k"): what".
+	msg := strings.TrimPrefix(err.Error(), "toml: ")
+	e := &Error{File: file, Msg: msg}
+	if m := posRe.FindStringSubmatchIndex(msg); m != nil {
+		e.Line, _ = strconv.Atoi(msg[m[2]:m[3]])
+		if m[4] >= 0 {
+			e.Key = msg[m[4]:m[5]]
+		}
+		e.Msg = msg[m[1]:]
+	}
+	return e
+}
+
+func knownKeys(k toml.Key) string {
+	known := map[string]string{
+		"":          "name, seed, dtype, [data], [trials], [[model]], [[optimizer]]",
+		"data":      "set, dir",
+		"trials":    "count, n, etas",
+		"model":     "name, inits",
+		"optimizer": "name, label, batch, epochs, steps, reshuffle",
+	}
+	parent := ""
+	if len(k) > 1 {
+		parent = k[0]
+	}
+	return known[parent]
+}
+
+// locate finds the line of a dotted key such as "trials.etas" or
+// "optimizer[1].batch" (0-based array index) by scanning the text. A key
+// that is absent is reported at its table's header; 0 if neither is found.
+func locate(text, key string) int {
+	if key == "" {
+		return 0
+	}
+	parts := strings.Split(key, ".")
+	last := parts[len(parts)-1]
+	if i := strings.Index(last, "["); i >= 0 {
+		last = last[:i]
+	}
+	table, index := "", -1
+	if len(parts) > 1 {
+		table = parts[0]
+		if i := strings.Index(table, "["); i >= 0 {
+			index, _ = strconv.Atoi(strings.TrimSuffix(table[i+1:], "]"))
+			table = table[:i]
+		}
+	}
+	cur, seen, header := "", map[string]int{}, 0
+	keyRe := regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(last) + `"?\s*=`)
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for line := 1; sc.Scan(); line++ {
+		s := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(s, "[") {
+			cur = strings.Trim(strings.SplitN(s, "#", 2)[0], "[] \t")
+			seen[cur]++
+			if cur == last && len(parts) == 1 {
+				return line
+			}
+			if cur == table && (index < 0 || seen[cur]-1 == index) && header == 0 {
+				header = line
+			}
+			continue
+		}
+		if cur == table && (index < 0 || seen[cur]-1 == index) && keyRe.MatchString(s) {
+			return line
+		}
+	}
+	return header
+}
+
+func (c *Config) validate() error {
+	bad := func(key, format string, a ...any) error {
+		return &Error{Key: key, Msg: fmt.Sprintf(format, a...)}
+	}
+	if strings.TrimSpace(c.Name) == "" {
+		return bad("name", "missing; give the run a name, e.g. name = \"quickstart\"")
+	}
+	if !slices.Contains(DTypes, c.DType) {
+		return bad("dtype", "%q is not a dtype; use one of %s", c.DType, strings.Join(DTypes, ", "))
+	}
+	if !slices.Contains(DataSets, c.Data.Set) {
+		return bad("data.set", "%q is not a dataset; use one of %s", c.Data.Set, strings.Join(DataSets, ", "))
+	}
+	t := c.Trials
+	if t.Count < 1 {
+		return bad("trials.count", "%d trials; need at least 1", t.Count)
+	}
+	if t.N < 1 {
+		return bad("trials.n", "training-set size %d; need at least 1", t.N)
+	}
+	if len(t.Etas) == 0 {
+		return bad("trials.etas", "empty learning-rate sweep; list at least one eta > 0")
+	}
+	for i, eta := range t.Etas {
+		if !(eta > 0) || math.IsInf(eta, 0) {
+			return bad("trials.etas", "eta %v (entry %d) must be positive and finite", eta, i+1)
+		}
+		if slices.Contains(t.Etas[:i], eta) {
+			return bad("trials.etas", "eta %v listed twice; remove the duplicate", eta)
+		}
+	}
+	if len(c.Models) == 0 {
+		return bad("model", "no [[model]]; add one, e.g. [[model]] name = \"logistic\" inits = [0]")
+	}
+	for i, m := range c.Models {
+		key := fmt.Sprintf("model[%d]", i)
+		if !slices.Contains(nets.Names, m.Name) {
+			return bad(key+".name", "%q is not a model; use one of %s", m.Name, strings.Join(nets.Names, ", "))
+		}
+		for _, o := range c.Models[:i] {
+			if o.Name == m.Name {
+				return bad(key+".name", "model %q listed twice; merge the inits into one [[model]]", m.Name)
+			}
+		}
+		if len(m.Inits) == 0 {
+			return bad(key+".inits", "empty; list at least one initialisation id (0 = zeros, k > 0 = k-th Gaussian draw)")
+		}
+		for j, id := range m.Inits {
+			if id < 0 {
+				return bad(key+".inits", "initialisation id %d is negative; use 0 (zeros) or k > 0", id)
+			}
+			if id == 0 && m.Name == "convnet" {
+				return bad(key+".inits", "the convnet cannot start from 0 (all zeros: tanh layers get no gradient); use Gaussian draws k > 0")
+			}
+			if slices.Contains(m.Inits[:j], id) {
+				return bad(key+".inits", "initialisation %d listed twice; remove the duplicate", id)
+			}
+		}
+	}
+	if len(c.Optimizers) == 0 {
+		return bad("optimizer", "no [[optimizer]]; add one, e.g. [[optimizer]] name = \"sgd\" batch = 1 epochs = 1")
+	}
+	labels := map[string]bool{}
+	for i := range c.Optimizers {
+		o := &c.Optimizers[i]
+		key := fmt.Sprintf("optimizer[%d]", i)
+		if o.Label == "" {
+			o.Label = o.Name
+		}
+		if err := o.normalise(key, t.N); err != nil {
+			return err
+		}
+		if labels[o.Label] {
+			return bad(key+".label", "optimizer label %q used twice; give each [[optimizer]] a distinct label", o.Label)
+		}
+		labels[o.Label] = true
+	}
+	return nil
+}
+
+// normalise checks o against the training-set size n and fills in Batch,
+// Epochs and Steps.
+func (o *Optimizer) normalise(key string, n int) error {
+	bad := func(k, format string, a ...any) error {
+		return &Error{Key: key + "." + k, Msg: fmt.Sprintf(format, a...)}
+	}
+	if o.Batch < 0 || o.Epochs < 0 || o.Steps < 0 {
+		return bad("batch", "batch, epochs and steps must not be negative")
+	}
+	switch o.Name {
+	case "sgd":
+		if o.Batch == 0 {
+			o.Batch = 1
+		}
+		if n%o.Batch != 0 {
+			return bad("batch", "batch size %d does not divide trials.n = %d; choose a divisor of n", o.Batch, n)
+		}
+		perEpoch := n / o.Batch
+		switch {
+		case o.Epochs == 0 && o.Steps == 0:
+			o.Epochs = 1
+		case o.Steps != 0 && o.Steps%perEpoch != 0:
+			return bad("steps", "%d steps is not a whole number of epochs of %d steps (n/batch); set epochs instead", o.Steps, perEpoch)
+		case o.Steps != 0 && o.Epochs != 0 && o.Steps != o.Epochs*perEpoch:
+			return bad("steps", "steps = %d contradicts epochs = %d (epochs·n/batch = %d); set only one", o.Steps, o.Epochs, o.Epochs*perEpoch)
+		case o.Epochs == 0:
+			o.Epochs = o.Steps / perEpoch
+		}
+		o.Steps = o.Epochs * perEpoch
+	case "gd":
+		if o.Batch != 0 && o.Batch != n {
+			return bad("batch", "gd uses the full batch (n = %d); remove batch or use sgd", n)
+		}
+		if o.Reshuffle {
+			return bad("reshuffle", "gd has no order to reshuffle; remove the key")
+		}
+		o.Batch = n
+		switch {
+		case o.Steps == 0 && o.Epochs == 0:
+			return bad("steps", "missing; set the number of full-batch steps, e.g. steps = 10")
+		case o.Steps != 0 && o.Epochs != 0 && o.Steps != o.Epochs:
+			return bad("steps", "for gd a step is an epoch; steps = %d contradicts epochs = %d", o.Steps, o.Epochs)
+		case o.Steps == 0:
+			o.Steps = o.Epochs
+		}
+		o.Epochs = o.Steps
+	default:
+		return bad("name", "%q is not an optimizer; use one of %s", o.Name, strings.Join(Optimisers, ", "))
+	}
+	return nil
+}
+
+// Hash is the hex SHA-256 of the config's canonical JSON form (validated
+// values, defaults filled in; comments, formatting and data.dir excluded).
+func (c *Config) Hash() string {
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(err) // plain structs always marshal
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// NumTrials is the number of trials the config describes.
+func (c *Config) NumTrials() int {
+	inits := 0
+	for _, m := range c.Models {
+		inits += len(m.Inits)
+	}
+	return inits * len(c.Optimizers) * len(c.Trials.Etas) * c.Trials.Count
+}

@@ -1,0 +1,133 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+const good = `name = "t"
+seed = 3
+dtype = "float64"
+
+[data]
+set = "fashion-mnist"
+
+[trials]
+count = 4
+n = 10
+etas = [0.01, 0.1]
+
+[[model]]
+name = "logistic"
+inits = [0, 1]
+
+[[optimizer]]
+name = "sgd"
+batch = 2
+epochs = 2
+
+[[optimizer]]
+name = "gd"
+steps = 10
+`
+
+func TestParseGood(t *testing.T) {
+	c, err := Parse("good.toml", good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sgd, gd := c.Optimizers[0], c.Optimizers[1]
+	if sgd.Label != "sgd" || sgd.Batch != 2 || sgd.Epochs != 2 || sgd.Steps != 10 {
+		t.Errorf("sgd normalised to %+v", sgd)
+	}
+	if gd.Batch != 10 || gd.Steps != 10 || gd.Epochs != 10 {
+		t.Errorf("gd normalised to %+v", gd)
+	}
+	if got := c.NumTrials(); got != 2*2*2*4 {
+		t.Errorf("NumTrials = %d, want 32", got)
+	}
+	// The hash ignores comments, formatting and data.dir, but not values.
+	c2, _ := Parse("x.toml", "# comment\n"+strings.Replace(good, `set = "fashion-mnist"`, "set = \"fashion-mnist\"\ndir = \"/tmp\"", 1))
+	if c.Hash() != c2.Hash() {
+		t.Error("hash changed with a comment or data.dir")
+	}
+	c3, _ := Parse("x.toml", strings.Replace(good, "seed = 3", "seed = 4", 1))
+	if c.Hash() == c3.Hash() {
+		t.Error("hash unchanged by a different seed")
+	}
+}
+
+// TestParseErrors checks each error's text word for word: file, line, key,
+// what is wrong and what to do.
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		name, old, new, want string
+	}{
+		{"unknown top key", `seed = 3`, "seed = 3\nsede = 4",
+			`c.toml: line 3 (key "sede"): unknown key; known keys here: name, seed, dtype, [data], [trials], [[model]], [[optimizer]]`},
+		{"typo in optimizer", "batch = 2", "bach = 2",
+			`c.toml: line 19 (key "optimizer.bach"): unknown key; known keys here: name, label, batch, epochs, steps, reshuffle`},
+		{"wrong type", "count = 4", `count = "4"`,
+			`c.toml: line 9 (key "trials.count"): incompatible types: TOML value has type string; destination has type integer`},
+		{"syntax", "n = 10", "n = ",
+			`c.toml: line 10 (key "trials.n"): expected value but found '\n' instead`},
+		{"eta zero", "etas = [0.01, 0.1]", "etas = [0.01, 0]",
+			`c.toml: line 11 (key "trials.etas"): eta 0 (entry 2) must be positive and finite`},
+		{"eta negative", "etas = [0.01, 0.1]", "etas = [-0.01]",
+			`c.toml: line 11 (key "trials.etas"): eta -0.01 (entry 1) must be positive and finite`},
+		{"empty sweep", "etas = [0.01, 0.1]", "etas = []",
+			`c.toml: line 11 (key "trials.etas"): empty learning-rate sweep; list at least one eta > 0`},
+		{"duplicate eta", "etas = [0.01, 0.1]", "etas = [0.01, 0.1, 0.01]",
+			`c.toml: line 11 (key "trials.etas"): eta 0.01 listed twice; remove the duplicate`},
+		{"batch not dividing", "batch = 2", "batch = 3",
+			`c.toml: line 19 (key "optimizer[0].batch"): batch size 3 does not divide trials.n = 10; choose a divisor of n`},
+		{"bad dtype", `dtype = "float64"`, `dtype = "float16"`,
+			`c.toml: line 3 (key "dtype"): "float16" is not a dtype; use one of float32, float64`},
+		{"bad model", `name = "logistic"`, `name = "resnet"`,
+			`c.toml: line 14 (key "model[0].name"): "resnet" is not a model; use one of logistic, convnet`},
+		{"convnet zero init", `name = "logistic"`, `name = "convnet"`,
+			`c.toml: line 15 (key "model[0].inits"): the convnet cannot start from 0 (all zeros: tanh layers get no gradient); use Gaussian draws k > 0`},
+		{"gd steps missing", "steps = 10", "",
+			`c.toml: line 22 (key "optimizer[1].steps"): missing; set the number of full-batch steps, e.g. steps = 10`},
+		{"gd with batch", "steps = 10", "steps = 10\nbatch = 5",
+			`c.toml: line 25 (key "optimizer[1].batch"): gd uses the full batch (n = 10); remove batch or use sgd`},
+		{"unknown optimizer", `name = "gd"`, `name = "adam"`,
+			`c.toml: line 23 (key "optimizer[1].name"): "adam" is not an optimizer; use one of sgd, gd`},
+		{"steps not whole epochs", "epochs = 2", "steps = 7",
+			`c.toml: line 20 (key "optimizer[0].steps"): 7 steps is not a whole number of epochs of 5 steps (n/batch); set epochs instead`},
+		{"zero trials", "count = 4", "count = 0",
+			`c.toml: line 9 (key "trials.count"): 0 trials; need at least 1`},
+		{"missing data set", `set = "fashion-mnist"`, `set = "mnist"`,
+			`c.toml: line 6 (key "data.set"): "mnist" is not a dataset; use one of fashion-mnist, cifar-10`},
+		{"duplicate init", "inits = [0, 1]", "inits = [1, 1]",
+			`c.toml: line 15 (key "model[0].inits"): initialisation 1 listed twice; remove the duplicate`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			text := strings.Replace(good, tc.old, tc.new, 1)
+			if text == good {
+				t.Fatalf("replacement %q not applied", tc.old)
+			}
+			_, err := Parse("c.toml", text)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if err.Error() != tc.want {
+				t.Errorf("error\n got: %s\nwant: %s", err, tc.want)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error does not wrap ErrInvalid")
+			}
+		})
+	}
+}
+
+func TestDuplicateLabel(t *testing.T) {
+	text := good + "\n[[optimizer]]\nname = \"sgd\"\n"
+	_, err := Parse("c.toml", text)
+	want := `c.toml: line 26 (key "optimizer[2].label"): optimizer label "sgd" used twice; give each [[optimizer]] a distinct label`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+}
