@@ -45,7 +45,7 @@ func refLoss(t *testing.T, n *Net, p Params, d *Data, rows []int) float64 {
 // TestGradientFiniteDifferences checks the reverse-mode gradient of both
 // models (float64) against central finite differences with step 1e-5 on a
 // random sample of coordinates of every parameter tensor. The truncation
-// error of a central difference is O(h²·|l'''|) ≈ 1e-10 and the rounding
+// error of a central difference is O(h²·|l”'|) ≈ 1e-10 and the rounding
 // error O(1e-16/h) ≈ 1e-11, so 1e-7 relative to the gradient scale is a
 // strict bound that a wrong layer (a missing scale, a transposed patch
 // order) violates by orders of magnitude.

@@ -1,0 +1,350 @@
+package trials
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/perturb/perturb/nets/data"
+	"github.com/perturb/perturb/trials/config"
+	"github.com/perturb/perturb/trials/results"
+)
+
+// smallPool is a synthetic 28×28 grey pool of n examples.
+func smallPool(t testing.TB, n int) *data.Pool {
+	t.Helper()
+	r := rand.New(rand.NewPCG(5, 6))
+	px := make([]uint8, n*784)
+	lb := make([]uint8, n)
+	for i := range lb {
+		lb[i] = uint8(r.IntN(10))
+		for j := 0; j < 784; j++ {
+			// Class-dependent mean so the models can learn something.
+			px[i*784+j] = uint8(min(255, r.IntN(128)+int(lb[i])*12*(j%7)/6))
+		}
+	}
+	p, err := data.NewPool("synthetic", 1, 28, 28, 10, px, lb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func mustConfig(t testing.TB, text string) *config.Config {
+	t.Helper()
+	c, err := config.Parse("test.toml", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+const base = `name = "t"
+seed = 42
+dtype = "float64"
+[data]
+set = "fashion-mnist"
+[trials]
+count = 3
+n = 6
+etas = [0.05, 0.5]
+[[model]]
+name = "logistic"
+inits = [0, 2]
+[[optimizer]]
+name = "sgd"
+batch = 2
+epochs = 2
+reshuffle = true
+[[optimizer]]
+name = "gd"
+steps = 3
+`
+
+// collect is a Recorder that keeps rows in memory.
+type collect struct {
+	mu   sync.Mutex
+	rows []results.Row
+}
+
+func (c *collect) Record(r results.Row) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rows = append(c.rows, r)
+	return nil
+}
+
+func (c *collect) byKey() map[results.Key]results.Row {
+	m := map[results.Key]results.Row{}
+	for _, r := range c.rows {
+		m[r.Key()] = r
+	}
+	return m
+}
+
+// refLogisticSGD is an independent float64 implementation of the
+// logistic model's SGD: z = s·xW + b, softmax cross-entropy, gradient
+// ∂l/∂W = s·xᵀ(p − y), ∂l/∂b = p − y, averaged over the batch.
+func refLogisticSGD(pool *data.Pool, w0 []float64, s float64, rows [][]int, eta float64) (w, b []float64) {
+	x := pool.Float64()
+	w = slices.Clone(w0)
+	b = make([]float64, 10)
+	for _, batch := range rows {
+		gw := make([]float64, len(w))
+		gb := make([]float64, 10)
+		for _, n := range batch {
+			xn := x[n*784 : (n+1)*784]
+			z := make([]float64, 10)
+			for k := range z {
+				for i, v := range xn {
+					z[k] += v * w[i*10+k]
+				}
+				z[k] = s*z[k] + b[k]
+			}
+			m := slices.Max(z)
+			sum := 0.0
+			for k := range z {
+				z[k] = math.Exp(z[k] - m)
+				sum += z[k]
+			}
+			for k := range z {
+				d := z[k] / sum
+				if k == int(pool.Labels[n]) {
+					d--
+				}
+				d /= float64(len(batch))
+				gb[k] += d
+				for i, v := range xn {
+					gw[i*10+k] += s * v * d
+				}
+			}
+		}
+		for i := range w {
+			w[i] -= eta * gw[i]
+		}
+		for k := range b {
+			b[k] -= eta * gb[k]
+		}
+	}
+	return w, b
+}
+
+func refLoss(pool *data.Pool, w, b []float64, s float64, idx []int) float64 {
+	x := pool.Float64()
+	total := 0.0
+	for _, n := range idx {
+		z := make([]float64, 10)
+		for k := range z {
+			for i := 0; i < 784; i++ {
+				z[k] += x[n*784+i] * w[i*10+k]
+			}
+			z[k] = s*z[k] + b[k]
+		}
+		m := slices.Max(z)
+		sum := 0.0
+		for _, v := range z {
+			sum += math.Exp(v - m)
+		}
+		total += m + math.Log(sum) - z[pool.Labels[n]]
+	}
+	return total / float64(len(idx))
+}
+
+// TestSGDMatchesReference runs SGD (batch 2, 2 epochs, reshuffled) and GD
+// through the runner and compares train and test losses with the plain-Go
+// reference fed the same training set and epoch orders.
+func TestSGDMatchesReference(t *testing.T) {
+	pool := smallPool(t, 40)
+	c := mustConfig(t, base)
+	r, err := NewRunner(c, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := r.archs["logistic"]
+	all := make([]int, pool.Len())
+	for i := range all {
+		all[i] = i
+	}
+	for _, tr := range []Trial{
+		{Model: "logistic", Init: 2, Opt: c.Optimizers[0], Eta: 0.5, Index: 1},
+		{Model: "logistic", Init: 0, Opt: c.Optimizers[1], Eta: 0.5, Index: 2},
+	} {
+		row, err := r.RunOne(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := TrainingSet(c, tr, pool.Len())
+		var batches [][]int
+		for e := 0; e < tr.Opt.Epochs; e++ {
+			order := epochOrder(c, tr, set, e)
+			for i := 0; i < len(order); i += tr.Opt.Batch {
+				batches = append(batches, order[i:i+tr.Opt.Batch])
+			}
+		}
+		if len(batches) != tr.Opt.Steps {
+			t.Fatalf("%v: %d batches for %d steps", tr, len(batches), tr.Opt.Steps)
+		}
+		init, _ := a.Init(tr.Init)
+		s := a.Params[0].Scale
+		w, b := refLogisticSGD(pool, init[0], s, batches, tr.Eta)
+		if want := refLoss(pool, w, b, s, set); math.Abs(row.TrainLoss-want) > 1e-12 {
+			t.Errorf("%v: train loss %.15g, reference %.15g", tr, row.TrainLoss, want)
+		}
+		if want := refLoss(pool, w, b, s, all); math.Abs(row.TestLoss-want) > 1e-12 {
+			t.Errorf("%v: test loss %.15g, reference %.15g", tr, row.TestLoss, want)
+		}
+		if want := refLoss(pool, init[0], make([]float64, 10), s, all); math.Abs(row.InitTestLoss-want) > 1e-12 {
+			t.Errorf("%v: initial test loss %.15g, reference %.15g", tr, row.InitTestLoss, want)
+		}
+		if row.TestLoss >= row.InitTestLoss {
+			t.Errorf("%v: test loss %v did not fall from %v", tr, row.TestLoss, row.InitTestLoss)
+		}
+	}
+}
+
+// TestReshuffle checks the epoch orders: epoch 0 is the draw order, later
+// epochs are permutations of the same multiset, different from the draw
+// order, and without reshuffle every epoch repeats it.
+func TestReshuffle(t *testing.T) {
+	c := mustConfig(t, base)
+	tr := Trial{Model: "logistic", Init: 0, Opt: c.Optimizers[0], Index: 0}
+	set := TrainingSet(c, tr, 1000)
+	e1 := epochOrder(c, tr, set, 1)
+	if !slices.Equal(epochOrder(c, tr, set, 0), set) || slices.Equal(e1, set) {
+		t.Fatalf("orders: draw %v epoch1 %v", set, e1)
+	}
+	s1, s0 := slices.Clone(e1), slices.Clone(set)
+	slices.Sort(s1)
+	slices.Sort(s0)
+	if !slices.Equal(s0, s1) {
+		t.Fatalf("epoch 1 %v is not a permutation of %v", e1, set)
+	}
+	tr.Opt.Reshuffle = false
+	if !slices.Equal(epochOrder(c, tr, set, 1), set) {
+		t.Fatal("without reshuffle epoch 1 differs from the draw order")
+	}
+}
+
+// TestDeterminismAndOrder runs the whole plan with 1 and 3 workers and then
+// trial by trial in reverse order: every row must be bitwise identical, and
+// optimisers and learning rates must share training sets (same draws for
+// every optimiser and eta of a (init, trial)).
+func TestDeterminismAndOrder(t *testing.T) {
+	pool := smallPool(t, 30)
+	c := mustConfig(t, base)
+	runWith := func(workers int) map[results.Key]results.Row {
+		r, err := NewRunner(c, pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var col collect
+		if err := r.Run(context.Background(), &col, Settings{Workers: workers}); err != nil {
+			t.Fatal(err)
+		}
+		if len(col.rows) != c.NumTrials() {
+			t.Fatalf("%d rows for %d trials", len(col.rows), c.NumTrials())
+		}
+		return col.byKey()
+	}
+	one, three := runWith(1), runWith(3)
+	r, _ := NewRunner(c, pool)
+	plan := Plan(c)
+	slices.Reverse(plan)
+	rev := map[results.Key]results.Row{}
+	for _, tr := range plan {
+		row, err := r.RunOne(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev[row.Key()] = row
+	}
+	for k, a := range one {
+		for name, other := range map[string]map[results.Key]results.Row{"3 workers": three, "reverse order": rev} {
+			b := other[k]
+			if math.Float64bits(a.TestLoss) != math.Float64bits(b.TestLoss) ||
+				math.Float64bits(a.TrainLoss) != math.Float64bits(b.TrainLoss) || a != b {
+				t.Fatalf("%s: row %v differs:\n%+v\n%+v", name, k, a, b)
+			}
+		}
+	}
+	// Same training set for both optimisers: GD's initial train loss is not
+	// stored, so compare the draws directly.
+	tr0 := Trial{Model: "logistic", Init: 2, Opt: c.Optimizers[0], Eta: 0.05, Index: 1}
+	tr1 := Trial{Model: "logistic", Init: 2, Opt: c.Optimizers[1], Eta: 0.5, Index: 1}
+	if !slices.Equal(TrainingSet(c, tr0, 30), TrainingSet(c, tr1, 30)) {
+		t.Fatal("optimisers or learning rates see different training sets")
+	}
+	tr2 := tr0
+	tr2.Index = 2
+	if slices.Equal(TrainingSet(c, tr0, 30), TrainingSet(c, tr2, 30)) {
+		t.Fatal("trials 1 and 2 share a training set")
+	}
+}
+
+// TestDivergenceIsRecorded runs float32 SGD with an absurd learning rate:
+// the trial must be recorded as diverged, not crash the sweep, while the
+// sane learning rate in the same sweep is ok.
+func TestDivergenceIsRecorded(t *testing.T) {
+	pool := smallPool(t, 20)
+	c := mustConfig(t, `name = "d"
+seed = 1
+dtype = "float32"
+[data]
+set = "fashion-mnist"
+[trials]
+count = 2
+n = 4
+etas = [0.1, 1e37]
+[[model]]
+name = "logistic"
+inits = [1]
+[[optimizer]]
+name = "sgd"
+epochs = 3
+`)
+	r, _ := NewRunner(c, pool)
+	var col collect
+	if err := r.Run(context.Background(), &col, Settings{Workers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range col.rows {
+		want := results.StatusOK
+		if row.Eta > 1 {
+			want = results.StatusDiverged
+		}
+		if row.Status != want {
+			t.Errorf("eta %g: status %q, want %q (test loss %v)", row.Eta, row.Status, want, row.TestLoss)
+		}
+		if want == results.StatusDiverged && !math.IsNaN(row.TestLoss) {
+			t.Errorf("diverged trial has test loss %v, want NaN", row.TestLoss)
+		}
+	}
+}
+
+// TestSkip checks that trials already stored are not run again.
+func TestSkip(t *testing.T) {
+	pool := smallPool(t, 20)
+	c := mustConfig(t, base)
+	r, _ := NewRunner(c, pool)
+	skip := map[results.Key]bool{}
+	for i, tr := range Plan(c) {
+		if i%2 == 0 {
+			skip[r.key(tr)] = true
+		}
+	}
+	var col collect
+	if err := r.Run(context.Background(), &col, Settings{Workers: 2, Skip: skip}); err != nil {
+		t.Fatal(err)
+	}
+	if len(col.rows) != c.NumTrials()-len(skip) {
+		t.Fatalf("ran %d trials, want %d", len(col.rows), c.NumTrials()-len(skip))
+	}
+	for _, row := range col.rows {
+		if skip[row.Key()] {
+			t.Fatalf("ran skipped trial %v", row.Key())
+		}
+	}
+}
