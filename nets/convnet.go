@@ -15,7 +15,7 @@ import (
 // an image (c·5·5 values each, in gorgonia's im2col order) times a
 // (c·5·5) × 10 weight matrix. Fashion-MNIST (1×28×28) gives 12×12 and then
 // 4×4 feature maps and 4,490 parameters; CIFAR-10 (3×32×32) gives 14×14 and
-// 5×5 and 5,990 parameters.
+// 5×5 and 5,890 parameters.
 const (
 	convKernel   = 5
 	convStride   = 2
@@ -26,11 +26,11 @@ const (
 func convOut(n int) int { return (n-convKernel)/convStride + 1 }
 
 func (a *Arch) convnetParams() error {
-	h1, w1 := convOut(a.Height), convOut(a.Width)
-	h2, w2 := convOut(h1), convOut(w1)
-	if h2 < 1 || w2 < 1 {
+	if min(a.Height, a.Width) < 13 {
 		return fmt.Errorf("convnet needs inputs of at least 13×13 pixels, got %d×%d", a.Height, a.Width)
 	}
+	h1, w1 := convOut(a.Height), convOut(a.Width)
+	h2, w2 := convOut(h1), convOut(w1)
 	k := convKernel * convKernel
 	in1, in2, in3 := a.Channels*k, convChannels*k, convChannels*h2*w2
 	a.Params = []Param{

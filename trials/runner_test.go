@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/perturb/perturb/graph"
 	"github.com/perturb/perturb/nets/data"
 	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/results"
@@ -346,5 +347,59 @@ func TestSkip(t *testing.T) {
 		if skip[row.Key()] {
 			t.Fatalf("ran skipped trial %v", row.Key())
 		}
+	}
+}
+
+// TestCIFARShapedConvnet runs the convnet through the runner on a small
+// 3×32×32 pool (CIFAR-10's shape) in float32: SGD must lower the train loss.
+func TestCIFARShapedConvnet(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 9))
+	n := 12
+	px := make([]uint8, n*3072)
+	lb := make([]uint8, n)
+	for i := range lb {
+		lb[i] = uint8(i % 10)
+		for j := 0; j < 3072; j++ {
+			px[i*3072+j] = uint8(r.IntN(100) + 15*int(lb[i])*(j/1024))
+		}
+	}
+	pool, err := data.NewPool("cifar-10", 3, 32, 32, 10, px, lb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mustConfig(t, `name = "c"
+seed = 2
+dtype = "float32"
+[data]
+set = "cifar-10"
+[trials]
+count = 1
+n = 4
+etas = [0.2]
+[[model]]
+name = "convnet"
+inits = [1]
+[[optimizer]]
+name = "gd"
+steps = 20
+`)
+	runner, err := NewRunner(c, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := Plan(c)[0]
+	row, err := runner.RunOne(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := runner.archs["convnet"]
+	init, _ := a.Init(1)
+	ev := graph.NewEvaluator(a, runner.dt, 4)
+	before, _, err := ev.Mean(graph.NewParams(a, init, runner.dt), runner.data, TrainingSet(c, tr, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row.Status != results.StatusOK || !(row.TrainLoss < 0.9*before) {
+		t.Fatalf("GD on the convnet: train loss %v from %v (status %s)", row.TrainLoss, before, row.Status)
 	}
 }
