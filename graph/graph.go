@@ -74,42 +74,32 @@ func (p Params) Clone() Params {
 	return q
 }
 
+// float is the element type of a dtype the models run in.
+type float interface{ ~float32 | ~float64 }
+
 // Step performs p ← p − eta·g in p's dtype, for every tensor.
 func (p Params) Step(eta float64, g []tensor.Tensor) {
 	for i, t := range p {
 		switch dst := t.Data().(type) {
 		case []float64:
-			src := g[i].Data().([]float64)
-			for j := range dst {
-				dst[j] -= eta * src[j]
-			}
+			axpy(dst, -eta, g[i].Data().([]float64))
 		case []float32:
-			src := g[i].Data().([]float32)
-			e := float32(eta)
-			for j := range dst {
-				dst[j] -= e * src[j]
-			}
+			axpy(dst, float32(-eta), g[i].Data().([]float32))
 		}
+	}
+}
+
+func axpy[T float](dst []T, a T, x []T) {
+	for j := range dst {
+		dst[j] += a * x[j]
 	}
 }
 
 // Finite reports whether every stored value is finite.
 func (p Params) Finite() bool {
-	for _, t := range p {
-		switch d := t.Data().(type) {
-		case []float64:
-			for _, v := range d {
-				if math.IsNaN(v) || math.IsInf(v, 0) {
-					return false
-				}
-			}
-		case []float32:
-			for _, v := range d {
-				f := float64(v)
-				if math.IsNaN(f) || math.IsInf(f, 0) {
-					return false
-				}
-			}
+	for _, v := range p.Flat() {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return false
 		}
 	}
 	return true
@@ -206,28 +196,25 @@ func (n *Net) Close() error { return n.vm.Close() }
 // load copies the examples rows[i] (or, with rows == nil, the contiguous
 // examples from, from+1, ...) of d into the input buffers.
 func (n *Net) load(d *Data, rows []int, from int) {
-	ys := n.ybuf.Data()
-	row := func(i int) int {
-		if rows != nil {
-			return rows[i]
-		}
-		return from + i
-	}
 	switch xs := n.xbuf.Data().(type) {
 	case []float64:
-		clear(ys.([]float64))
-		for i := 0; i < n.Batch; i++ {
-			r := row(i)
-			copy(xs[i*d.Dim:(i+1)*d.Dim], d.X64[r*d.Dim:(r+1)*d.Dim])
-			ys.([]float64)[i*d.Classes+int(d.Y[r])] = 1
-		}
+		gather(xs, n.ybuf.Data().([]float64), d.X64, d, rows, from)
 	case []float32:
-		clear(ys.([]float32))
-		for i := 0; i < n.Batch; i++ {
-			r := row(i)
-			copy(xs[i*d.Dim:(i+1)*d.Dim], d.X32[r*d.Dim:(r+1)*d.Dim])
-			ys.([]float32)[i*d.Classes+int(d.Y[r])] = 1
+		gather(xs, n.ybuf.Data().([]float32), d.X32, d, rows, from)
+	}
+}
+
+// gather fills xs with the selected rows of src and ys with their one-hot
+// labels.
+func gather[T float](xs, ys, src []T, d *Data, rows []int, from int) {
+	clear(ys)
+	for i := 0; i < len(ys)/d.Classes; i++ {
+		r := from + i
+		if rows != nil {
+			r = rows[i]
 		}
+		copy(xs[i*d.Dim:(i+1)*d.Dim], src[r*d.Dim:(r+1)*d.Dim])
+		ys[i*d.Classes+int(d.Y[r])] = 1
 	}
 }
 
@@ -276,41 +263,35 @@ func (n *Net) Eval(p Params, d *Data, rows []int, from int) (lossSum float64, co
 	}
 	switch ls := n.losses.Value().Data().(type) {
 	case []float64:
-		for _, v := range ls {
-			lossSum += v
-		}
+		lossSum, correct = score(ls, n.logits.Value().Data().([]float64), d, rows, from)
 	case []float32:
-		for _, v := range ls {
-			lossSum += float64(v)
-		}
+		lossSum, correct = score(ls, n.logits.Value().Data().([]float32), d, rows, from)
 	}
-	k := n.Arch.Classes
-	lg := n.logits.Value().Data()
-	for i := 0; i < n.Batch; i++ {
+	return lossSum, correct, nil
+}
+
+// score sums the per-example losses in float64 and counts the examples
+// whose arg-max logit (ties to the lowest class) is the label.
+func score[T float](losses, logits []T, d *Data, rows []int, from int) (sum float64, correct int) {
+	k := d.Classes
+	for i, l := range losses {
+		sum += float64(l)
+		z := logits[i*k : (i+1)*k]
+		best := 0
+		for c := 1; c < k; c++ {
+			if z[c] > z[best] {
+				best = c
+			}
+		}
 		r := from + i
 		if rows != nil {
 			r = rows[i]
-		}
-		best := 0
-		switch z := lg.(type) {
-		case []float64:
-			for c := 1; c < k; c++ {
-				if z[i*k+c] > z[i*k+best] {
-					best = c
-				}
-			}
-		case []float32:
-			for c := 1; c < k; c++ {
-				if z[i*k+c] > z[i*k+best] {
-					best = c
-				}
-			}
 		}
 		if best == int(d.Y[r]) {
 			correct++
 		}
 	}
-	return lossSum, correct, nil
+	return sum, correct
 }
 
 func scalarValue(v G.Value) float64 {
