@@ -103,7 +103,7 @@ func TestRunSummarizeResume(t *testing.T) {
 	// Another config into the same directory is refused.
 	other := write(t, dir, "other.toml", strings.Replace(tiny, "seed = 7", "seed = 8", 1))
 	code, _, stderr = perturb(t, "run", other, "--out", out)
-	if code == 0 || !strings.Contains(stderr, "holds a run of another config") {
+	if code == 0 || !strings.Contains(stderr, "holds a run of another config") || !strings.Contains(stderr, "seed: 7 -> 8") {
 		t.Fatalf("mixing configs: exit %d: %s", code, stderr)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -133,8 +134,8 @@ func openRun(dir string, cfg *config.Config) (*results.Store, map[results.Key]bo
 		}
 		if meta.ConfigHash != cfg.Hash() {
 			store.Close()
-			return nil, nil, fmt.Errorf("%s holds a run of another config (%s, hash %.12s), not %s (hash %.12s); choose another --out or remove %s",
-				dir, meta.ConfigName, meta.ConfigHash, cfg.Path, cfg.Hash(), dir)
+			return nil, nil, fmt.Errorf("%s holds a run of another config (%s, hash %.12s), not %s (hash %.12s); choose another --out, or resume with the stored config %s%s",
+				dir, meta.ConfigName, meta.ConfigHash, cfg.Path, cfg.Hash(), filepath.Join(dir, configFile), describeDiff(meta.ConfigText, cfg))
 		}
 		keys, err := store.Keys()
 		if err != nil {
@@ -154,6 +155,21 @@ func openRun(dir string, cfg *config.Config) (*results.Store, map[results.Key]bo
 		return nil, nil, err
 	}
 	return store, map[results.Key]bool{}, nil
+}
+
+// describeDiff lists how cfg differs from the stored config text, one
+// "key: stored -> new" line each, or nothing if the stored text does not
+// parse.
+func describeDiff(stored string, cfg *config.Config) string {
+	old, err := config.Parse("stored config", stored)
+	if err != nil {
+		return ""
+	}
+	d := config.Diff(old, cfg)
+	if len(d) == 0 {
+		return ""
+	}
+	return "\ndifferences (stored -> " + cfg.Path + "):\n  " + strings.Join(d, "\n  ")
 }
 
 // writeAtomic writes b to path through a temporary file and a rename.

@@ -131,3 +131,31 @@ func TestDuplicateLabel(t *testing.T) {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
 }
+
+func TestDiff(t *testing.T) {
+	a, _ := Parse("a.toml", good)
+	text := strings.Replace(good, "seed = 3", "seed = 4", 1)
+	text = strings.Replace(text, "etas = [0.01, 0.1]", "etas = [0.01, 0.2]", 1)
+	text = strings.Replace(text, "steps = 10", "steps = 20", 1)
+	b, err := Parse("b.toml", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(Diff(a, b), "\n")
+	want := strings.Join([]string{
+		"optimizer[1].epochs: 10 -> 20",
+		"optimizer[1].steps: 10 -> 20",
+		"seed: 3 -> 4",
+		"trials.etas: [0.01,0.1] -> [0.01,0.2]",
+	}, "\n")
+	if got != want {
+		t.Errorf("Diff:\n%s\nwant:\n%s", got, want)
+	}
+	if d := Diff(a, a); len(d) != 0 {
+		t.Errorf("Diff of a config with itself: %v", d)
+	}
+	c, _ := Parse("c.toml", good+"\n[[optimizer]]\nname = \"sgd\"\nlabel = \"sgd2\"\n")
+	if d := Diff(a, c); len(d) != 1 || !strings.HasPrefix(d[0], "optimizer: ") {
+		t.Errorf("Diff with an extra optimizer: %v", d)
+	}
+}
