@@ -42,8 +42,8 @@ type Runner struct {
 	data  *graph.Data
 	archs map[string]*nets.Arch
 
-	mu       sync.Mutex
-	initEval map[initKey]*initResult
+	mu    sync.Mutex
+	inits map[initKey]*initState
 }
 
 type initKey struct {
@@ -51,15 +51,18 @@ type initKey struct {
 	init  int
 }
 
-type initResult struct {
+// initState is an initialisation's parameters and pool loss, computed once
+// per run by whichever worker needs them first.
+type initState struct {
 	once      sync.Once
+	params    graph.Params // never modified: trials train a Clone
 	loss, acc float64
 	err       error
 }
 
 // NewRunner prepares c's models for pool.
 func NewRunner(c *config.Config, pool *data.Pool) (*Runner, error) {
-	r := &Runner{cfg: c, hash: c.Hash(), archs: map[string]*nets.Arch{}, initEval: map[initKey]*initResult{}}
+	r := &Runner{cfg: c, hash: c.Hash(), archs: map[string]*nets.Arch{}, inits: map[initKey]*initState{}}
 	r.data = &graph.Data{Y: pool.Labels, Dim: pool.Dim(), Classes: pool.Classes}
 	switch c.DType {
 	case "float32":
@@ -127,36 +130,28 @@ func (w *worker) evaluator(model string) *graph.Evaluator {
 	return e
 }
 
-// initParams returns the parameters of initialisation id of model.
-func (r *Runner) initParams(model string, id int) (graph.Params, error) {
-	a := r.archs[model]
-	vals, err := a.Init(id)
-	if err != nil {
-		return nil, err
-	}
-	return graph.NewParams(a, vals, r.dt), nil
-}
-
-// initTest returns the pool loss and accuracy at initialisation id,
-// computed once per run.
-func (w *worker) initTest(model string, id int) (float64, float64, error) {
+// init returns initialisation id of model (shared: do not modify) with its
+// pool loss and accuracy, computed once per run.
+func (w *worker) init(model string, id int) (*initState, error) {
 	w.r.mu.Lock()
 	k := initKey{model, id}
-	ir, ok := w.r.initEval[k]
+	st, ok := w.r.inits[k]
 	if !ok {
-		ir = &initResult{}
-		w.r.initEval[k] = ir
+		st = &initState{}
+		w.r.inits[k] = st
 	}
 	w.r.mu.Unlock()
-	ir.once.Do(func() {
-		p, err := w.r.initParams(model, id)
+	st.once.Do(func() {
+		a := w.r.archs[model]
+		vals, err := a.Init(id)
 		if err != nil {
-			ir.err = err
+			st.err = err
 			return
 		}
-		ir.loss, ir.acc, ir.err = w.evaluator(model).Mean(p, w.r.data, nil)
+		st.params = graph.NewParams(a, vals, w.r.dt)
+		st.loss, st.acc, st.err = w.evaluator(model).Mean(st.params, w.r.data, nil)
 	})
-	return ir.loss, ir.acc, ir.err
+	return st, st.err
 }
 
 // TrainingSet returns the pool indices of trial t's training set and the
@@ -187,14 +182,12 @@ func (w *worker) run(t Trial) (results.Row, error) {
 		N: c.Trials.N, Batch: t.Opt.Batch, Epochs: t.Opt.Epochs, Steps: t.Opt.Steps,
 		Status: results.StatusOK,
 	}
-	var err error
-	if row.InitTestLoss, row.InitTestAcc, err = w.initTest(t.Model, t.Init); err != nil {
-		return row, fmt.Errorf("%v: initial test loss: %w", t, err)
-	}
-	p, err := w.r.initParams(t.Model, t.Init)
+	init, err := w.init(t.Model, t.Init)
 	if err != nil {
-		return row, fmt.Errorf("%v: %w", t, err)
+		return row, fmt.Errorf("%v: initialisation: %w", t, err)
 	}
+	row.InitTestLoss, row.InitTestAcc = init.loss, init.acc
+	p := init.params.Clone()
 	net, err := w.trainer(t.Model, t.Opt.Batch)
 	if err != nil {
 		return row, err

@@ -129,17 +129,7 @@ func (p *Pool) table64() [][256]float64 {
 // float64. The matrix is computed on the first call and cached; concurrent
 // callers are safe and share the same slice, which they must not modify.
 func (p *Pool) Float64() []float64 {
-	p.once64.Do(func() {
-		t := p.table64()
-		out := make([]float64, len(p.Pixels))
-		p.fill(func(c, lo, hi int) {
-			tc := &t[c]
-			for j, v := range p.Pixels[lo:hi] {
-				out[lo+j] = tc[v]
-			}
-		})
-		p.f64 = out
-	})
+	p.once64.Do(func() { p.f64 = normalised(p, p.table64()) })
 	return p.f64
 }
 
@@ -155,16 +145,21 @@ func (p *Pool) Float32() []float32 {
 				t[c][v] = float32(t64[c][v])
 			}
 		}
-		out := make([]float32, len(p.Pixels))
-		p.fill(func(c, lo, hi int) {
-			tc := &t[c]
-			for j, v := range p.Pixels[lo:hi] {
-				out[lo+j] = tc[v]
-			}
-		})
-		p.f32 = out
+		p.f32 = normalised(p, t)
 	})
 	return p.f32
+}
+
+// normalised maps every pixel through its channel's lookup table.
+func normalised[T float32 | float64](p *Pool, table [][256]T) []T {
+	out := make([]T, len(p.Pixels))
+	p.fill(func(c, lo, hi int) {
+		tc := &table[c]
+		for j, v := range p.Pixels[lo:hi] {
+			out[lo+j] = tc[v]
+		}
+	})
+	return out
 }
 
 // fill calls f(c, lo, hi) for every channel plane Pixels[lo:hi] of every
