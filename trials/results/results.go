@@ -3,7 +3,7 @@
 // A store is a SQLite database (driver modernc.org/sqlite) in WAL journal
 // mode with synchronous=FULL, so that a process killed mid-run (even by
 // SIGKILL) leaves a valid database holding every committed transaction and
-// none of the uncommitted one. Its schema (SchemaVersion 1) is:
+// none of the uncommitted one. Its schema (SchemaVersion 2) is:
 //
 //	CREATE TABLE meta (
 //	    key   TEXT PRIMARY KEY,
@@ -30,10 +30,16 @@
 //	    test_loss      REAL,
 //	    test_acc       REAL,
 //	    train_loss     REAL,
+//	    diverged_step  INTEGER,           -- 0-based step a diverged trial blew up at
+//	    weights        TEXT,              -- landscapes: final weights, JSON array
 //	    PRIMARY KEY (model, optimizer, eta, init_id, trial, dtype)
 //	);
 //
 // Non-finite measurements (NaN, ±Inf) are stored as NULL and read back as NaN.
+//
+// Version 1 (perturb before the batched engine) lacked diverged_step and
+// weights; Open upgrades such a store in place (the new columns are NULL
+// for its rows) and ReadRows reads it as is.
 //
 // A store whose schema_version is newer than SchemaVersion is refused by Open
 // and ReadRows; a file that is not a SQLite database, or a SQLite database
@@ -43,6 +49,7 @@ package results
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -57,7 +64,7 @@ import (
 
 // SchemaVersion is the version of the schema this package writes, and the
 // newest it can read.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Status values of a Row.
 const (
@@ -84,6 +91,11 @@ type Row struct {
 	TestLoss     float64 // may be NaN when Status=="diverged" (stored as NULL)
 	TestAcc      float64
 	TrainLoss    float64
+	// DivergedStep is the 0-based step at which a diverged trial's loss or
+	// weights stopped being finite; -1 when it did not diverge or is unknown.
+	DivergedStep int
+	// Weights are a landscape trial's final weights (nil for image models).
+	Weights []float64
 }
 
 // Key is a row's identity without the measurements (comparable, usable as
@@ -112,6 +124,8 @@ type Meta struct {
 	ConfigText string
 	ConfigName string
 	Created    time.Time
+	// SchemaVersion is the store's schema version as found on disk.
+	SchemaVersion int
 }
 
 // Store is an open results store. Its methods may be called from several
@@ -144,13 +158,19 @@ CREATE TABLE trials (
     test_loss      REAL,
     test_acc       REAL,
     train_loss     REAL,
+    diverged_step  INTEGER,
+    weights        TEXT,
     PRIMARY KEY (model, optimizer, eta, init_id, trial, dtype)
 );
 `
 
 const trialColumns = `config_hash, model, optimizer, eta, init_id, trial, dtype,
     n, batch, epochs, steps, status,
-    init_test_loss, init_test_acc, test_loss, test_acc, train_loss`
+    init_test_loss, init_test_acc, test_loss, test_acc, train_loss,
+    diverged_step, weights`
+
+// v1Columns reads a version 1 store, which lacks the last two columns.
+var v1Columns = strings.Replace(trialColumns, "diverged_step, weights", "NULL, NULL", 1)
 
 // uri builds a SQLite URI filename for path with the given query.
 func uri(path, query string) string {
@@ -259,6 +279,13 @@ func Open(path string) (*Store, Meta, error) {
 		db.Close()
 		return nil, Meta{}, err
 	}
+	if m.SchemaVersion < 2 {
+		if err := upgrade(db); err != nil {
+			db.Close()
+			return nil, Meta{}, fmt.Errorf("results: upgrade %s from schema_version %d: %w", path, m.SchemaVersion, err)
+		}
+		m.SchemaVersion = SchemaVersion
+	}
 	return &Store{db: db, path: path}, m, nil
 }
 
@@ -277,7 +304,11 @@ func ReadRows(path string) (Meta, []Row, error) {
 	if err != nil {
 		return Meta{}, nil, err
 	}
-	rows, err := queryRows(db)
+	cols := trialColumns
+	if m.SchemaVersion < 2 {
+		cols = v1Columns
+	}
+	rows, err := queryRows(db, cols)
 	if err != nil {
 		return Meta{}, nil, fmt.Errorf("results: read %s: %w", path, err)
 	}
@@ -340,7 +371,7 @@ func readMeta(db *sql.DB, path string) (Meta, error) {
 		return Meta{}, fmt.Errorf("results: %s has schema_version %d, but this build of perturb supports schema_version %d at most; "+
 			"read it with a newer perturb (update and rebuild)", path, v, SchemaVersion)
 	}
-	m := Meta{ConfigHash: kv["config_hash"], ConfigText: kv["config_text"], ConfigName: kv["config_name"]}
+	m := Meta{ConfigHash: kv["config_hash"], ConfigText: kv["config_text"], ConfigName: kv["config_name"], SchemaVersion: v}
 	if c := kv["created"]; c != "" {
 		t, err := time.Parse(time.RFC3339, c)
 		if err != nil {
@@ -376,6 +407,31 @@ func (s *Store) Keys() (map[Key]bool, error) {
 		return nil, fmt.Errorf("results: keys of %s: %w", s.path, err)
 	}
 	return keys, nil
+}
+
+// stepValue stores a negative step as NULL.
+func stepValue(step int) any {
+	if step < 0 {
+		return nil
+	}
+	return step
+}
+
+// weightsValue stores weights as a JSON array (non-finite values as null),
+// nil as NULL.
+func weightsValue(w []float64) any {
+	if w == nil {
+		return nil
+	}
+	vals := make([]any, len(w))
+	for i, v := range w {
+		vals[i] = nullable(v)
+	}
+	b, err := json.Marshal(vals)
+	if err != nil {
+		panic(err) // finite floats and nil always marshal
+	}
+	return string(b)
 }
 
 // nullable maps non-finite values to NULL.
@@ -417,7 +473,7 @@ func (s *Store) Insert(rows []Row) error {
 	}
 	defer tx.Rollback() // no-op after Commit
 	st, err := tx.PrepareContext(ctx, `INSERT INTO trials (`+trialColumns+`)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("results: insert into %s: %w", s.path, err)
 	}
@@ -425,7 +481,8 @@ func (s *Store) Insert(rows []Row) error {
 	for _, r := range rows {
 		_, err := st.ExecContext(ctx, r.ConfigHash, r.Model, r.Optimizer, r.Eta, r.Init, r.Trial, r.DType,
 			r.N, r.Batch, r.Epochs, r.Steps, r.Status,
-			nullable(r.InitTestLoss), nullable(r.InitTestAcc), nullable(r.TestLoss), nullable(r.TestAcc), nullable(r.TrainLoss))
+			nullable(r.InitTestLoss), nullable(r.InitTestAcc), nullable(r.TestLoss), nullable(r.TestAcc), nullable(r.TrainLoss),
+			stepValue(r.DivergedStep), weightsValue(r.Weights))
 		if err != nil {
 			var se *sqlite.Error
 			if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE) {
@@ -442,15 +499,34 @@ func (s *Store) Insert(rows []Row) error {
 
 // Rows reads all rows ordered by (model, optimizer, eta, init, trial, dtype).
 func (s *Store) Rows() ([]Row, error) {
-	rows, err := queryRows(s.db)
+	rows, err := queryRows(s.db, trialColumns)
 	if err != nil {
 		return nil, fmt.Errorf("results: read %s: %w", s.path, err)
 	}
 	return rows, nil
 }
 
-func queryRows(db *sql.DB) ([]Row, error) {
-	rs, err := db.Query(`SELECT ` + trialColumns + ` FROM trials
+// upgrade adds version 2's columns to a version 1 store, in one transaction.
+func upgrade(db *sql.DB) error {
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, q := range []string{
+		`ALTER TABLE trials ADD COLUMN diverged_step INTEGER`,
+		`ALTER TABLE trials ADD COLUMN weights TEXT`,
+		`UPDATE meta SET value = '2' WHERE key = 'schema_version'`,
+	} {
+		if _, err := tx.Exec(q); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func queryRows(db *sql.DB, cols string) ([]Row, error) {
+	rs, err := db.Query(`SELECT ` + cols + ` FROM trials
         ORDER BY model, optimizer, eta, init_id, trial, dtype`)
 	if err != nil {
 		return nil, err
@@ -460,11 +536,30 @@ func queryRows(db *sql.DB) ([]Row, error) {
 	for rs.Next() {
 		var r Row
 		var itl, ita, tl, ta, trl sql.NullFloat64
+		var step sql.NullInt64
+		var weights sql.NullString
 		if err := rs.Scan(&r.ConfigHash, &r.Model, &r.Optimizer, &r.Eta, &r.Init, &r.Trial, &r.DType,
-			&r.N, &r.Batch, &r.Epochs, &r.Steps, &r.Status, &itl, &ita, &tl, &ta, &trl); err != nil {
+			&r.N, &r.Batch, &r.Epochs, &r.Steps, &r.Status, &itl, &ita, &tl, &ta, &trl, &step, &weights); err != nil {
 			return nil, err
 		}
 		r.InitTestLoss, r.InitTestAcc, r.TestLoss, r.TestAcc, r.TrainLoss = orNaN(itl), orNaN(ita), orNaN(tl), orNaN(ta), orNaN(trl)
+		r.DivergedStep = -1
+		if step.Valid {
+			r.DivergedStep = int(step.Int64)
+		}
+		if weights.Valid {
+			var w []*float64 // null stands for a non-finite weight
+			if err := json.Unmarshal([]byte(weights.String), &w); err != nil {
+				return nil, fmt.Errorf("row %v: weights %q: %w", r.Key(), weights.String, err)
+			}
+			r.Weights = make([]float64, len(w))
+			for i, v := range w {
+				r.Weights[i] = math.NaN()
+				if v != nil {
+					r.Weights[i] = *v
+				}
+			}
+		}
 		out = append(out, r)
 	}
 	return out, rs.Err()

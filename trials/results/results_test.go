@@ -29,6 +29,7 @@ func mkRow(opt string, eta float64, init, trial int) Row {
 		ConfigHash: "abc123", Model: "logistic", Optimizer: opt, Eta: eta, Init: init, Trial: trial, DType: "float64",
 		N: 8, Batch: 2, Epochs: 3, Steps: 12, Status: StatusOK,
 		InitTestLoss: 0.693147, InitTestAcc: 0.5, TestLoss: 0.25 + float64(trial)/1000, TestAcc: 0.9, TrainLoss: 0.2,
+		DivergedStep: -1,
 	}
 }
 
@@ -65,7 +66,9 @@ func TestRoundTrip(t *testing.T) {
 	div.TestLoss = math.NaN()
 	div.TrainLoss = math.Inf(1)
 	div.TestAcc = math.NaN()
+	div.DivergedStep = 3
 	odd := mkRow("sgd", 0.1, 0, 1)
+	odd.Weights = []float64{1.5, -2.25e-300, 7}
 	odd.TestLoss = 1.0000000000000002 // exact float64 round-trip
 	odd.DType = "float32"
 	in := []Row{mkRow("sgd", 0.1, 0, 0), div, odd, mkRow("gd", 0.1, 0, 0), mkRow("sgd", 0.01, 0, 0)}
@@ -125,7 +128,9 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if !reflect.DeepEqual(m, testMeta()) || !m.Created.Equal(testMeta().Created) {
+	wantMeta := testMeta()
+	wantMeta.SchemaVersion = SchemaVersion
+	if !reflect.DeepEqual(m, wantMeta) || !m.Created.Equal(testMeta().Created) {
 		t.Errorf("Open meta = %+v, want %+v", m, testMeta())
 	}
 	got, err = s2.Rows()
@@ -236,7 +241,7 @@ func TestOpenNewerSchema(t *testing.T) {
 		t.Fatal("Open accepted schema_version 99")
 	}
 	msg := err.Error()
-	for _, want := range []string{path, "schema_version 99", "schema_version 1", "newer perturb"} {
+	for _, want := range []string{path, "schema_version 99", "schema_version 2", "newer perturb"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q lacks %q", msg, want)
 		}
@@ -450,5 +455,52 @@ func TestKillMidRun(t *testing.T) {
 	}
 	if len(rr) != n {
 		t.Fatalf("ReadRows after kill: %d rows, Open+Rows: %d", len(rr), n)
+	}
+}
+
+// TestUpgradeV1 reads a version 1 store (no diverged_step, no weights) as
+// is, upgrades it on Open, and accepts version 2 rows afterwards.
+func TestUpgradeV1(t *testing.T) {
+	s, path := newStore(t)
+	old := mkRow("sgd", 0.1, 0, 0)
+	if err := s.Insert([]Row{old}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`ALTER TABLE trials DROP COLUMN weights`,
+		`ALTER TABLE trials DROP COLUMN diverged_step`,
+		`UPDATE meta SET value = '1' WHERE key = 'schema_version'`,
+	} {
+		if _, err := s.db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	m, rows, err := ReadRows(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.SchemaVersion != 1 || len(rows) != 1 || !sameRow(rows[0], old) {
+		t.Fatalf("v1 store read as version %d, rows %+v", m.SchemaVersion, rows)
+	}
+	s2, m, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if m.SchemaVersion != SchemaVersion {
+		t.Errorf("Open left schema_version %d", m.SchemaVersion)
+	}
+	nw := mkRow("sgd", 0.1, 0, 1)
+	nw.Weights = []float64{0.5}
+	if err := s2.Insert([]Row{nw}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s2.Rows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !sameRow(got[0], old) || !sameRow(got[1], nw) {
+		t.Errorf("after upgrade: %+v", got)
 	}
 }
