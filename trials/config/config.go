@@ -31,6 +31,23 @@
 //	name  = "gd"                 # full-batch GD for T steps
 //	steps = 10
 //
+// Further optimisers (see package optim for their updates): "gdc" (GD plus
+// the covariance regulariser; steps, n >= 2), "igr" (GD on L + (eta/4)
+// |grad L|^2; steps), "smith" (GD on Smith et al.'s SGD modified loss over
+// minibatches of size batch; batch, steps) and "sde" (the SDE approximation
+// of SGD with batch and epochs, refine = 16 substeps per step; n >= 2).
+//
+// The artificial landscapes "gauss", "archimedes", "mean-estimation" and
+// "mean-estimation-l2" are models too; they need no [data] (their points
+// are drawn from N(0,1)) and take optional keys:
+//
+//	[[model]]
+//	name  = "mean-estimation"
+//	inits = [0]
+//	h     = 1.0                  # Hessian H > 0 (mean-estimation only)
+//	s     = 10.0                 # gradient-noise scale S > 0 (mean-estimation only)
+//	start = [10.0]               # initialisation 0 (default: the origin)
+//
 // Every error names the file, the line and the key, says what is wrong and
 // what to do. Load checks every value before any work starts.
 package config
@@ -52,6 +69,8 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/perturb/perturb/nets"
+	"github.com/perturb/perturb/nets/landscape"
+	"github.com/perturb/perturb/trials/optim"
 )
 
 // Config is a validated trial config.
@@ -89,7 +108,17 @@ type Trials struct {
 type Model struct {
 	Name  string `toml:"name" json:"name"`
 	Inits []int  `toml:"inits" json:"inits"`
+	// H and S parameterise the Mean Estimation landscapes (Hessian and
+	// gradient-noise scale); Start is a landscape's initialisation 0 (the
+	// origin when empty).
+	H     float64   `toml:"h" json:"h,omitempty"`
+	S     float64   `toml:"s" json:"s,omitempty"`
+	Start []float64 `toml:"start" json:"start,omitempty"`
 }
+
+// IsLandscape reports whether m is an artificial landscape (unlimited
+// N(0,1) data, closed-form test loss) rather than an image model.
+func (m Model) IsLandscape() bool { return landscape.IsLandscape(m.Name) }
 
 // Optimizer is one optimiser setting. After Load, Batch, Epochs and Steps
 // are all set and consistent: Steps = Epochs·N/Batch.
@@ -100,13 +129,20 @@ type Optimizer struct {
 	Epochs    int    `toml:"epochs" json:"epochs"`
 	Steps     int    `toml:"steps" json:"steps"`
 	Reshuffle bool   `toml:"reshuffle" json:"reshuffle"`
+	// Refine is SDE's number of substeps per SGD step (default 16).
+	Refine int `toml:"refine" json:"refine,omitempty"`
+}
+
+// Spec is o as the optimiser package takes it.
+func (o Optimizer) Spec() optim.Spec {
+	return optim.Spec{Name: o.Name, Batch: o.Batch, Epochs: o.Epochs, Steps: o.Steps, Reshuffle: o.Reshuffle, Refine: o.Refine}
 }
 
 // Known values.
 var (
 	DTypes     = []string{"float32", "float64"}
 	DataSets   = []string{"fashion-mnist", "cifar-10"}
-	Optimisers = []string{"sgd", "gd"}
+	Optimisers = optim.Names
 )
 
 // ErrInvalid is wrapped by every error Load returns for a bad config.
@@ -199,8 +235,8 @@ func knownKeys(k toml.Key) string {
 		"":          "name, seed, dtype, [data], [trials], [[model]], [[optimizer]]",
 		"data":      "set, dir",
 		"trials":    "count, n, etas",
-		"model":     "name, inits",
-		"optimizer": "name, label, batch, epochs, steps, reshuffle",
+		"model":     "name, inits, h, s, start",
+		"optimizer": "name, label, batch, epochs, steps, reshuffle, refine",
 	}
 	parent := ""
 	if len(k) > 1 {
@@ -262,7 +298,7 @@ func (c *Config) validate() error {
 	if !slices.Contains(DTypes, c.DType) {
 		return bad("dtype", "%q is not a dtype; use one of %s", c.DType, strings.Join(DTypes, ", "))
 	}
-	if !slices.Contains(DataSets, c.Data.Set) {
+	if (c.Data.Set != "" || c.NeedsData()) && !slices.Contains(DataSets, c.Data.Set) {
 		return bad("data.set", "%q is not a dataset; use one of %s", c.Data.Set, strings.Join(DataSets, ", "))
 	}
 	t := c.Trials
@@ -288,8 +324,11 @@ func (c *Config) validate() error {
 	}
 	for i, m := range c.Models {
 		key := fmt.Sprintf("model[%d]", i)
-		if !slices.Contains(nets.Names, m.Name) {
-			return bad(key+".name", "%q is not a model; use one of %s", m.Name, strings.Join(nets.Names, ", "))
+		if !slices.Contains(nets.Names, m.Name) && !m.IsLandscape() {
+			return bad(key+".name", "%q is not a model; use one of %s", m.Name, strings.Join(append(slices.Clone(nets.Names), landscape.Names...), ", "))
+		}
+		if err := m.checkLandscape(key); err != nil {
+			return err
 		}
 		for _, o := range c.Models[:i] {
 			if o.Name == m.Name {
@@ -303,7 +342,7 @@ func (c *Config) validate() error {
 			if id < 0 {
 				return bad(key+".inits", "initialisation id %d is negative; use 0 (zeros) or k > 0", id)
 			}
-			if id == 0 && m.Name == "convnet" {
+			if id == 0 && m.Name == "convnet" && !m.IsLandscape() {
 				return bad(key+".inits", "the convnet cannot start from 0 (all zeros: tanh layers get no gradient); use Gaussian draws k > 0")
 			}
 			if slices.Contains(m.Inits[:j], id) {
@@ -332,6 +371,51 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// NeedsData reports whether some model of c is an image model.
+func (c *Config) NeedsData() bool {
+	for _, m := range c.Models {
+		if !m.IsLandscape() {
+			return true
+		}
+	}
+	return false
+}
+
+// checkLandscape validates the landscape keys h, s and start of m.
+func (m Model) checkLandscape(key string) error {
+	if !m.IsLandscape() {
+		for k, set := range map[string]bool{"h": m.H != 0, "s": m.S != 0, "start": m.Start != nil} {
+			if set {
+				return &Error{Key: key + "." + k, Msg: fmt.Sprintf("%s applies only to the artificial landscapes (%s); remove it", k, strings.Join(landscape.Names, ", "))}
+			}
+		}
+		return nil
+	}
+	if !strings.HasPrefix(m.Name, "mean-estimation") {
+		for k, set := range map[string]bool{"h": m.H != 0, "s": m.S != 0} {
+			if set {
+				return &Error{Key: key + "." + k, Msg: fmt.Sprintf("%s applies only to mean-estimation and mean-estimation-l2; remove it", k)}
+			}
+		}
+	}
+	if _, err := landscape.New(m.Name, m.Options(), false); err != nil {
+		k := key + ".start"
+		switch {
+		case strings.HasPrefix(m.Name, "mean-estimation") && !(m.H > 0) || math.IsInf(m.H, 0):
+			k = key + ".h"
+		case strings.HasPrefix(m.Name, "mean-estimation") && !(m.S > 0) || math.IsInf(m.S, 0):
+			k = key + ".s"
+		}
+		return &Error{Key: k, Msg: err.Error()}
+	}
+	return nil
+}
+
+// Options are m's landscape options.
+func (m Model) Options() landscape.Options {
+	return landscape.Options{H: m.H, S: m.S, Start: m.Start}
+}
+
 // normalise checks o against the training-set size n and fills in Batch,
 // Epochs and Steps.
 func (o *Optimizer) normalise(key string, n int) error {
@@ -341,8 +425,11 @@ func (o *Optimizer) normalise(key string, n int) error {
 	if o.Batch < 0 || o.Epochs < 0 || o.Steps < 0 {
 		return bad("batch", "batch, epochs and steps must not be negative")
 	}
+	if o.Refine != 0 && o.Name != "sde" {
+		return bad("refine", "refine applies only to sde; remove it")
+	}
 	switch o.Name {
-	case "sgd":
+	case "sgd", "sde":
 		if o.Batch == 0 {
 			o.Batch = 1
 		}
@@ -361,25 +448,54 @@ func (o *Optimizer) normalise(key string, n int) error {
 			o.Epochs = o.Steps / perEpoch
 		}
 		o.Steps = o.Epochs * perEpoch
-	case "gd":
-		if o.Batch != 0 && o.Batch != n {
-			return bad("batch", "gd uses the full batch (n = %d); remove batch or use sgd", n)
+		if o.Name == "sde" {
+			if o.Reshuffle {
+				return bad("reshuffle", "sde draws Gaussian noise and visits no order; remove the key")
+			}
+			if o.Refine < 0 {
+				return bad("refine", "refine = %d; use a positive number of substeps per SGD step (the paper: 16)", o.Refine)
+			}
+			if o.Refine == 0 {
+				o.Refine = 16
+			}
+			if n < 2 {
+				return bad("name", "sde estimates the gradient covariance from the training points and needs trials.n >= 2 (n = %d)", n)
+			}
+		}
+	case "gd", "gdc", "igr", "smith":
+		if o.Name == "smith" {
+			if o.Batch == 0 {
+				o.Batch = 1
+			}
+			if n%o.Batch != 0 {
+				return bad("batch", "minibatch size %d of the modified loss does not divide trials.n = %d; choose a divisor of n", o.Batch, n)
+			}
+		} else {
+			if o.Batch != 0 && o.Batch != n {
+				return bad("batch", "%s uses the full batch (n = %d); remove batch or use sgd", o.Name, n)
+			}
+			o.Batch = n
 		}
 		if o.Reshuffle {
-			return bad("reshuffle", "gd has no order to reshuffle; remove the key")
+			return bad("reshuffle", "%s is full-batch and has no order to reshuffle; remove the key", o.Name)
 		}
-		o.Batch = n
 		switch {
 		case o.Steps == 0 && o.Epochs == 0:
 			return bad("steps", "missing; set the number of full-batch steps, e.g. steps = 10")
 		case o.Steps != 0 && o.Epochs != 0 && o.Steps != o.Epochs:
-			return bad("steps", "for gd a step is an epoch; steps = %d contradicts epochs = %d", o.Steps, o.Epochs)
+			return bad("steps", "for %s a step is an epoch; steps = %d contradicts epochs = %d", o.Name, o.Steps, o.Epochs)
 		case o.Steps == 0:
 			o.Steps = o.Epochs
 		}
 		o.Epochs = o.Steps
+		if o.Name == "gdc" && n < 2 {
+			return bad("name", "gdc's covariance regulariser needs trials.n >= 2 training points (n = %d); use gd", n)
+		}
 	default:
 		return bad("name", "%q is not an optimizer; use one of %s", o.Name, strings.Join(Optimisers, ", "))
+	}
+	if err := o.Spec().Check(n); err != nil {
+		return bad("name", "%v", err)
 	}
 	return nil
 }

@@ -67,7 +67,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown top key", `seed = 3`, "seed = 3\nsede = 4",
 			`c.toml: line 3 (key "sede"): unknown key; known keys here: name, seed, dtype, [data], [trials], [[model]], [[optimizer]]`},
 		{"typo in optimizer", "batch = 2", "bach = 2",
-			`c.toml: line 19 (key "optimizer.bach"): unknown key; known keys here: name, label, batch, epochs, steps, reshuffle`},
+			`c.toml: line 19 (key "optimizer.bach"): unknown key; known keys here: name, label, batch, epochs, steps, reshuffle, refine`},
 		{"wrong type", "count = 4", `count = "4"`,
 			`c.toml: line 9 (key "trials.count"): incompatible types: TOML value has type string; destination has type integer`},
 		{"syntax", "n = 10", "n = ",
@@ -85,7 +85,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad dtype", `dtype = "float64"`, `dtype = "float16"`,
 			`c.toml: line 3 (key "dtype"): "float16" is not a dtype; use one of float32, float64`},
 		{"bad model", `name = "logistic"`, `name = "resnet"`,
-			`c.toml: line 14 (key "model[0].name"): "resnet" is not a model; use one of logistic, convnet`},
+			`c.toml: line 14 (key "model[0].name"): "resnet" is not a model; use one of logistic, convnet, gauss, archimedes, mean-estimation, mean-estimation-l2`},
 		{"convnet zero init", `name = "logistic"`, `name = "convnet"`,
 			`c.toml: line 15 (key "model[0].inits"): the convnet cannot start from 0 (all zeros: tanh layers get no gradient); use Gaussian draws k > 0`},
 		{"gd steps missing", "steps = 10", "",
@@ -93,13 +93,21 @@ func TestParseErrors(t *testing.T) {
 		{"gd with batch", "steps = 10", "steps = 10\nbatch = 5",
 			`c.toml: line 25 (key "optimizer[1].batch"): gd uses the full batch (n = 10); remove batch or use sgd`},
 		{"unknown optimizer", `name = "gd"`, `name = "adam"`,
-			`c.toml: line 23 (key "optimizer[1].name"): "adam" is not an optimizer; use one of sgd, gd`},
+			`c.toml: line 23 (key "optimizer[1].name"): "adam" is not an optimizer; use one of sgd, gd, gdc, sde, igr, smith`},
 		{"steps not whole epochs", "epochs = 2", "steps = 7",
 			`c.toml: line 20 (key "optimizer[0].steps"): 7 steps is not a whole number of epochs of 5 steps (n/batch); set epochs instead`},
 		{"zero trials", "count = 4", "count = 0",
 			`c.toml: line 9 (key "trials.count"): 0 trials; need at least 1`},
 		{"missing data set", `set = "fashion-mnist"`, `set = "mnist"`,
 			`c.toml: line 6 (key "data.set"): "mnist" is not a dataset; use one of fashion-mnist, cifar-10`},
+		{"batch does not divide n", "n = 10", "n = 1",
+			`c.toml: line 19 (key "optimizer[0].batch"): batch size 2 does not divide trials.n = 1; choose a divisor of n`},
+		{"refine outside sde", "epochs = 2", "epochs = 2\nrefine = 4",
+			`c.toml: line 21 (key "optimizer[0].refine"): refine applies only to sde; remove it`},
+		{"sde reshuffle", "name = \"sgd\"", "name = \"sde\"\nreshuffle = true",
+			`c.toml: line 19 (key "optimizer[0].reshuffle"): sde draws Gaussian noise and visits no order; remove the key`},
+		{"landscape key on image model", "inits = [0, 1]", "inits = [0, 1]\nh = 2.0",
+			`c.toml: line 16 (key "model[0].h"): h applies only to the artificial landscapes (gauss, archimedes, mean-estimation, mean-estimation-l2); remove it`},
 		{"duplicate init", "inits = [0, 1]", "inits = [1, 1]",
 			`c.toml: line 15 (key "model[0].inits"): initialisation 1 listed twice; remove the duplicate`},
 	}
@@ -157,5 +165,75 @@ func TestDiff(t *testing.T) {
 	c, _ := Parse("c.toml", good+"\n[[optimizer]]\nname = \"sgd\"\nlabel = \"sgd2\"\n")
 	if d := Diff(a, c); len(d) != 1 || !strings.HasPrefix(d[0], "optimizer: ") {
 		t.Errorf("Diff with an extra optimizer: %v", d)
+	}
+}
+
+const landscapes = `name = "l"
+seed = 1
+dtype = "float64"
+
+[trials]
+count = 2
+n = 4
+etas = [0.1]
+
+[[model]]
+name = "mean-estimation"
+inits = [0]
+h = 0.5
+s = 2.0
+start = [10.0]
+
+[[model]]
+name = "archimedes"
+inits = [0, 3]
+
+[[optimizer]]
+name = "gdc"
+steps = 3
+
+[[optimizer]]
+name = "sde"
+batch = 2
+
+[[optimizer]]
+name = "smith"
+batch = 2
+steps = 3
+
+[[optimizer]]
+name = "igr"
+steps = 3
+`
+
+func TestParseLandscapes(t *testing.T) {
+	c, err := Parse("l.toml", landscapes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NeedsData() {
+		t.Error("a landscape-only config needs no data")
+	}
+	sde := c.Optimizers[1]
+	if sde.Refine != 16 || sde.Steps != 2 || sde.Epochs != 1 {
+		t.Errorf("sde normalised to %+v", sde)
+	}
+	if sm := c.Optimizers[2]; sm.Batch != 2 || sm.Steps != 3 {
+		t.Errorf("smith normalised to %+v", sm)
+	}
+	if gdc := c.Optimizers[0]; gdc.Batch != 4 || gdc.Steps != 3 {
+		t.Errorf("gdc normalised to %+v", gdc)
+	}
+	bad := []struct{ old, new, want string }{
+		{"h = 0.5", "h = -1.0", `l.toml: line 13 (key "model[0].h"): `},
+		{"start = [10.0]", "start = [1.0, 2.0]", `l.toml: line 15 (key "model[0].start"): `},
+		{"inits = [0, 3]", "inits = [0, 3]\nh = 1.0", `l.toml: line 20 (key "model[1].h"): h applies only to mean-estimation`},
+		{"n = 4", "n = 1", `(key "optimizer[0].name"): gdc's covariance regulariser needs trials.n >= 2`},
+	}
+	for _, tc := range bad {
+		_, err := Parse("l.toml", strings.Replace(landscapes, tc.old, tc.new, 1))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s -> %s: error %v, want it to contain %q", tc.old, tc.new, err, tc.want)
+		}
 	}
 }

@@ -29,6 +29,9 @@ const (
 	// (model name hash, k). It does not depend on the run seed, so
 	// initialisation k is the same across every config.
 	Init = "perturb/init/v1"
+	// SDENoise draws the Gaussian noise of a trial's SDE substeps, keyed by
+	// (seed, init, trial): common to every learning rate of the trial.
+	SDENoise = "perturb/sde-noise/v1"
 )
 
 // Key returns the 32-byte ChaCha8 key for purpose and ids.
