@@ -99,3 +99,25 @@ func TestXavierScales(t *testing.T) {
 		}
 	}
 }
+
+func TestDenseFLOPs(t *testing.T) {
+	tests := []struct {
+		name    string
+		c, h, w int
+		want    float64
+	}{
+		{"logistic", 1, 28, 28, 2 * 784 * 10},
+		// 12×12 positions of a 25×10 kernel, 4×4 of 250×10, then 160×10 and 10×10.
+		{"convnet", 1, 28, 28, 2 * (144*25*10 + 16*250*10 + 160*10 + 10*10)},
+		{"convnet", 3, 32, 32, 2 * (196*75*10 + 25*250*10 + 250*10 + 10*10)},
+	}
+	for _, tc := range tests {
+		a, err := New(tc.name, tc.c, tc.h, tc.w, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.DenseFLOPs(); got != tc.want {
+			t.Errorf("%s %dx%dx%d: %g FLOPs, want %g", tc.name, tc.c, tc.h, tc.w, got, tc.want)
+		}
+	}
+}
