@@ -6,15 +6,27 @@ BIN      := bin/perturb
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build data check-go run test vet fuzz bench clean
+.PHONY: all build blas data check-go run test test-purego vet fuzz bench bench-go clean
+
+# OpenBLAS (Debian's libopenblas-dev) behind gonum and gorgonia: the build
+# tag openblas links it; without the tag everything runs on gonum's pure Go.
+TAGS ?= openblas
+GOFLAGS_TAGS := $(if $(TAGS),-tags $(TAGS))
 
 all: build
 
 check-go:
 	@command -v $(GO) >/dev/null 2>&1 || { echo "Go 1.21 or newer is needed (go.mod asks for 1.26, fetched automatically by Go >= 1.21): install it from https://go.dev/dl and put it on PATH"; exit 1; }
 
-build: check-go
-	$(GO) build -o $(BIN) ./cmd/perturb
+build: check-go $(if $(filter openblas,$(TAGS)),blas)
+	$(GO) build $(GOFLAGS_TAGS) -o $(BIN) ./cmd/perturb
+
+# Install OpenBLAS's development files when they are missing.
+blas:
+	@if ! ls /usr/lib/*/libopenblas.so /usr/lib/libopenblas.so >/dev/null 2>&1; then \
+		echo "installing libopenblas-dev"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libopenblas-dev; \
+	fi
 
 # The real Fashion-MNIST, from Debian's dataset-fashion-mnist package.
 data:
@@ -30,7 +42,7 @@ run: data build
 
 vet: check-go
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
-	$(GO) vet ./...
+	$(GO) vet $(GOFLAGS_TAGS) ./...
 
 # Fuzz each target briefly (their corpora live in testdata/fuzz).
 FUZZTIME ?= 10s
@@ -40,13 +52,23 @@ fuzz: check-go
 	$(GO) test ./nets/data/ -run '^$$' -fuzz '^FuzzReadCIFARBatch$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./trials/config/ -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
-test: data vet
-	$(GO) test -count=1 -timeout 20m ./...
+test: data vet $(if $(filter openblas,$(TAGS)),blas)
+	$(GO) test $(GOFLAGS_TAGS) -count=1 -timeout 20m ./...
+	$(MAKE) test-purego
 	$(MAKE) fuzz FUZZTIME=5s
 
-# Speed measurements (not run by CI): full-pool loss and one SGD step.
-bench: check-go
-	$(GO) test ./graph/ -run '^$$' -bench . -benchtime 3x
+# The pure-Go BLAS path of the numerical packages (no cgo, no OpenBLAS).
+test-purego: check-go
+	CGO_ENABLED=0 $(GO) test -count=1 -timeout 10m ./graph/ ./trials/optim/
+
+# Speed measurements (not run by CI): BLAS, batched against unbatched
+# trials, evaluation GFLOP/s, on the real Fashion-MNIST.
+bench: data build
+	./$(BIN) bench
+
+# Go benchmarks of the graph package (full-pool loss, steps, batching).
+bench-go: check-go
+	$(GO) test $(GOFLAGS_TAGS) ./graph/ -run '^$$' -bench . -benchtime 3x
 
 clean:
 	rm -rf bin

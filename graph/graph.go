@@ -173,9 +173,13 @@ func Compile(arch *nets.Arch, dt tensor.Dtype, batch int, withGrad bool) (*Net, 
 }
 
 // CrossEntropy returns the per-example softmax cross-entropy
-// −Σ_k y_k log softmax(z)_k of logits z against one-hot targets y.
+// −Σ_k y_k log softmax(z)_k of logits z against one-hot targets y. It uses
+// this package's row-wise log-softmax, not G.LogSoftMax, whose kernel in
+// gorgonia.org/tensor v0.9.24 shifts every row by the first element of the
+// whole matrix (see logSoftmaxKernel): one extreme example would ruin the
+// loss of every other example of its chunk.
 func CrossEntropy(logits, y *G.Node) (*G.Node, error) {
-	lsm, err := G.LogSoftMax(logits)
+	lsm, err := logSoftmax(logits)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"github.com/perturb/perturb/nets"
@@ -193,5 +194,32 @@ func TestEvaluatorChunking(t *testing.T) {
 	l7, _, _ := one.Mean(p, d, []int{7})
 	if w := (2*l3 + l7) / 3; math.Abs(got-w) > 1e-12 {
 		t.Errorf("rows %v: loss %v, want %v", rows, got, w)
+	}
+}
+
+// TestCrossEntropyRowsIndependent: an extreme logit in the first example
+// must not change the loss of the others (G.LogSoftMax in tensor v0.9.24
+// shifts every row by the matrix's first element and fails this).
+func TestCrossEntropyRowsIndependent(t *testing.T) {
+	g := G.NewGraph()
+	z := G.NewMatrix(g, tensor.Float64, G.WithShape(3, 2), G.WithName("z"),
+		G.WithValue(tensor.New(tensor.WithShape(3, 2), tensor.WithBacking([]float64{1000, 0, 1, 2, -3, 0.5}))))
+	y := G.NewMatrix(g, tensor.Float64, G.WithShape(3, 2), G.WithName("y"),
+		G.WithValue(tensor.New(tensor.WithShape(3, 2), tensor.WithBacking([]float64{1, 0, 0, 1, 1, 0}))))
+	ce, err := CrossEntropy(z, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := G.NewTapeMachine(g)
+	defer vm.Close()
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	got := ce.Value().Data().([]float64)
+	want := []float64{0, math.Log(1 + math.Exp(-1)), 3.5 + math.Log(1+math.Exp(-3.5))}
+	for i := range want {
+		if !(math.Abs(got[i]-want[i]) <= 1e-12) {
+			t.Errorf("example %d: loss %.15g, want %.15g", i, got[i], want[i])
+		}
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 
 	"gorgonia.org/tensor"
@@ -12,7 +14,9 @@ import (
 	"github.com/perturb/perturb/graph"
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/data"
+	"github.com/perturb/perturb/nets/landscape"
 	"github.com/perturb/perturb/trials/config"
+	"github.com/perturb/perturb/trials/optim"
 	"github.com/perturb/perturb/trials/results"
 	"github.com/perturb/perturb/trials/seed"
 )
@@ -23,27 +27,52 @@ type Recorder interface {
 	Record(results.Row) error
 }
 
+// DefaultMaxBytes is the default memory budget of a run's working buffers
+// (compiled graphs and evaluation chunks, all workers together).
+const DefaultMaxBytes = 3 << 30
+
 // Settings controls how trials run; they never change the results.
 type Settings struct {
-	// Workers is the number of trials run in parallel; 0 means one per CPU.
+	// Workers is the number of trial batches run in parallel; 0 means one
+	// per CPU.
 	Workers int
+	// K is the number of trials advanced together in one batch; 0 chooses
+	// it from the model and the memory budget (see AutoK).
+	K int
+	// MaxBytes bounds the working memory of all workers together; 0 means
+	// DefaultMaxBytes.
+	MaxBytes int64
 	// Skip lists trials already recorded (a resumed run).
 	Skip map[results.Key]bool
-	// Progress, if set, is called after every finished trial with the
-	// number done and the total to run (from one goroutine at a time).
+	// Progress, if set, is called after every finished batch with the
+	// number of trials done and the total to run (from one goroutine at a
+	// time).
 	Progress func(done, total int)
 }
 
-// Runner runs the trials of one config on one pool.
+// Runner runs the trials of one config.
 type Runner struct {
-	cfg   *config.Config
-	hash  string
-	dt    tensor.Dtype
-	data  *graph.Data
-	archs map[string]*nets.Arch
+	cfg    *config.Config
+	hash   string
+	dt     tensor.Dtype
+	data   *graph.Data // nil when every model is a landscape
+	models map[string]*model
 
 	mu    sync.Mutex
 	inits map[initKey]*initState
+}
+
+// model is one config model: an image architecture or a landscape.
+type model struct {
+	arch *nets.Arch           // image models
+	land *landscape.Landscape // landscapes
+}
+
+func (m *model) numParams() int {
+	if m.land != nil {
+		return m.land.NumParams()
+	}
+	return m.arch.NumParams()
 }
 
 type initKey struct {
@@ -51,90 +80,188 @@ type initKey struct {
 	init  int
 }
 
-// initState is an initialisation's parameters and pool loss, computed once
-// per run by whichever worker needs them first.
+// initState is an initialisation's flat parameters and test loss, computed
+// once per run by whichever worker needs them first.
 type initState struct {
 	once      sync.Once
-	params    graph.Params // never modified: trials train a Clone
+	theta     []float64 // never modified: trials train a copy
 	loss, acc float64
 	err       error
 }
 
-// NewRunner prepares c's models for pool.
+// NewRunner prepares c's models; pool may be nil when every model is a
+// landscape.
 func NewRunner(c *config.Config, pool *data.Pool) (*Runner, error) {
-	r := &Runner{cfg: c, hash: c.Hash(), archs: map[string]*nets.Arch{}, inits: map[initKey]*initState{}}
-	r.data = &graph.Data{Y: pool.Labels, Dim: pool.Dim(), Classes: pool.Classes}
-	switch c.DType {
-	case "float32":
+	r := &Runner{cfg: c, hash: c.Hash(), models: map[string]*model{}, inits: map[initKey]*initState{}, dt: tensor.Float64}
+	if c.DType == "float32" {
 		r.dt = tensor.Float32
-		r.data.X32 = pool.Float32()
-	default:
-		r.dt = tensor.Float64
-		r.data.X64 = pool.Float64()
+	}
+	if c.NeedsData() {
+		if pool == nil {
+			return nil, fmt.Errorf("config %s has image models but no data pool was loaded", c.Name)
+		}
+		r.data = &graph.Data{Y: pool.Labels, Dim: pool.Dim(), Classes: pool.Classes}
+		if r.dt == tensor.Float32 {
+			r.data.X32 = pool.Float32()
+		} else {
+			r.data.X64 = pool.Float64()
+		}
 	}
 	for _, m := range c.Models {
+		if m.IsLandscape() {
+			l, err := landscape.New(m.Name, m.Options(), r.dt == tensor.Float32)
+			if err != nil {
+				return nil, fmt.Errorf("model %s: %w", m.Name, err)
+			}
+			r.models[m.Name] = &model{land: l}
+			continue
+		}
 		a, err := nets.New(m.Name, pool.Channels, pool.Height, pool.Width, pool.Classes)
 		if err != nil {
 			return nil, fmt.Errorf("model %s on %s: %w", m.Name, pool.Name, err)
 		}
-		r.archs[m.Name] = a
+		r.models[m.Name] = &model{arch: a}
 	}
 	return r, nil
 }
 
-// worker holds one goroutine's compiled graphs.
+// AutoK is the number of trials per batch Run uses for a model when
+// Settings.K is 0: enough to amortise the per-operation cost of a graph
+// run (about 3 µs per op) over many trials, small enough that a batch's
+// training graph (about K·B·20 kB for the convnet) and its share of the
+// evaluation buffers stay within budget.
+func AutoK(m config.Model, maxBytesPerWorker int64) int {
+	if m.IsLandscape() {
+		return 1024
+	}
+	k := 64
+	// The evaluator needs at least one example per trial in a chunk; keep
+	// room for chunks of ≥ 256 examples at about 8 kB per example·trial.
+	for k > 1 && int64(k)*256*8<<10 > maxBytesPerWorker {
+		k /= 2
+	}
+	return k
+}
+
+// batch is up to K trials of one (model, init, optimiser).
+type batch struct {
+	model  string
+	init   int
+	opt    config.Optimizer
+	trials []Trial
+}
+
+// batches groups the trials to run by (model, init, optimiser), in plan
+// order, and cuts each group into batches of at most k(model) trials.
+func batches(todo []Trial, k func(model string) int) []batch {
+	type gk struct {
+		model string
+		init  int
+		label string
+	}
+	var order []gk
+	groups := map[gk][]Trial{}
+	for _, t := range todo {
+		g := gk{t.Model, t.Init, t.Opt.Label}
+		if _, ok := groups[g]; !ok {
+			order = append(order, g)
+		}
+		groups[g] = append(groups[g], t)
+	}
+	var out []batch
+	for _, g := range order {
+		ts := groups[g]
+		size := max(k(g.model), 1)
+		for i := 0; i < len(ts); i += size {
+			b := ts[i:min(i+size, len(ts))]
+			out = append(out, batch{model: g.model, init: g.init, opt: b[0].Opt, trials: b})
+		}
+	}
+	return out
+}
+
+// worker holds one goroutine's backends and evaluators.
 type worker struct {
 	r        *Runner
-	trainers map[trainerKey]*graph.Net
-	evals    map[string]*graph.Evaluator
+	maxBytes int64
+	backends map[string]optim.Backend
+	evals    map[string]*graph.PoolEvaluator
 }
 
-type trainerKey struct {
-	model string
-	batch int
+func (r *Runner) newWorker(maxBytes int64) *worker {
+	return &worker{r: r, maxBytes: maxBytes, backends: map[string]optim.Backend{}, evals: map[string]*graph.PoolEvaluator{}}
 }
 
-func (r *Runner) newWorker() *worker {
-	return &worker{r: r, trainers: map[trainerKey]*graph.Net{}, evals: map[string]*graph.Evaluator{}}
-}
-
-func (w *worker) close() {
-	for _, n := range w.trainers {
-		n.Close()
+func (w *worker) backend(name string) optim.Backend {
+	if b, ok := w.backends[name]; ok {
+		return b
 	}
-	for _, e := range w.evals {
-		e.Close()
+	m := w.r.models[name]
+	var b optim.Backend
+	if m.land != nil {
+		b = m.land
+	} else {
+		b = graph.NewImageBackend(m.arch, w.r.dt, w.r.data)
 	}
+	w.backends[name] = b
+	return b
 }
 
-func (w *worker) trainer(model string, batch int) (*graph.Net, error) {
-	k := trainerKey{model, batch}
-	if n, ok := w.trainers[k]; ok {
-		return n, nil
+func (w *worker) evaluator(name string) (*graph.PoolEvaluator, error) {
+	if e, ok := w.evals[name]; ok {
+		return e, nil
 	}
-	n, err := graph.Compile(w.r.archs[model], w.r.dt, batch, true)
+	e, err := graph.NewPoolEvaluator(w.r.models[name].arch, w.r.data, graph.PoolOptions{MaxBytes: w.maxBytes / 2, Workers: 1})
 	if err != nil {
 		return nil, err
 	}
-	w.trainers[k] = n
-	return n, nil
+	w.evals[name] = e
+	return e, nil
 }
 
-func (w *worker) evaluator(model string) *graph.Evaluator {
-	if e, ok := w.evals[model]; ok {
-		return e
+// testLoss sets the test loss and accuracy of each theta.
+func (w *worker) testLoss(name string, theta [][]float64, loss, acc []float64) error {
+	if l := w.r.models[name].land; l != nil {
+		return l.TestLoss(theta, loss, acc)
 	}
-	a := w.r.archs[model]
-	e := graph.NewEvaluator(a, w.r.dt, graph.DefaultChunk(a))
-	w.evals[model] = e
-	return e
+	e, err := w.evaluator(name)
+	if err != nil {
+		return err
+	}
+	return e.TestLoss(theta, loss, acc)
 }
 
-// init returns initialisation id of model (shared: do not modify) with its
-// pool loss and accuracy, computed once per run.
-func (w *worker) init(model string, id int) (*initState, error) {
+// trainLoss sets the mean loss of each theta over its training set.
+func (w *worker) trainLoss(name string, theta [][]float64, sets [][]nets.Sample, loss []float64) error {
+	if w.r.models[name].land != nil {
+		grad := make([][]float64, len(theta))
+		for k := range grad {
+			grad[k] = make([]float64, len(theta[k]))
+		}
+		return w.backend(name).Grad(theta, sets, loss, grad)
+	}
+	e, err := w.evaluator(name)
+	if err != nil {
+		return err
+	}
+	acc := make([]float64, len(theta))
+	for k := range theta {
+		rows := make([]int, len(sets[k]))
+		for i, s := range sets[k] {
+			rows[i] = s.Row
+		}
+		if err := e.Mean(theta[k:k+1], rows, loss[k:k+1], acc[k:k+1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// init returns initialisation id of a model (shared: do not modify) with
+// its test loss and accuracy, computed once per run.
+func (w *worker) init(name string, id int) (*initState, error) {
 	w.r.mu.Lock()
-	k := initKey{model, id}
+	k := initKey{name, id}
 	st, ok := w.r.inits[k]
 	if !ok {
 		st = &initState{}
@@ -142,30 +269,54 @@ func (w *worker) init(model string, id int) (*initState, error) {
 	}
 	w.r.mu.Unlock()
 	st.once.Do(func() {
-		a := w.r.archs[model]
-		vals, err := a.Init(id)
-		if err != nil {
-			st.err = err
+		m := w.r.models[name]
+		if m.land != nil {
+			st.theta, st.err = m.land.Init(id)
+		} else {
+			var vals [][]float64
+			vals, st.err = m.arch.Init(id)
+			for _, v := range vals {
+				st.theta = append(st.theta, v...)
+			}
+		}
+		if st.err != nil {
 			return
 		}
-		st.params = graph.NewParams(a, vals, w.r.dt)
-		st.loss, st.acc, st.err = w.evaluator(model).Mean(st.params, w.r.data, nil)
+		w.backend(name).Round(st.theta)
+		loss, acc := []float64{0}, []float64{0}
+		st.err = w.testLoss(name, [][]float64{st.theta}, loss, acc)
+		st.loss, st.acc = loss[0], acc[0]
 	})
 	return st, st.err
 }
 
-// TrainingSet returns the pool indices of trial t's training set and the
-// order of epoch e.
+// TrainingSet returns the pool indices of trial t's training set (image
+// models): N draws with replacement from the stream seed.TrainSet keyed by
+// (seed, init, trial).
 func TrainingSet(c *config.Config, t Trial, poolLen int) []int {
 	return seed.Draw(seed.New(seed.TrainSet, c.Seed, uint64(t.Init), uint64(t.Index)), c.Trials.N, poolLen)
 }
 
+// Samples returns trial t's training samples: pool rows for image models,
+// N standard-normal draws from the same stream for landscapes.
+func (r *Runner) Samples(t Trial) []nets.Sample {
+	if r.models[t.Model].land != nil {
+		return landscape.Samples(seed.New(seed.TrainSet, r.cfg.Seed, uint64(t.Init), uint64(t.Index)), r.cfg.Trials.N)
+	}
+	rows := TrainingSet(r.cfg, t, r.data.Len())
+	out := make([]nets.Sample, len(rows))
+	for i, row := range rows {
+		out[i] = nets.Sample{Row: row}
+	}
+	return out
+}
+
 // epochOrder returns the training set in the order epoch e visits it.
 func epochOrder(c *config.Config, t Trial, set []int, e int) []int {
-	if e == 0 || !t.Opt.Reshuffle {
+	perm := epochPerm(c, t, len(set), e)
+	if perm == nil {
 		return set
 	}
-	perm := seed.New(seed.Shuffle, c.Seed, uint64(t.Init), uint64(t.Index), uint64(e)).Perm(len(set))
 	out := make([]int, len(set))
 	for i, j := range perm {
 		out[i] = set[j]
@@ -173,73 +324,106 @@ func epochOrder(c *config.Config, t Trial, set []int, e int) []int {
 	return out
 }
 
-// run executes one trial.
-func (w *worker) run(t Trial) (results.Row, error) {
+// epochPerm is the permutation of the training set that epoch e uses, or
+// nil for draw order (epoch 0, or no reshuffle): seed.Shuffle keyed by
+// (seed, init, trial, epoch).
+func epochPerm(c *config.Config, t Trial, n, e int) []int {
+	if e == 0 || !t.Opt.Reshuffle {
+		return nil
+	}
+	return seed.New(seed.Shuffle, c.Seed, uint64(t.Init), uint64(t.Index), uint64(e)).Perm(n)
+}
+
+// run executes one batch and returns its rows in the batch's order.
+func (w *worker) run(b batch) ([]results.Row, error) {
 	c := w.r.cfg
-	row := results.Row{
-		ConfigHash: w.r.hash, Model: t.Model, Optimizer: t.Opt.Label, Eta: t.Eta,
-		Init: t.Init, Trial: t.Index, DType: c.DType,
-		N: c.Trials.N, Batch: t.Opt.Batch, Epochs: t.Opt.Epochs, Steps: t.Opt.Steps,
-		Status: results.StatusOK,
-	}
-	init, err := w.init(t.Model, t.Init)
+	init, err := w.init(b.model, b.init)
 	if err != nil {
-		return row, fmt.Errorf("%v: initialisation: %w", t, err)
+		return nil, fmt.Errorf("%s init %d: %w", b.model, b.init, err)
 	}
-	row.InitTestLoss, row.InitTestAcc = init.loss, init.acc
-	p := init.params.Clone()
-	net, err := w.trainer(t.Model, t.Opt.Batch)
+	k := len(b.trials)
+	ob := &optim.Batch{Backend: w.backend(b.model)}
+	for _, t := range b.trials {
+		ob.Theta = append(ob.Theta, slices.Clone(init.theta))
+		ob.Eta = append(ob.Eta, t.Eta)
+		ob.Sets = append(ob.Sets, w.r.Samples(t))
+	}
+	ob.Order = func(i, e int) []int { return epochPerm(c, b.trials[i], c.Trials.N, e) }
+	ob.Noise = func(i int) *rand.Rand {
+		t := b.trials[i]
+		return seed.New(seed.SDENoise, c.Seed, uint64(t.Init), uint64(t.Index))
+	}
+	res, err := optim.Run(b.opt.Spec(), ob)
 	if err != nil {
-		return row, err
+		return nil, fmt.Errorf("%s init %d %s: %w", b.model, b.init, b.opt.Label, err)
 	}
-	set := TrainingSet(c, t, w.r.data.Len())
-	diverged := false
-train:
-	for e := 0; e < t.Opt.Epochs; e++ {
-		order := epochOrder(c, t, set, e)
-		for b := 0; b+t.Opt.Batch <= len(order); b += t.Opt.Batch {
-			loss, g, err := net.Grad(p, w.r.data, order[b:b+t.Opt.Batch])
-			if err != nil {
-				return row, fmt.Errorf("%v: %w", t, err)
-			}
-			if !finite(loss) {
-				diverged = true
-				break train
-			}
-			p.Step(t.Eta, g)
+	// Measure the trials that did not diverge.
+	var live []int
+	for i := range b.trials {
+		if res.Diverged[i] < 0 {
+			live = append(live, i)
 		}
 	}
 	nan := math.NaN()
-	if diverged || !p.Finite() {
-		row.Status, row.TestLoss, row.TestAcc, row.TrainLoss = results.StatusDiverged, nan, nan, nan
-		return row, nil
+	testLoss, testAcc, trainLoss := make([]float64, k), make([]float64, k), make([]float64, k)
+	for i := range testLoss {
+		testLoss[i], testAcc[i], trainLoss[i] = nan, nan, nan
 	}
-	ev := w.evaluator(t.Model)
-	if row.TrainLoss, _, err = ev.Mean(p, w.r.data, set); err != nil {
-		return row, fmt.Errorf("%v: train loss: %w", t, err)
+	if len(live) > 0 {
+		theta := make([][]float64, len(live))
+		sets := make([][]nets.Sample, len(live))
+		for j, i := range live {
+			theta[j], sets[j] = ob.Theta[i], ob.Sets[i]
+		}
+		tl, ta, tr := make([]float64, len(live)), make([]float64, len(live)), make([]float64, len(live))
+		if err := w.testLoss(b.model, theta, tl, ta); err != nil {
+			return nil, fmt.Errorf("%s init %d %s: test loss: %w", b.model, b.init, b.opt.Label, err)
+		}
+		if err := w.trainLoss(b.model, theta, sets, tr); err != nil {
+			return nil, fmt.Errorf("%s init %d %s: train loss: %w", b.model, b.init, b.opt.Label, err)
+		}
+		for j, i := range live {
+			testLoss[i], testAcc[i], trainLoss[i] = tl[j], ta[j], tr[j]
+		}
 	}
-	if row.TestLoss, row.TestAcc, err = ev.Mean(p, w.r.data, nil); err != nil {
-		return row, fmt.Errorf("%v: test loss: %w", t, err)
+	rows := make([]results.Row, k)
+	for i, t := range b.trials {
+		row := results.Row{
+			ConfigHash: w.r.hash, Model: t.Model, Optimizer: t.Opt.Label, Eta: t.Eta,
+			Init: t.Init, Trial: t.Index, DType: c.DType,
+			N: c.Trials.N, Batch: t.Opt.Batch, Epochs: t.Opt.Epochs, Steps: t.Opt.Steps,
+			Status:       results.StatusOK,
+			InitTestLoss: init.loss, InitTestAcc: init.acc,
+			TestLoss: testLoss[i], TestAcc: testAcc[i], TrainLoss: trainLoss[i],
+			DivergedStep: res.Diverged[i],
+		}
+		if w.r.models[t.Model].land != nil {
+			row.Weights = slices.Clone(ob.Theta[i])
+		}
+		if row.DivergedStep >= 0 || !finite(row.TestLoss) || !finite(row.TrainLoss) {
+			row.Status = results.StatusDiverged
+		}
+		rows[i] = row
 	}
-	if !finite(row.TestLoss) || !finite(row.TrainLoss) {
-		row.Status = results.StatusDiverged
-	}
-	return row, nil
+	return rows, nil
 }
 
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
 // RunOne runs a single trial on a fresh worker (for tests and debugging).
 func (r *Runner) RunOne(t Trial) (results.Row, error) {
-	w := r.newWorker()
-	defer w.close()
-	return w.run(t)
+	w := r.newWorker(DefaultMaxBytes)
+	rows, err := w.run(batch{model: t.Model, init: t.Init, opt: t.Opt, trials: []Trial{t}})
+	if err != nil {
+		return results.Row{}, err
+	}
+	return rows[0], nil
 }
 
-// Run runs every trial of the plan not in s.Skip and hands each row to rec.
-// It stops at the first error (which names the trial), or when ctx is
-// cancelled after the trials in progress finish; rows recorded before that
-// stay recorded.
+// Run runs every trial of the plan not in s.Skip, K at a time, and hands
+// each row to rec. It stops at the first error (which names the trials),
+// or when ctx is cancelled after the batches in progress finish; rows
+// recorded before that stay recorded.
 func (r *Runner) Run(ctx context.Context, rec Recorder, s Settings) error {
 	var todo []Trial
 	for _, t := range Plan(r.cfg) {
@@ -251,10 +435,25 @@ func (r *Runner) Run(ctx context.Context, rec Recorder, s Settings) error {
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
-	workers = min(workers, max(len(todo), 1))
+	maxBytes := s.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	perWorker := maxBytes / int64(workers)
+	byName := map[string]config.Model{}
+	for _, m := range r.cfg.Models {
+		byName[m.Name] = m
+	}
+	bs := batches(todo, func(name string) int {
+		if s.K > 0 {
+			return s.K
+		}
+		return AutoK(byName[name], perWorker)
+	})
+	workers = min(workers, max(len(bs), 1))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	jobs := make(chan Trial)
+	jobs := make(chan batch)
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -273,11 +472,13 @@ func (r *Runner) Run(ctx context.Context, rec Recorder, s Settings) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := r.newWorker()
-			defer w.close()
-			for t := range jobs {
-				row, err := w.run(t)
-				if err == nil {
+			w := r.newWorker(perWorker)
+			for b := range jobs {
+				rows, err := w.run(b)
+				for _, row := range rows {
+					if err != nil {
+						break
+					}
 					err = rec.Record(row)
 				}
 				if err != nil {
@@ -285,7 +486,7 @@ func (r *Runner) Run(ctx context.Context, rec Recorder, s Settings) error {
 					continue
 				}
 				mu.Lock()
-				done++
+				done += len(rows)
 				if s.Progress != nil {
 					s.Progress(done, len(todo))
 				}
@@ -294,9 +495,9 @@ func (r *Runner) Run(ctx context.Context, rec Recorder, s Settings) error {
 		}()
 	}
 feed:
-	for _, t := range todo {
+	for _, b := range bs {
 		select {
-		case jobs <- t:
+		case jobs <- b:
 		case <-ctx.Done():
 			break feed
 		}

@@ -2,6 +2,7 @@ package trials
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -164,7 +165,7 @@ func TestSGDMatchesReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := r.archs["logistic"]
+	a := r.models["logistic"].arch
 	all := make([]int, pool.Len())
 	for i := range all {
 		all[i] = i
@@ -191,13 +192,13 @@ func TestSGDMatchesReference(t *testing.T) {
 		init, _ := a.Init(tr.Init)
 		s := a.Params[0].Scale
 		w, b := refLogisticSGD(pool, init[0], s, batches, tr.Eta)
-		if want := refLoss(pool, w, b, s, set); math.Abs(row.TrainLoss-want) > 1e-12 {
+		if want := refLoss(pool, w, b, s, set); !(math.Abs(row.TrainLoss-want) <= 1e-12) {
 			t.Errorf("%v: train loss %.15g, reference %.15g", tr, row.TrainLoss, want)
 		}
-		if want := refLoss(pool, w, b, s, all); math.Abs(row.TestLoss-want) > 1e-12 {
+		if want := refLoss(pool, w, b, s, all); !(math.Abs(row.TestLoss-want) <= 1e-12) {
 			t.Errorf("%v: test loss %.15g, reference %.15g", tr, row.TestLoss, want)
 		}
-		if want := refLoss(pool, init[0], make([]float64, 10), s, all); math.Abs(row.InitTestLoss-want) > 1e-12 {
+		if want := refLoss(pool, init[0], make([]float64, 10), s, all); !(math.Abs(row.InitTestLoss-want) <= 1e-12) {
 			t.Errorf("%v: initial test loss %.15g, reference %.15g", tr, row.InitTestLoss, want)
 		}
 		if row.TestLoss >= row.InitTestLoss {
@@ -266,7 +267,7 @@ func TestDeterminismAndOrder(t *testing.T) {
 		for name, other := range map[string]map[results.Key]results.Row{"3 workers": three, "reverse order": rev} {
 			b := other[k]
 			if math.Float64bits(a.TestLoss) != math.Float64bits(b.TestLoss) ||
-				math.Float64bits(a.TrainLoss) != math.Float64bits(b.TrainLoss) || a != b {
+				math.Float64bits(a.TrainLoss) != math.Float64bits(b.TrainLoss) || !sameRow(a, b) {
 				t.Fatalf("%s: row %v differs:\n%+v\n%+v", name, k, a, b)
 			}
 		}
@@ -392,7 +393,7 @@ steps = 20
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := runner.archs["convnet"]
+	a := runner.models["convnet"].arch
 	init, _ := a.Init(1)
 	ev := graph.NewEvaluator(a, runner.dt, 4)
 	before, _, err := ev.Mean(graph.NewParams(a, init, runner.dt), runner.data, TrainingSet(c, tr, n))
@@ -401,5 +402,87 @@ steps = 20
 	}
 	if row.Status != results.StatusOK || !(row.TrainLoss < 0.9*before) {
 		t.Fatalf("GD on the convnet: train loss %v from %v (status %s)", row.TrainLoss, before, row.Status)
+	}
+}
+
+const imageKConfig = `name = "kimg"
+seed = 5
+dtype = "%s"
+[data]
+set = "fashion-mnist"
+[trials]
+count = 5
+n = 4
+etas = [0.05, 0.3]
+[[model]]
+name = "logistic"
+inits = [0, 1]
+[[model]]
+name = "convnet"
+inits = [2]
+[[optimizer]]
+name = "sgd"
+batch = 2
+epochs = 2
+reshuffle = true
+[[optimizer]]
+name = "gdc"
+steps = 2
+[[optimizer]]
+name = "sde"
+batch = 2
+refine = 2
+[[optimizer]]
+name = "igr"
+steps = 2
+[[optimizer]]
+name = "smith"
+batch = 2
+steps = 2
+`
+
+// TestImageResultsIndependentOfK runs every optimiser on both image models
+// with K = 1 (one trial per graph) and K = 64 (whole groups in one graph,
+// two workers) and compares rows: identities, statuses and initial losses
+// exactly (the initialisations and training sets are the same bits), the
+// losses after training to float tolerance (the batched products may
+// round differently).
+func TestImageResultsIndependentOfK(t *testing.T) {
+	pool := smallPool(t, 40)
+	for _, tc := range []struct {
+		dtype string
+		tol   float64
+	}{{"float64", 1e-11}, {"float32", 2e-5}} {
+		c := mustConfig(t, fmt.Sprintf(imageKConfig, tc.dtype))
+		run := func(k, workers int) map[results.Key]results.Row {
+			r, err := NewRunner(c, pool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var col collect
+			if err := r.Run(context.Background(), &col, Settings{K: k, Workers: workers}); err != nil {
+				t.Fatal(err)
+			}
+			if len(col.rows) != c.NumTrials() {
+				t.Fatalf("%s K=%d: %d rows, want %d", tc.dtype, k, len(col.rows), c.NumTrials())
+			}
+			return col.byKey()
+		}
+		one, many := run(1, 1), run(64, 2)
+		worst := 0.0
+		for key, a := range one {
+			b := many[key]
+			if a.Status != b.Status || a.InitTestLoss != b.InitTestLoss || a.InitTestAcc != b.InitTestAcc || a.Status != results.StatusOK {
+				t.Fatalf("%s %v: K=1 %+v\nK=64 %+v", tc.dtype, key, a, b)
+			}
+			for _, p := range [][2]float64{{a.TestLoss, b.TestLoss}, {a.TrainLoss, b.TrainLoss}, {a.TestAcc, b.TestAcc}} {
+				rel := math.Abs(p[0]-p[1]) / math.Abs(p[0])
+				worst = max(worst, rel)
+				if !(rel <= tc.tol) {
+					t.Errorf("%s %v: K=1 %.10g, K=64 %.10g (relative %.2g)", tc.dtype, key, p[0], p[1], rel)
+				}
+			}
+		}
+		t.Logf("%s: %d trials, largest relative difference between K=1 and K=64: %.2g", tc.dtype, len(one), worst)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -81,7 +82,7 @@ func TestKillAndResume(t *testing.T) {
 		t.Fatalf("after %d kills: %d rows, uninterrupted run has %d", kills, len(got), len(want))
 	}
 	for i := range want {
-		if got[i] != want[i] {
+		if !reflect.DeepEqual(got[i], want[i]) {
 			t.Fatalf("row %d differs after %d kills:\n%+v\n%+v", i, kills, got[i], want[i])
 		}
 	}

@@ -193,7 +193,7 @@ func TestAgainstReference(t *testing.T) {
 					t.Fatalf("trial %d diverged at %d", i, res.Diverged[i])
 				}
 				for j := range want[i] {
-					if d := math.Abs(b.Theta[i][j] - want[i][j]); d > 1e-12*(1+math.Abs(want[i][j])) {
+					if d := math.Abs(b.Theta[i][j] - want[i][j]); !(d <= 1e-12*(1+math.Abs(want[i][j]))) {
 						t.Errorf("trial %d weight %d = %.15g, reference %.15g", i, j, b.Theta[i][j], want[i][j])
 					}
 				}
@@ -242,7 +242,7 @@ func TestGDCGradientIsGradientOfR(t *testing.T) {
 		q[i] -= h
 		fd := (regulariser(p) - regulariser(q)) / (2 * h)
 		got := (gd[i] - gdc[i]) / eta
-		if math.Abs(got-fd) > 1e-7*(1+math.Abs(fd)) {
+		if !(math.Abs(got-fd) <= 1e-7*(1+math.Abs(fd))) {
 			t.Errorf("∂R/∂θ%d = %.10g, finite difference %.10g", i, got, fd)
 		}
 	}
@@ -322,11 +322,11 @@ func TestSDEMoments(t *testing.T) {
 		v += (th[0] - mean) * (th[0] - mean) / (trials - 1)
 	}
 	se := math.Sqrt(wantVar / trials)
-	if math.Abs(mean-wantMean) > 4*se {
+	if !(math.Abs(mean-wantMean) <= 4*se) {
 		t.Errorf("mean θ_T = %.6g, want %.6g ± %.2g", mean, wantMean, se)
 	}
 	// The sample variance of Gaussian data has relative sd √(2/(M−1)).
-	if rel := math.Abs(v/wantVar - 1); rel > 4*math.Sqrt(2.0/(trials-1)) {
+	if rel := math.Abs(v/wantVar - 1); !(rel <= 4*math.Sqrt(2.0/(trials-1))) {
 		t.Errorf("Var θ_T = %.6g, want %.6g (relative error %.3f)", v, wantVar, rel)
 	}
 }

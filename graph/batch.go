@@ -1,0 +1,487 @@
+package graph
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/perturb/perturb/nets"
+)
+
+// BatchKind selects what a BatchNet computes.
+type BatchKind int
+
+const (
+	// BatchGrad computes every trial's mean loss and its gradient.
+	BatchGrad BatchKind = iota
+	// BatchHVP computes every trial's summed Hessian-vector product
+	// Σ_n ∇²l_n · v.
+	BatchHVP
+)
+
+func (k BatchKind) String() string {
+	switch k {
+	case BatchGrad:
+		return "grad"
+	case BatchHVP:
+		return "hvp"
+	}
+	return fmt.Sprintf("BatchKind(%d)", int(k))
+}
+
+// BatchNet is one gorgonia graph for K independent trials of B samples
+// each, in one dtype. Every parameter p of the architecture is a stacked
+// input of shape (K, p.Shape...), the samples are (K, B, dim) gathered from
+// the data pool by row on every call, and the K per-trial results are
+// summed into one scalar, so that a single G.Grad yields every trial's
+// gradient: trial k's parameters enter only trial k's term. Products are
+// batched GEMMs (one per trial inside one op), the convolutions take im2col
+// over all K·B images at once, so the number of graph operations does not
+// depend on K. The heavy operations are the custom ops of batchops.go,
+// which reuse their outputs from run to run (a call allocates a few hundred
+// small objects, independent of K).
+//
+// Each trial computes the function of nets.Arch.Forward and graph.Net: the
+// same parameter layout, im2col patch order, (y, x, channel) flattening,
+// Xavier scales and operation order (internally the convolutions' maps are
+// stored channel-major, which changes no arithmetic). Results agree with
+// graph.Net to about 1e-16 relative (G.LogSoftMax, which graph.Net uses,
+// shifts rows differently; see logSoftmaxKernel). Each trial's arithmetic is
+// the same whatever K and whatever the other trials hold, so its results are
+// bitwise independent of K and of its position, and a NaN or Inf in one
+// trial stays in that trial.
+//
+// For BatchHVP, every parameter also has a tangent input V of the same
+// shape, and the graph propagates the forward directional derivative along
+// V next to every primal value (forward mode: dense ż = s·(ẋ W + x V_W) +
+// V_b, tanh ṫ = (1 − t²) ⊙ ż, im2col and flattening linear); the gradient
+// of the summed directional derivative of the loss is the Hessian-vector
+// product. This avoids a second reverse pass, which gorgonia's Grad cannot
+// build.
+//
+// A BatchNet is not safe for concurrent use.
+type BatchNet struct {
+	Arch  *nets.Arch
+	DType tensor.Dtype
+	K, B  int
+	Kind  BatchKind
+
+	g        *G.ExprGraph
+	vm       G.VM
+	x, y     *G.Node   // (K, B, dim) inputs, (K·B, classes) one-hot targets
+	params   []*G.Node // stacked parameters (K, shape...)
+	tangents []*G.Node // stacked directions, BatchHVP only
+	losses   *G.Node   // per-sample losses (K·B), BatchGrad only
+	total    *G.Node   // the scalar that is differentiated
+	grads    []*G.Node
+	xbuf     *tensor.Dense
+	ybuf     *tensor.Dense
+	pbuf     []*tensor.Dense
+	vbuf     []*tensor.Dense
+	offsets  []int // offsets of the parameters in a flat vector
+	rows     []int // K·B pool rows of the current call
+}
+
+// CompileBatch builds the graph of kind for k trials of b samples each.
+func CompileBatch(arch *nets.Arch, dt tensor.Dtype, k, b int, kind BatchKind) (*BatchNet, error) {
+	if k < 1 || b < 1 {
+		return nil, fmt.Errorf("compile batched %s: %d trials of %d samples", arch.Name, k, b)
+	}
+	if dt != tensor.Float64 && dt != tensor.Float32 {
+		return nil, fmt.Errorf("compile batched %s: unsupported dtype %v", arch.Name, dt)
+	}
+	if kind != BatchGrad && kind != BatchHVP {
+		return nil, fmt.Errorf("compile batched %s: unknown kind %v", arch.Name, kind)
+	}
+	n := &BatchNet{Arch: arch, DType: dt, K: k, B: b, Kind: kind, g: G.NewGraph()}
+	dim, classes := arch.Dim(), arch.Classes
+	n.xbuf = tensor.New(tensor.Of(dt), tensor.WithShape(k, b, dim))
+	n.ybuf = tensor.New(tensor.Of(dt), tensor.WithShape(k*b, classes))
+	n.x = G.NewTensor(n.g, dt, 3, G.WithShape(k, b, dim), G.WithName("x"), G.WithValue(n.xbuf))
+	n.y = G.NewMatrix(n.g, dt, G.WithShape(k*b, classes), G.WithName("y"), G.WithValue(n.ybuf))
+	off := 0
+	for _, p := range arch.Params {
+		shape := append([]int{k}, p.Shape...)
+		buf := tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
+		n.pbuf = append(n.pbuf, buf)
+		n.params = append(n.params, G.NewTensor(n.g, dt, len(shape), G.WithShape(shape...), G.WithName(p.Name), G.WithValue(buf)))
+		if kind == BatchHVP {
+			vb := tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
+			n.vbuf = append(n.vbuf, vb)
+			n.tangents = append(n.tangents, G.NewTensor(n.g, dt, len(shape), G.WithShape(shape...), G.WithName("v."+p.Name), G.WithValue(vb)))
+		}
+		n.offsets = append(n.offsets, off)
+		off += p.Size()
+	}
+	n.rows = make([]int, k*b)
+	if err := n.build(); err != nil {
+		return nil, fmt.Errorf("compile batched %s (%s, K=%d, B=%d): %w", arch.Name, kind, k, b, err)
+	}
+	return n, nil
+}
+
+// dual is a primal node and its tangent along the direction V; a nil
+// tangent is zero (inputs, BatchGrad graphs).
+type dual struct{ v, d *G.Node }
+
+// build adds the forward pass, the differentiated scalar and its gradient.
+func (n *BatchNet) build() error {
+	var z dual
+	var err error
+	switch n.Arch.Name {
+	case "logistic":
+		z, err = n.dense(dual{v: n.x}, 0, false, false)
+	case "convnet":
+		z, err = n.convnet()
+	default:
+		return fmt.Errorf("no batched graph for model %q", n.Arch.Name)
+	}
+	if err != nil {
+		return err
+	}
+	kb, classes := n.K*n.B, n.Arch.Classes
+	logits, err := G.Reshape(z.v, tensor.Shape{kb, classes})
+	if err != nil {
+		return err
+	}
+	lsm, err := logSoftmax(logits)
+	if err != nil {
+		return err
+	}
+	switch n.Kind {
+	case BatchGrad:
+		// l_n = −Σ_c y_c log softmax(z)_c; the scalar Σ_k (1/B) Σ_n l_kn has
+		// the per-trial mean losses' gradients as its gradient.
+		prod, err := G.HadamardProd(n.y, lsm)
+		if err != nil {
+			return err
+		}
+		s, err := G.Sum(prod, 1)
+		if err != nil {
+			return err
+		}
+		if n.losses, err = G.Neg(s); err != nil {
+			return err
+		}
+		sum, err := G.Sum(n.losses)
+		if err != nil {
+			return err
+		}
+		if n.total, err = G.Mul(sum, n.constant(1/float64(n.B))); err != nil {
+			return err
+		}
+	case BatchHVP:
+		// l = logsumexp(z) − z_y has l̇ = Σ_c softmax(z)_c ż_c − ż_y =
+		// Σ_c (p − y)_c ż_c, with p = exp(log softmax z) (never G.SoftMax
+		// next to a log-softmax of the same node: gorgonia's op hash does
+		// not tell them apart). The scalar Σ_k Σ_n l̇_kn = Σ_k Σ_n ∇l_kn·v_k
+		// has gradient Σ_n H_kn v_k with respect to trial k's parameters.
+		zd, err := G.Reshape(z.d, tensor.Shape{kb, classes})
+		if err != nil {
+			return err
+		}
+		p, err := G.Exp(lsm)
+		if err != nil {
+			return err
+		}
+		r, err := G.Sub(p, n.y)
+		if err != nil {
+			return err
+		}
+		prod, err := G.HadamardProd(r, zd)
+		if err != nil {
+			return err
+		}
+		if n.total, err = G.Sum(prod); err != nil {
+			return err
+		}
+	}
+	if n.grads, err = G.Grad(n.total, n.params...); err != nil {
+		return fmt.Errorf("gradient: %w", err)
+	}
+	// Compile only what the outputs need: the adjoints of the data and of
+	// the directions, which SymDiff builds too, are left out.
+	outs := append(G.Nodes{}, n.grads...)
+	if n.losses != nil {
+		outs = append(outs, n.losses)
+	}
+	prog, locMap, err := G.CompileFunction(n.g, n.g.ExactSubgraphRoots(outs...).Inputs(), outs)
+	if err != nil {
+		return fmt.Errorf("compile: %w", err)
+	}
+	n.vm = G.NewTapeMachine(n.g, G.WithPrecompiled(prog, locMap))
+	return nil
+}
+
+// constant is a scalar constant of the net's dtype.
+func (n *BatchNet) constant(v float64) *G.Node {
+	if n.DType == tensor.Float32 {
+		return G.NewConstant(float32(v))
+	}
+	return G.NewConstant(v)
+}
+
+// dense applies layer i (weights params[i], bias params[i+1]) to x: z =
+// s·(x W) + b per trial as nets' dense, then tanh when act; x is (K, m, in)
+// or, channel-major (cm), (K, in, m) (see affineKernel). The tangent is
+// ż = s·(ẋ W + x V_W) + V_b, then ṫ = (1 − t²) ⊙ ż.
+func (n *BatchNet) dense(x dual, i int, act, cm bool) (dual, error) {
+	s := n.Arch.Params[i].Scale
+	w, b := n.params[i], n.params[i+1]
+	var z dual
+	var err error
+	if z.v, err = affine(s, act, cm, x.v, w, b); err != nil {
+		return dual{}, err
+	}
+	if n.tangents == nil {
+		return z, nil
+	}
+	vw, vb := n.tangents[i], n.tangents[i+1]
+	if x.d == nil {
+		z.d, err = affine(s, false, cm, x.v, vw, vb)
+	} else {
+		z.d, err = affine(s, false, cm, x.d, w, x.v, vw, vb)
+	}
+	if err != nil || !act {
+		return z, err
+	}
+	z.d, err = tanhBack(z.v, z.d)
+	return z, err
+}
+
+// linear applies the linear map f to the primal and the tangent.
+func linear(x dual, f func(*G.Node) (*G.Node, error)) (dual, error) {
+	var y dual
+	var err error
+	if y.v, err = f(x.v); err != nil {
+		return dual{}, err
+	}
+	if x.d != nil {
+		if y.d, err = f(x.d); err != nil {
+			return dual{}, err
+		}
+	}
+	return y, nil
+}
+
+// The convolution geometry of nets' convnet (kernel 5, stride 2, no
+// padding), which nets does not export; TestBatchGradMatchesNet compares
+// with nets.Arch.Forward.
+const (
+	convSize   = 5
+	convStride = 2
+)
+
+// conv is one tanh convolution layer (params i, i+1) of nets' convnet on
+// the B images of each of K trials, of c channels of h×w pixels: im is
+// (K·B, c, h, w), or with cbhw the previous layer's maps (K, c, B·h·w).
+// im2col makes each trial's (c·25, B·h'·w') patch matrix, and the
+// channel-major dense layer multiplies it by the trial's kernel matrix
+// (transposed): the maps (K, channels, B·h'·w'), as nets' convolution
+// computes them up to the layout. It returns the maps and h', w'.
+func (n *BatchNet) conv(im dual, i, c, h, w int, cbhw bool) (dual, int, int, error) {
+	k := im2colKernel{trials: n.K, images: n.B, c: c, h: h, w: w, size: convSize, stride: convStride, cbhw: cbhw}
+	if f := n.Arch.Params[i].Shape[0]; f != c*convSize*convSize {
+		return dual{}, 0, 0, fmt.Errorf("patches of %d values for weights %v", c*convSize*convSize, n.Arch.Params[i].Shape)
+	}
+	cols, err := linear(im, func(x *G.Node) (*G.Node, error) { return apply(k, x) })
+	if err != nil {
+		return dual{}, 0, 0, fmt.Errorf("im2col: %w", err)
+	}
+	z, err := n.dense(cols, i, true, true)
+	oh, ow := k.out()
+	return z, oh, ow, err
+}
+
+// convnet is nets' convnet for K trials: see nets/convnet.go.
+func (n *BatchNet) convnet() (dual, error) {
+	a := n.Arch
+	if len(a.Params) != 8 {
+		return dual{}, fmt.Errorf("unexpected convnet parameters %v", a.Params)
+	}
+	im, err := G.Reshape(n.x, tensor.Shape{n.K * n.B, a.Channels, a.Height, a.Width})
+	if err != nil {
+		return dual{}, err
+	}
+	h, oh, ow, err := n.conv(dual{v: im}, 0, a.Channels, a.Height, a.Width, false)
+	if err != nil {
+		return dual{}, fmt.Errorf("conv1: %w", err)
+	}
+	ch := a.Params[0].Shape[1]
+	if h, oh, ow, err = n.conv(h, 2, ch, oh, ow, true); err != nil {
+		return dual{}, fmt.Errorf("conv2: %w", err)
+	}
+	// The dense layer reads each image's maps in (y, x, channel) order.
+	f := flattenKernel{c: a.Params[2].Shape[1], images: n.B, p: oh * ow}
+	if f.c*f.p != a.Params[4].Shape[0] {
+		return dual{}, fmt.Errorf("dense1: %d inputs for weights %v", f.c*f.p, a.Params[4].Shape)
+	}
+	if h, err = linear(h, func(x *G.Node) (*G.Node, error) { return apply(f, x) }); err != nil {
+		return dual{}, err
+	}
+	if h, err = n.dense(h, 4, true, false); err != nil {
+		return dual{}, fmt.Errorf("dense1: %w", err)
+	}
+	return n.dense(h, 6, false, false)
+}
+
+// Close releases the machine.
+func (n *BatchNet) Close() error { return n.vm.Close() }
+
+// check panics unless theta and rows describe K trials of B samples.
+func (n *BatchNet) check(theta [][]float64, rows [][]int) {
+	if len(theta) != n.K || len(rows) != n.K {
+		panic(fmt.Sprintf("graph: %d parameter vectors and %d row lists for %d trials", len(theta), len(rows), n.K))
+	}
+	np := n.Arch.NumParams()
+	for k := range theta {
+		if len(theta[k]) != np {
+			panic(fmt.Sprintf("graph: trial %d has %d parameters, want %d", k, len(theta[k]), np))
+		}
+		if len(rows[k]) != n.B {
+			panic(fmt.Sprintf("graph: trial %d has %d samples, want %d", k, len(rows[k]), n.B))
+		}
+	}
+}
+
+// checkOut panics unless out holds K vectors of the model's length.
+func (n *BatchNet) checkOut(what string, out [][]float64) {
+	if len(out) != n.K {
+		panic(fmt.Sprintf("graph: %d %s vectors for %d trials", len(out), what, n.K))
+	}
+	np := n.Arch.NumParams()
+	for k := range out {
+		if len(out[k]) != np {
+			panic(fmt.Sprintf("graph: %s vector %d of length %d, want %d", what, k, len(out[k]), np))
+		}
+	}
+}
+
+// load copies the samples rows of d (inputs and one-hot targets) into the
+// input buffers.
+func (n *BatchNet) load(d *Data, rows [][]int) {
+	if d.DType() != n.DType {
+		panic(fmt.Sprintf("graph: %v data for a %v net", d.DType(), n.DType))
+	}
+	for k, r := range rows {
+		copy(n.rows[k*n.B:(k+1)*n.B], r)
+	}
+	switch xs := n.xbuf.Data().(type) {
+	case []float64:
+		gather(xs, n.ybuf.Data().([]float64), d.X64, d, n.rows, 0)
+	case []float32:
+		gather(xs, n.ybuf.Data().([]float32), d.X32, d, n.rows, 0)
+	}
+}
+
+// stack copies parameter i of every flat vector src[k] into buf (K,
+// shape...), converting to the net's dtype.
+func (n *BatchNet) stack(bufs []*tensor.Dense, src [][]float64) {
+	for i, p := range n.Arch.Params {
+		off, size := n.offsets[i], p.Size()
+		switch dst := bufs[i].Data().(type) {
+		case []float64:
+			for k, s := range src {
+				copy(dst[k*size:(k+1)*size], s[off:off+size])
+			}
+		case []float32:
+			for k, s := range src {
+				convert(dst[k*size:(k+1)*size], s[off:off+size])
+			}
+		}
+	}
+}
+
+func convert[T float](dst []T, src []float64) {
+	for j, v := range src {
+		dst[j] = T(v)
+	}
+}
+
+func widen[T float](dst []float64, src []T) {
+	for j, v := range src {
+		dst[j] = float64(v)
+	}
+}
+
+// unstack copies the stacked gradient tensors into the flat vectors out[k].
+func (n *BatchNet) unstack(out [][]float64) {
+	for i, p := range n.Arch.Params {
+		off, size := n.offsets[i], p.Size()
+		switch src := n.grads[i].Value().Data().(type) {
+		case []float64:
+			for k, o := range out {
+				copy(o[off:off+size], src[k*size:(k+1)*size])
+			}
+		case []float32:
+			for k, o := range out {
+				widen(o[off:off+size], src[k*size:(k+1)*size])
+			}
+		}
+	}
+}
+
+func (n *BatchNet) run() error {
+	defer n.vm.Reset()
+	return n.vm.RunAll()
+}
+
+// Grad sets loss[k] to the mean loss of trial k (flat parameters theta[k]
+// in the order of Arch.Params, samples rows[k] of d) and grad[k] to its
+// gradient, for every trial. The net must be of kind BatchGrad, with
+// len(theta) = K and len(rows[k]) = B. The loss is the float64 mean of the
+// per-sample losses of the net's dtype.
+func (n *BatchNet) Grad(theta [][]float64, d *Data, rows [][]int, loss []float64, grad [][]float64) error {
+	if n.Kind != BatchGrad {
+		panic("graph: Grad on a " + n.Kind.String() + " BatchNet")
+	}
+	n.check(theta, rows)
+	n.checkOut("gradient", grad)
+	if len(loss) != n.K {
+		panic(fmt.Sprintf("graph: %d losses for %d trials", len(loss), n.K))
+	}
+	n.load(d, rows)
+	n.stack(n.pbuf, theta)
+	if err := n.run(); err != nil {
+		return fmt.Errorf("batched gradient of %s: %w", n.Arch.Name, err)
+	}
+	switch ls := n.losses.Value().Data().(type) {
+	case []float64:
+		meanRows(loss, ls, n.B)
+	case []float32:
+		meanRows(loss, ls, n.B)
+	}
+	n.unstack(grad)
+	return nil
+}
+
+// meanRows sets out[k] to the float64 mean of ls[k·b : (k+1)·b].
+func meanRows[T float](out []float64, ls []T, b int) {
+	for k := range out {
+		s := 0.0
+		for _, l := range ls[k*b : (k+1)*b] {
+			s += float64(l)
+		}
+		out[k] = s / float64(b)
+	}
+}
+
+// HVP sets out[k] = Σ_n ∇²l(theta[k]; rows[k][n]) · v[k] for every trial.
+// The net must be of kind BatchHVP.
+func (n *BatchNet) HVP(theta [][]float64, d *Data, rows [][]int, v, out [][]float64) error {
+	if n.Kind != BatchHVP {
+		panic("graph: HVP on a " + n.Kind.String() + " BatchNet")
+	}
+	n.check(theta, rows)
+	n.checkOut("direction", v)
+	n.checkOut("output", out)
+	n.load(d, rows)
+	n.stack(n.pbuf, theta)
+	n.stack(n.vbuf, v)
+	if err := n.run(); err != nil {
+		return fmt.Errorf("batched Hessian-vector product of %s: %w", n.Arch.Name, err)
+	}
+	n.unstack(out)
+	return nil
+}

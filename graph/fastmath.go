@@ -1,0 +1,112 @@
+package graph
+
+import "math"
+
+// Fast float32 tanh for the pool evaluator.
+//
+// tanh(x) ≈ x·P(x²)/Q(x²) on |x| ≤ 9.1 with P of degree 6 and Q of degree 3
+// (a 13/6 odd/even rational function), and ±1 beyond: 1 − tanh(9.1) ≈ 2.5e-8
+// is below half an ulp of 1 in float32. The coefficients are the relative-
+// error minimax (Remez) solution on [0, 9.1], whose own maximum relative
+// error is 7.4e-9 (0.12 ulp of float32); evaluated in float32 with fused
+// multiply-adds (the AVX2 kernel) the result is within a few ulp of
+// math.Tanh (see TestTanh32Accuracy), evaluated in float64 (the portable
+// fallback) within one ulp. NaN gives NaN and ±Inf gives ±1.
+const (
+	peTanhClamp = 9.1
+	peTanhP0    = 0.999999992553147084013984
+	peTanhP1    = 0.1307972464566337480764774
+	peTanhP2    = 0.003099162649516449733365152
+	peTanhP3    = 0.00001110393291143734450501557
+	peTanhP4    = -2.001916440115375826829991e-8
+	peTanhP5    = 5.177698657540824585567704e-11
+	peTanhP6    = -8.228487866765369867791152e-14
+	peTanhQ1    = 0.4641305101893512702445021
+	peTanhQ2    = 0.02447610818671081356295237
+	peTanhQ3    = 0.0002539151699179223879086896
+)
+
+// peTanh64 evaluates the rational approximation in float64 (for the float32
+// fallback: rounding the result to float32 gives at most one ulp of error).
+func peTanh64(x float64) float64 {
+	switch {
+	case x >= peTanhClamp:
+		return 1
+	case x <= -peTanhClamp:
+		return -1
+	}
+	t := x * x
+	p := ((((((peTanhP6*t+peTanhP5)*t+peTanhP4)*t+peTanhP3)*t+peTanhP2)*t+peTanhP1)*t + peTanhP0)
+	q := ((peTanhQ3*t+peTanhQ2)*t+peTanhQ1)*t + 1
+	return x * p / q // NaN stays NaN
+}
+
+// peTanhScaleBias sets x[i] = tanh(s·x[i] + tile[i mod len(tile)]) for every
+// i: the tanh of an affine layer whose bias (of width w) repeats along the
+// rows of x. For float32, tile must come from peTile (its length is a
+// multiple of 8 and of w) and the fast tanh is used; for float64 tile is the
+// bias and math.Tanh is used. Every element's result depends only on its
+// own value, s and its bias, never on its position.
+func peTanhScaleBias[T float](x []T, s T, tile []T) {
+	switch xs := any(x).(type) {
+	case []float32:
+		peTanhScaleBias32(xs, float32(s), any(tile).([]float32))
+	case []float64:
+		b := any(tile).([]float64)
+		s := float64(s)
+		for i := 0; i < len(xs); {
+			for j := 0; j < len(b) && i < len(xs); j++ {
+				xs[i] = math.Tanh(xs[i]*s + b[j])
+				i++
+			}
+		}
+	}
+}
+
+// peTanhScaleBias32 is peTanhScaleBias for float32: the AVX2 kernel where
+// the CPU has it, the float64 evaluation of the same rational function
+// elsewhere. The last len(x) mod 8 elements go through the kernel too (via
+// a padded copy), so that an element's result never depends on whether it
+// falls into the tail.
+func peTanhScaleBias32(x []float32, s float32, tile []float32) {
+	if !peHaveAVX2 {
+		for i := 0; i < len(x); {
+			for j := 0; j < len(tile) && i < len(x); j++ {
+				// Round the affine part to float32 as the kernel does.
+				z := float32(x[i]*s) + tile[j]
+				x[i] = float32(peTanh64(float64(z)))
+				i++
+			}
+		}
+		return
+	}
+	n := len(x) &^ 7
+	if n > 0 {
+		peTanhScaleBiasAVX2(x[:n], s, tile)
+	}
+	if n < len(x) {
+		var buf [8]float32
+		copy(buf[:], x[n:])
+		off := n % len(tile)
+		peTanhScaleBiasAVX2(buf[:], s, tile[off:off+8])
+		copy(x[n:], buf[:])
+	}
+}
+
+// peTile returns the bias b repeated along rows, to a length that is a
+// multiple of both len(b) and (for float32) 8, as peTanhScaleBias needs.
+func peTile[T float](b []T) []T {
+	var zero T
+	if _, ok := any(zero).(float64); ok {
+		return append([]T(nil), b...)
+	}
+	n := len(b)
+	for n%8 != 0 {
+		n += len(b)
+	}
+	t := make([]T, n)
+	for i := range t {
+		t[i] = b[i%len(b)]
+	}
+	return t
+}

@@ -1,0 +1,9 @@
+//go:build !amd64
+
+package graph
+
+const peHavePatchCopy = false
+
+func peCopyPatch10(dst, src *float32, stride, row uintptr) { panic("graph: no patch copy kernel") }
+
+func peCopyPatch5(dst, src *float32, row uintptr) { panic("graph: no patch copy kernel") }
