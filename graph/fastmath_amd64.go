@@ -12,3 +12,9 @@ var peHaveAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 //
 //go:noescape
 func peTanhScaleBiasAVX2(x []float32, s float32, tile []float32)
+
+// peExpAVX2 sets x[i] = exp(x[i]) in float32 (see peExp32), eight lanes at
+// a time. len(x) must be a multiple of 8.
+//
+//go:noescape
+func peExpAVX2(x []float32)

@@ -120,3 +120,65 @@ func TestTanhScaleBias(t *testing.T) {
 		}
 	}
 }
+
+// TestExp32Accuracy compares the float32 exp with math.Exp rounded to
+// float32 on a dense grid of [-87, 88] (about 1.4 million points) and on
+// special values.
+func TestExp32Accuracy(t *testing.T) {
+	var xs []float32
+	for x := -87.0; x <= 88; x += 1.0 / (1 << 13) {
+		xs = append(xs, float32(x))
+	}
+	xs = append(xs, 0, 1e-30, -1e-30, 1e-8, -1e-8)
+	peTanhPaths(t, func(t *testing.T, maxULP int64) {
+		got := append([]float32(nil), xs...)
+		peExp32(got)
+		worst, at := int64(0), float32(0)
+		for i, x := range xs {
+			if d := peULPs(got[i], float32(math.Exp(float64(x)))); d > worst {
+				worst, at = d, x
+			}
+		}
+		t.Logf("max error %d ulp at %g", worst, at)
+		if lim := min(maxULP, 3); worst > lim {
+			t.Errorf("max error %d ulp at %g, more than %d", worst, at, lim)
+		}
+		special := []float32{float32(math.NaN()), float32(math.Inf(-1)), -1000}
+		peExp32(special)
+		if special[0] == special[0] || special[1] < 0 || special[1] > 2e-38 || special[2] < 0 || special[2] > 2e-38 {
+			t.Errorf("exp(NaN, -Inf, -1000) = %v", special)
+		}
+	})
+}
+
+// BenchmarkTanh32 measures the fast float32 tanh(s·x + b) per element.
+func BenchmarkTanh32(b *testing.B) {
+	x := make([]float32, 1<<14)
+	tile := peTile(make([]float32, 10))
+	for i := range x {
+		x[i] = float32(i%200)/50 - 2
+	}
+	for _, avx := range []bool{peHaveAVX2, false} {
+		name := "go"
+		if avx {
+			name = "avx2"
+		}
+		b.Run(name, func(b *testing.B) {
+			saved := peHaveAVX2
+			defer func() { peHaveAVX2 = saved }()
+			peHaveAVX2 = avx
+			for i := 0; i < b.N; i++ {
+				peTanhScaleBias32(x, 1, tile)
+			}
+			b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(b.N*len(x)), "ns/elem")
+		})
+	}
+	b.Run("math.Tanh", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			for j, v := range x {
+				x[j] = float32(math.Tanh(float64(v)))
+			}
+		}
+		b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(b.N*len(x)), "ns/elem")
+	})
+}

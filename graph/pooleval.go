@@ -10,6 +10,7 @@ import (
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/blas/gonum"
 
 	"github.com/perturb/perturb/nets"
 )
@@ -29,19 +30,24 @@ import (
 //     with the K trials' weight matrices side by side, then the per-(example,
 //     trial) log-sum-exp;
 //   - convnet: the im2col matrix of the chunk's images is built once and
-//     multiplied by the first-layer kernels of up to peConvGroup trials side
-//     by side (the K trials in groups of peConvGroup); then per trial the
-//     im2col of its first-layer output, the second convolution and the two
-//     dense layers, tanh after every layer but the last.
+//     multiplied by the first-layer kernels of up to 8 trials side by side
+//     (the K trials in groups of 8, so that a chunk's buffers stay in a
+//     core's L2 cache); then per trial the im2col of its first-layer
+//     output, the second convolution and the two dense layers, tanh after
+//     every layer but the last.
 //
 // Products and activations run in the model's dtype (the dtype of the
-// Data); float32 uses a rational tanh approximation within a few ulp of
-// math.Tanh (fastmath.go), float64 uses math.Tanh. Each trial's loss is
-// accumulated in float64: per example in order within a chunk, and the
-// chunks' partial sums in chunk order, so a trial's result does not depend
-// on the other trials of the call, on K or on the goroutine scheduling, and
-// on the chunk size only through float64 summation order and the rounding
-// of the BLAS products.
+// Data). float32 uses AVX2 kernels for tanh (a rational approximation
+// within a few ulp of math.Tanh) and for the exponentials of the
+// log-sum-exp (within an ulp of math.Exp), see fastmath.go, with pure-Go
+// fallbacks on other CPUs; float64 uses math.Tanh and math.Exp. Each
+// trial's loss is accumulated in float64 in a fixed order (per example in
+// order within a chunk, the chunks' sums in chunk order within a segment of
+// consecutive chunks, the segments' sums in segment order), so a trial's
+// result does not depend on the other trials of the call, on K, on the
+// number of workers or on the goroutine scheduling, and on the chunk size
+// only through float64 summation order and the rounding of the BLAS
+// products.
 //
 // A PoolEvaluator keeps its buffers between calls and is not safe for
 // concurrent use.
@@ -56,8 +62,8 @@ type PoolEvaluator struct {
 // PoolOptions configures a PoolEvaluator. Zero values select the defaults.
 type PoolOptions struct {
 	// MaxBytes bounds the memory of the evaluation buffers of one call (all
-	// workers' chunk buffers plus the trials' converted parameters); the
-	// automatic chunk size is the largest that fits. Default 1 GiB.
+	// workers' chunk buffers plus the trials' converted parameters): the
+	// chunk size is reduced until they fit (see ChunkSize). Default 1 GiB.
 	MaxBytes int64
 	// Chunk is the number of examples a worker evaluates at a time; 0 picks
 	// it automatically (see ChunkSize). A larger value than MaxBytes allows
@@ -72,13 +78,15 @@ type PoolOptions struct {
 const DefaultPoolMaxBytes int64 = 1 << 30
 
 const (
-	// peChunkCap caps the automatic chunk size: beyond a few hundred
-	// examples the buffers outgrow the caches without making the products
-	// faster.
-	peChunkCap = 256
+	// peChunkCap caps the chunk size.
+	peChunkCap = 4096
 	// peConvGroup is the number of convnet trials whose first-layer kernels
 	// are multiplied with the shared im2col matrix in one product.
-	peConvGroup = 16
+	peConvGroup = 8
+	// peCacheBytes is the size of one worker's convnet buffers the
+	// automatic chunk aims at, to keep them in a core's L2 cache (chunks of
+	// 4 to 32 examples were fastest, larger ones up to 2.5 times slower).
+	peCacheBytes = 640 << 10
 )
 
 // peModel is one architecture's batched forward pass.
@@ -91,6 +99,8 @@ type peModel interface {
 	perExample(k int) int64
 	// fixedBytes is the bytes of the packed parameters of k trials.
 	fixedBytes(k int) int64
+	// autoChunk is the fastest chunk size for k trials.
+	autoChunk(k int) int
 	newWorker() peWorker
 }
 
@@ -154,16 +164,20 @@ func (e *PoolEvaluator) Options() PoolOptions { return e.opts }
 // chunk examples and k trials. Per example of a chunk, with S the size of
 // the dtype (4 or 8), D the input size and C the classes:
 //
-//   - logistic: (D + k·C)·S: the gathered examples (used for row lists) and
-//     the k trials' logits (Fashion-MNIST float32: 3,136 + 40·k bytes);
-//   - convnet (Fashion-MNIST shapes): (144·25 + 16·250 + 160 + 10 + C)·S for
-//     the shared first-layer im2col matrix and one trial's second layer,
-//     plus 1,440·S per trial of a first-layer group of min(k, 16) trials
-//     (float32: 31,120 + 5,760·min(k, 16) bytes).
+//   - logistic: (D + k·C)·S for the gathered examples (used for row lists)
+//     and the k trials' logits, plus k·(C+1)·4 of log-sum-exp scratch for
+//     float32 (Fashion-MNIST float32: 3,136 + 84·k bytes; float64: 6,272 +
+//     80·k bytes);
+//   - convnet (Fashion-MNIST shapes): (144·25 + 16·250 + 160 + 10 + C)·S
+//     for the shared first-layer im2col matrix and one trial's later
+//     layers, (C+1)·4 of scratch for float32, plus 1,440·S per trial of a
+//     first-layer group of min(k, 8) trials (float32: 31,164 +
+//     5,760·min(k, 8) bytes; float64: 62,240 + 11,520·min(k, 8) bytes).
 //
-// A call of k trials needs Workers·BytesPerChunk(k, chunk) plus
-// FixedBytes(k); ChunkSize picks the chunk so that this stays below
-// MaxBytes.
+// A call of k trials needs at most Workers·BytesPerChunk(k, chunk) plus
+// FixedBytes(k); ChunkSize picks the chunk so that this stays within
+// MaxBytes. (The partial sums, 16·k bytes for each of at most
+// max(256, chunks/64) segments of chunks, are not counted.)
 func (e *PoolEvaluator) BytesPerChunk(k, chunk int) int64 {
 	return int64(chunk) * e.model.perExample(k)
 }
@@ -173,10 +187,12 @@ func (e *PoolEvaluator) BytesPerChunk(k, chunk int) int64 {
 func (e *PoolEvaluator) FixedBytes(k int) int64 { return e.model.fixedBytes(k) }
 
 // ChunkSize returns the chunk size a call of k trials over total examples
-// uses: Options().Chunk if set, else the largest chunk (at most 256, and at
-// most an equal share of the examples per worker) whose buffers keep
-// Workers·BytesPerChunk(k, chunk) + FixedBytes(k) within MaxBytes. It fails
-// when not even a chunk of one example fits.
+// uses: Options().Chunk if set, else the fastest measured for the model
+// (logistic: 64 examples for one trial, 256 for more; convnet: about 640
+// KiB of buffers, 8 examples for 8 trials or more, 17 for one); at most an
+// equal share of the examples per worker, and reduced where needed so that
+// Workers·BytesPerChunk(k, chunk) + FixedBytes(k) stays within MaxBytes.
+// It fails when not even a chunk of one example fits.
 func (e *PoolEvaluator) ChunkSize(k, total int) (int, error) {
 	workers := int64(min(e.opts.Workers, max(total, 1)))
 	budget := e.opts.MaxBytes - e.model.fixedBytes(k)
@@ -187,18 +203,18 @@ func (e *PoolEvaluator) ChunkSize(k, total int) (int, error) {
 	}
 	chunk := e.opts.Chunk
 	if chunk == 0 {
-		chunk = min(peChunkCap, (total+int(workers)-1)/int(workers))
+		chunk = min(e.model.autoChunk(k), (total+int(workers)-1)/int(workers))
 	}
-	return int(min(int64(max(chunk, 1)), fit)), nil
+	return int(min(int64(min(max(chunk, 1), peChunkCap)), fit)), nil
 }
 
 // TestLoss sets loss[k] and acc[k] to the mean cross-entropy and the
 // accuracy (arg-max of the logits, ties to the lowest class) of theta[k]
 // over every example of the pool. theta[k] holds trial k's parameters
-// flattened in the order of arch.Params, as float64 values representable in
-// the model's dtype. A trial whose parameters are not finite gets NaN loss
-// (or an arbitrary accuracy) without affecting the others. It implements
-// optim.TestLosser.
+// flattened in the order of arch.Params, as float64 values (rounded to the
+// model's dtype). A NaN parameter gives its trial a NaN loss (and an
+// arbitrary accuracy), an infinite one a NaN or infinite loss; the other
+// trials of the call are unaffected. It implements optim.TestLosser.
 func (e *PoolEvaluator) TestLoss(theta [][]float64, loss, acc []float64) error {
 	return e.Mean(theta, nil, loss, acc)
 }
@@ -236,40 +252,55 @@ func (e *PoolEvaluator) Mean(theta [][]float64, rows []int, loss, acc []float64)
 		return err
 	}
 	nChunks := (total + chunk - 1) / chunk
-	workers := min(e.opts.Workers, nChunks)
+	// Workers take segments of per consecutive chunks; a segment's partial
+	// sums add its chunks' sums in chunk order, and the segments' partials
+	// are added in segment order: a fixed order that depends on the chunk
+	// size but not on the workers, with partial sums for at most about 256
+	// segments (or nChunks/64) instead of one per chunk.
+	per := min(max(nChunks/256, 1), 64)
+	nSeg := (nChunks + per - 1) / per
+	workers := min(e.opts.Workers, nSeg)
 	for len(e.workers) < workers {
 		e.workers = append(e.workers, e.model.newWorker())
 	}
 	e.model.pack(theta)
-	sums := make([]float64, nChunks*k)
-	correct := make([]int64, nChunks*k)
+	sums := make([]float64, nSeg*k)
+	correct := make([]int64, nSeg*k)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(wk peWorker) {
 			defer wg.Done()
+			cs, cc := make([]float64, k), make([]int64, k)
 			for {
-				c := int(next.Add(1) - 1)
-				if c >= nChunks {
+				sg := int(next.Add(1) - 1)
+				if sg >= nSeg {
 					return
 				}
-				from := c * chunk
-				n := min(chunk, total-from)
-				var rs []int
-				if rows != nil {
-					rs = rows[from : from+n]
+				ss, sc := sums[sg*k:(sg+1)*k], correct[sg*k:(sg+1)*k]
+				for c := sg * per; c < min((sg+1)*per, nChunks); c++ {
+					from := c * chunk
+					n := min(chunk, total-from)
+					var rs []int
+					if rows != nil {
+						rs = rows[from : from+n]
+					}
+					wk.run(from, rs, n, cs, cc)
+					for j := range ss {
+						ss[j] += cs[j]
+						sc[j] += cc[j]
+					}
 				}
-				wk.run(from, rs, n, sums[c*k:(c+1)*k], correct[c*k:(c+1)*k])
 			}
 		}(e.workers[w])
 	}
 	wg.Wait()
 	for j := 0; j < k; j++ {
 		s, c := 0.0, int64(0)
-		for ch := 0; ch < nChunks; ch++ {
-			s += sums[ch*k+j]
-			c += correct[ch*k+j]
+		for sg := 0; sg < nSeg; sg++ {
+			s += sums[sg*k+j]
+			c += correct[sg*k+j]
 		}
 		loss[j] = s / float64(total)
 		acc[j] = float64(c) / float64(total)
@@ -277,47 +308,140 @@ func (e *PoolEvaluator) Mean(theta [][]float64, rows []int, loss, acc []float64)
 	return nil
 }
 
-// peGemm sets c = a·b for row-major a (m × k, stride lda), b (k × n, stride
-// ldb) and c (m × n, stride ldc) through the registered blas32 or blas64
-// implementation.
-func peGemm[T float](m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int) {
+// peGemm sets c = a·b for row-major a (m × k, stride lda) and c (m × n,
+// stride ldc) through the registered blas32 or blas64 implementation. b is
+// k × n (stride ldb), or with transB its transpose n × k.
+func peGemm[T float](transB bool, m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int) {
+	tb := blas.NoTrans
+	if transB {
+		tb = blas.Trans
+	}
 	switch a := any(a).(type) {
 	case []float32:
-		blas32.Implementation().Sgemm(blas.NoTrans, blas.NoTrans, m, n, k, 1,
+		blas32.Implementation().Sgemm(blas.NoTrans, tb, m, n, k, 1,
 			a, lda, any(b).([]float32), ldb, 0, any(c).([]float32), ldc)
 	case []float64:
-		blas64.Implementation().Dgemm(blas.NoTrans, blas.NoTrans, m, n, k, 1,
+		blas64.Implementation().Dgemm(blas.NoTrans, tb, m, n, k, 1,
 			a, lda, any(b).([]float64), ldb, 0, any(c).([]float64), ldc)
 	}
 }
 
-// peScorer scores logits rows: the cross-entropy and arg-max of
-// z·s + b (rounded to the dtype as gorgonia's graph does) against labels.
-type peScorer[T float] struct {
-	l []float64 // scratch, one row of logits
+// peTransB reports whether a product with n output columns and inner
+// dimension k should take its right operand transposed. Gonum's pure-Go
+// gemm runs a·b as one axpy of length n per element of a, which is slow
+// for the models' 10-wide layers (about 3 GFLOP/s for 256×250 · 250×10),
+// and a·bᵀ as dot products of length k (about 10 GFLOP/s). Optimised BLAS
+// libraries (OpenBLAS) do as well or better without the transpose.
+func peTransB[T float](n, k int) bool {
+	var native bool
+	var z T
+	if _, ok := any(z).(float32); ok {
+		_, native = blas32.Implementation().(gonum.Implementation)
+	} else {
+		_, native = blas64.Implementation().(gonum.Implementation)
+	}
+	return native && n <= 32 && k >= 100
 }
 
-// score returns the loss of one example with raw logits z (before scale s
-// and bias b) and label y, and whether its arg-max (ties to the lowest
-// class) is y. The log-sum-exp runs in float64.
-func (sc *peScorer[T]) score(z []T, s T, b []T, y int) (float64, bool) {
-	l := sc.l[:len(b)]
-	z = z[:len(b)]
-	for c := range l {
-		l[c] = float64(T(z[c]*s) + b[c])
+// peScorer scores blocks of logits: the cross-entropy and arg-max of
+// z·s + b (the product rounded to the dtype before the bias is added, as in
+// gorgonia's graph) against the labels. It is one worker's, with scratch
+// space.
+type peScorer[T float] struct {
+	l  []float64 // one row of logits (float64 path)
+	d  []float32 // logits minus their row maximum, then their exp (float32 path)
+	dy []float32 // the label's logit minus the row maximum
+}
+
+// peScoreBytes is the scratch space of peScorer.block per example and
+// trial.
+func peScoreBytes[T float](cls int) int64 {
+	if peSizeOf[T]() == 4 {
+		return int64(cls+1) * 4
 	}
-	best := 0
-	for c := 1; c < len(l); c++ {
-		if l[c] > l[best] {
-			best = c
+	return 0
+}
+
+// block scores n examples of k trials: trial j's raw logits of example i
+// (before the scale s and the bias b[j·cls:]) are z[i·ldz+j·cls:][:cls],
+// the example's label is y[peRow(from, rows, i)]. It adds each example's
+// loss to sums[j], in example order, and counts correct arg-maxes (ties
+// to the lowest class) in correct[j]. The log-sum-exp subtracts the row
+// maximum; float64 runs in float64 with math.Exp, float32 computes the
+// exponentials with peExp32 and sums them and takes the log in float64.
+func (sc *peScorer[T]) block(z []T, ldz, n, k, cls int, s T, b []T, y []uint8, from int, rows []int, sums []float64, correct []int64) {
+	if z32, ok := any(z).([]float32); ok {
+		sc.block32(z32, ldz, n, k, cls, float32(s), any(b).([]float32), y, from, rows, sums, correct)
+		return
+	}
+	if len(sc.l) < cls {
+		sc.l = make([]float64, cls)
+	}
+	l := sc.l[:cls]
+	for i := 0; i < n; i++ {
+		yi := int(y[peRow(from, rows, i)])
+		for j := 0; j < k; j++ {
+			zz, bb := z[i*ldz+j*cls:][:cls], b[j*cls:][:cls]
+			for c := range l {
+				l[c] = float64(T(zz[c]*s) + bb[c])
+			}
+			best := 0
+			for c := 1; c < cls; c++ {
+				if l[c] > l[best] {
+					best = c
+				}
+			}
+			m := l[best]
+			sum := 0.0
+			for _, v := range l {
+				sum += math.Exp(v - m)
+			}
+			sums[j] += math.Log(sum) - (l[yi] - m)
+			if best == yi {
+				correct[j]++
+			}
 		}
 	}
-	m := l[best]
-	sum := 0.0
-	for _, v := range l {
-		sum += math.Exp(v - m)
+}
+
+func (sc *peScorer[T]) block32(z []float32, ldz, n, k, cls int, s float32, b []float32, y []uint8, from int, rows []int, sums []float64, correct []int64) {
+	if cap(sc.d) < n*k*cls {
+		sc.d = make([]float32, n*k*cls)
+		sc.dy = make([]float32, n*k)
 	}
-	return math.Log(sum) - (l[y] - m), best == y
+	d, dy := sc.d[:n*k*cls], sc.dy[:n*k]
+	for i := 0; i < n; i++ {
+		yi := int(y[peRow(from, rows, i)])
+		for j := 0; j < k; j++ {
+			zz, bb := z[i*ldz+j*cls:][:cls], b[j*cls:][:cls]
+			l := d[(i*k+j)*cls:][:cls]
+			best := 0
+			for c := range l {
+				l[c] = float32(zz[c]*s) + bb[c]
+				if l[c] > l[best] {
+					best = c
+				}
+			}
+			m := l[best]
+			for c := range l {
+				l[c] -= m
+			}
+			dy[i*k+j] = l[yi]
+			if best == yi {
+				correct[j]++
+			}
+		}
+	}
+	peExp32(d)
+	for i := 0; i < n; i++ {
+		for j := 0; j < k; j++ {
+			sum := 0.0
+			for _, v := range d[(i*k+j)*cls:][:cls] {
+				sum += float64(v)
+			}
+			sums[j] += math.Log(sum) - float64(dy[i*k+j])
+		}
+	}
 }
 
 // peRow returns the example index of the i-th example of a chunk.

@@ -41,10 +41,12 @@ type peConvnet[T float] struct {
 
 	// Packed parameters of the k trials of a call.
 	k     int
+	tb2   bool  // w2 blocks are stored transposed (see peTransB)
+	tb3   bool  // w3 blocks are stored transposed
 	w1    []T   // kc1 × k·ch
 	tile1 [][]T // per first-layer group: bias tile of width gn·ch
-	w2    []T   // k blocks of kc2 × ch2, rows in (ky, kx, c) order
-	w3    []T   // k blocks of p2·ch2 × hid
+	w2    []T   // k blocks of kc2 × ch2, rows in (ky, kx, c) order (or the transpose)
+	w3    []T   // k blocks of p2·ch2 × hid (or the transpose)
 	w4    []T   // k blocks of hid × cls
 	b4    []T   // k × cls
 	tile2 [][]T // per trial
@@ -83,7 +85,12 @@ func newPEConvnet[T float](arch *nets.Arch, d *Data, x []T) (*peConvnet[T], erro
 func (m *peConvnet[T]) perExample(k int) int64 {
 	g := min(k, peConvGroup)
 	n := m.p1*m.kc1 + m.p1*g*m.ch + m.p2*m.kc2 + m.p2*m.ch2 + m.hid + m.cls
-	return int64(n) * peSizeOf[T]()
+	return int64(n)*peSizeOf[T]() + peScoreBytes[T](m.cls)
+}
+
+// autoChunk keeps one worker's buffers near peCacheBytes.
+func (m *peConvnet[T]) autoChunk(k int) int {
+	return int(min(max(peCacheBytes/m.perExample(k), 4), 256))
 }
 
 func (m *peConvnet[T]) fixedBytes(k int) int64 {
@@ -115,6 +122,7 @@ func (m *peConvnet[T]) pack(theta [][]float64) {
 		}
 	}
 	nw2, nw3, nw4 := m.kc2*m.ch2, m.p2*m.ch2*m.hid, m.hid*m.cls
+	m.tb2, m.tb3 = peTransB[T](m.ch2, m.kc2), peTransB[T](m.hid, m.p2*m.ch2)
 	for j, t := range theta {
 		for r := 0; r < m.kc1; r++ {
 			conv(m.w1[r*ld+j*m.ch:r*ld+(j+1)*m.ch], t[m.off[0]+r*m.ch:m.off[0]+(r+1)*m.ch])
@@ -122,11 +130,27 @@ func (m *peConvnet[T]) pack(theta [][]float64) {
 		w2 := m.w2[j*nw2 : (j+1)*nw2]
 		for c := 0; c < m.ch; c++ {
 			for kk := 0; kk < peKernel*peKernel; kk++ {
-				src := m.off[2] + (c*peKernel*peKernel+kk)*m.ch2
-				conv(w2[(kk*m.ch+c)*m.ch2:(kk*m.ch+c+1)*m.ch2], t[src:src+m.ch2])
+				row := kk*m.ch + c // (ky, kx, c) order
+				for o, v := range t[m.off[2]+(c*peKernel*peKernel+kk)*m.ch2:][:m.ch2] {
+					if m.tb2 {
+						w2[o*m.kc2+row] = T(v)
+					} else {
+						w2[row*m.ch2+o] = T(v)
+					}
+				}
 			}
 		}
-		conv(m.w3[j*nw3:(j+1)*nw3], t[m.off[4]:m.off[4]+nw3])
+		w3 := m.w3[j*nw3 : (j+1)*nw3]
+		if m.tb3 {
+			in3 := m.p2 * m.ch2
+			for i := 0; i < in3; i++ {
+				for o, v := range t[m.off[4]+i*m.hid:][:m.hid] {
+					w3[o*in3+i] = T(v)
+				}
+			}
+		} else {
+			conv(w3, t[m.off[4]:m.off[4]+nw3])
+		}
 		conv(m.w4[j*nw4:(j+1)*nw4], t[m.off[6]:m.off[6]+nw4])
 		conv(m.b4[j*m.cls:(j+1)*m.cls], t[m.off[7]:m.off[7]+m.cls])
 		b := make([]T, m.ch2+m.hid)
@@ -146,7 +170,7 @@ func (m *peConvnet[T]) pack(theta [][]float64) {
 }
 
 func (m *peConvnet[T]) newWorker() peWorker {
-	return &peConvnetWorker[T]{m: m, sc: peScorer[T]{l: make([]float64, m.cls)}}
+	return &peConvnetWorker[T]{m: m}
 }
 
 type peConvnetWorker[T float] struct {
@@ -173,24 +197,25 @@ func (w *peConvnetWorker[T]) run(from int, rows []int, n int, sums []float64, co
 		gn := min(peConvGroup, m.k-g0)
 		ld1 := gn * m.ch
 		h1 := c1[:n*m.p1*ld1]
-		peGemm(n*m.p1, ld1, m.kc1, a1, m.kc1, m.w1[g0*m.ch:], m.k*m.ch, h1, ld1)
+		peGemm(false, n*m.p1, ld1, m.kc1, a1, m.kc1, m.w1[g0*m.ch:], m.k*m.ch, h1, ld1)
 		peTanhScaleBias(h1, m.s1, m.tile1[gi])
 		for j := 0; j < gn; j++ {
 			t := g0 + j
 			m.im2col2(a2, h1, ld1, j*m.ch, n)
-			peGemm(n*m.p2, m.ch2, m.kc2, a2, m.kc2, m.w2[t*nw2:(t+1)*nw2], m.ch2, c2, m.ch2)
-			peTanhScaleBias(c2, m.s2, m.tile2[t])
-			peGemm(n, m.hid, m.p2*m.ch2, c2, m.p2*m.ch2, m.w3[t*nw3:(t+1)*nw3], m.hid, c3, m.hid)
-			peTanhScaleBias(c3, m.s3, m.tile3[t])
-			peGemm(n, m.cls, m.hid, c3, m.hid, m.w4[t*nw4:(t+1)*nw4], m.cls, c4, m.cls)
-			b := m.b4[t*m.cls : (t+1)*m.cls]
-			for i := 0; i < n; i++ {
-				l, ok := w.sc.score(c4[i*m.cls:(i+1)*m.cls], m.s4, b, int(m.y[peRow(from, rows, i)]))
-				sums[t] += l
-				if ok {
-					correct[t]++
-				}
+			ldb2, ldb3 := m.ch2, m.hid
+			if m.tb2 {
+				ldb2 = m.kc2
 			}
+			if m.tb3 {
+				ldb3 = m.p2 * m.ch2
+			}
+			peGemm(m.tb2, n*m.p2, m.ch2, m.kc2, a2, m.kc2, m.w2[t*nw2:(t+1)*nw2], ldb2, c2, m.ch2)
+			peTanhScaleBias(c2, m.s2, m.tile2[t])
+			peGemm(m.tb3, n, m.hid, m.p2*m.ch2, c2, m.p2*m.ch2, m.w3[t*nw3:(t+1)*nw3], ldb3, c3, m.hid)
+			peTanhScaleBias(c3, m.s3, m.tile3[t])
+			peGemm(false, n, m.cls, m.hid, c3, m.hid, m.w4[t*nw4:(t+1)*nw4], m.cls, c4, m.cls)
+			w.sc.block(c4, m.cls, n, 1, m.cls, m.s4, m.b4[t*m.cls:(t+1)*m.cls], m.y, from, rows,
+				sums[t:t+1], correct[t:t+1])
 		}
 	}
 }
@@ -202,23 +227,27 @@ func (m *peConvnet[T]) im2col1(a []T, from int, rows []int, n int) {
 	a32, fast := any(a).([]float32)
 	x32, _ := any(m.x).([]float32)
 	fast = fast && peHavePatchCopy
+	const kk = peKernel * peKernel
 	for i := 0; i < n; i++ {
 		r := peRow(from, rows, i)
 		src := m.x[r*m.dim : (r+1)*m.dim]
 		for oy := 0; oy < m.oh1; oy++ {
-			for ox := 0; ox < m.ow1; ox++ {
-				d0 := ((i*m.oh1+oy)*m.ow1 + ox) * m.kc1
-				for c := 0; c < m.c; c++ {
-					s0 := c*plane + peStride*oy*m.wd + peStride*ox
-					if fast {
-						_ = src[s0+(peKernel-1)*(m.wd+1)] // bounds of the patch
-						_ = a[d0+c*peKernel*peKernel+peKernel*peKernel-1]
-						peCopyPatch5(&a32[d0+c*peKernel*peKernel], &x32[r*m.dim+s0], uintptr(4*m.wd))
-						continue
-					}
+			d0 := (i*m.oh1 + oy) * m.ow1 * m.kc1
+			for c := 0; c < m.c; c++ {
+				s0 := c*plane + peStride*oy*m.wd
+				if fast {
+					// One call for the row's ow1 patches of channel c.
+					_ = src[s0+(peKernel-1)*m.wd+peStride*(m.ow1-1)+peKernel-1]
+					_ = a[d0+(m.ow1-1)*m.kc1+c*kk+kk-1]
+					peCopyPatch5(&a32[d0+c*kk], &x32[r*m.dim+s0], uintptr(4*m.wd),
+						uintptr(m.ow1), uintptr(4*m.kc1), 4*peStride)
+					continue
+				}
+				for ox := 0; ox < m.ow1; ox++ {
 					for ky := 0; ky < peKernel; ky++ {
-						d := d0 + (c*peKernel+ky)*peKernel
-						copy(a[d:d+peKernel], src[s0+ky*m.wd:s0+ky*m.wd+peKernel])
+						d := d0 + ox*m.kc1 + (c*peKernel+ky)*peKernel
+						s := s0 + ky*m.wd + peStride*ox
+						copy(a[d:d+peKernel], src[s:s+peKernel])
 					}
 				}
 			}

@@ -58,36 +58,51 @@ ky10:
 	JNZ    ky10
 	RET
 
-// func peCopyPatch5(dst, src *float32, row uintptr)
+// func peCopyPatch5(dst, src *float32, row, n, dstStride, srcStride uintptr)
 //
-// Copies the 5×5 patch of floats at src (rows row bytes apart) to 25
-// consecutive floats at dst.
-TEXT ·peCopyPatch5(SB), NOSPLIT, $0-24
-	MOVQ   dst+0(FP), DI
-	MOVQ   src+8(FP), SI
-	MOVQ   row+16(FP), R9
-	MOVUPS (SI), X0
-	MOVL   16(SI), BX
+// Copies n 5×5 patches of floats: patch j starts at src + j·srcStride
+// (rows row bytes apart) and goes to 25 consecutive floats at
+// dst + j·dstStride.
+TEXT ·peCopyPatch5(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ row+16(FP), R9
+	MOVQ n+24(FP), CX
+	MOVQ dstStride+32(FP), R10
+	MOVQ srcStride+40(FP), R11
+	TESTQ CX, CX
+	JZ   done5
+
+patch5:
+	MOVQ   SI, AX
+	MOVUPS (AX), X0
+	MOVL   16(AX), BX
 	MOVUPS X0, (DI)
 	MOVL   BX, 16(DI)
-	ADDQ   R9, SI
-	MOVUPS (SI), X0
-	MOVL   16(SI), BX
+	ADDQ   R9, AX
+	MOVUPS (AX), X0
+	MOVL   16(AX), BX
 	MOVUPS X0, 20(DI)
 	MOVL   BX, 36(DI)
-	ADDQ   R9, SI
-	MOVUPS (SI), X0
-	MOVL   16(SI), BX
+	ADDQ   R9, AX
+	MOVUPS (AX), X0
+	MOVL   16(AX), BX
 	MOVUPS X0, 40(DI)
 	MOVL   BX, 56(DI)
-	ADDQ   R9, SI
-	MOVUPS (SI), X0
-	MOVL   16(SI), BX
+	ADDQ   R9, AX
+	MOVUPS (AX), X0
+	MOVL   16(AX), BX
 	MOVUPS X0, 60(DI)
 	MOVL   BX, 76(DI)
-	ADDQ   R9, SI
-	MOVUPS (SI), X0
-	MOVL   16(SI), BX
+	ADDQ   R9, AX
+	MOVUPS (AX), X0
+	MOVL   16(AX), BX
 	MOVUPS X0, 80(DI)
 	MOVL   BX, 96(DI)
+	ADDQ   R10, DI
+	ADDQ   R11, SI
+	DECQ   CX
+	JNZ    patch5
+
+done5:
 	RET

@@ -2,8 +2,10 @@
 
 package graph
 
-const peHavePatchCopy = false
+var peHavePatchCopy = false
 
 func peCopyPatch10(dst, src *float32, stride, row uintptr) { panic("graph: no patch copy kernel") }
 
-func peCopyPatch5(dst, src *float32, row uintptr) { panic("graph: no patch copy kernel") }
+func peCopyPatch5(dst, src *float32, row, n, dstStride, srcStride uintptr) {
+	panic("graph: no patch copy kernel")
+}

@@ -8,15 +8,16 @@ import (
 
 // peLogistic is the batched logistic model z = s·(x W) + b.
 type peLogistic[T float] struct {
-	x      []T
-	y      []uint8
-	dim    int
-	cls    int
-	s      T
-	k      int
-	w      []T // dim × k·cls: trial j's W in columns j·cls ... j·cls+cls-1
-	b      []T // k × cls
-	npW    int // size of W
+	x   []T
+	y   []uint8
+	dim int
+	cls int
+	s   T
+	k   int
+	tb  bool // w is stored transposed (see peTransB)
+	w   []T  // dim × k·cls: trial j's W in columns j·cls ... j·cls+cls-1 (or the transpose)
+	b   []T  // k × cls
+	npW int  // size of W
 }
 
 func newPELogistic[T float](arch *nets.Arch, d *Data, x []T) (*peLogistic[T], error) {
@@ -30,7 +31,16 @@ func newPELogistic[T float](arch *nets.Arch, d *Data, x []T) (*peLogistic[T], er
 }
 
 func (m *peLogistic[T]) perExample(k int) int64 {
-	return int64(m.dim+k*m.cls) * peSizeOf[T]()
+	return int64(m.dim+k*m.cls)*peSizeOf[T]() + int64(k)*peScoreBytes[T](m.cls)
+}
+
+// autoChunk: with one trial's 10 columns the product is fastest on short
+// chunks, with more on long ones (measured with OpenBLAS).
+func (m *peLogistic[T]) autoChunk(k int) int {
+	if k*m.cls <= 16 {
+		return 64
+	}
+	return 256
 }
 
 func (m *peLogistic[T]) fixedBytes(k int) int64 {
@@ -45,11 +55,15 @@ func (m *peLogistic[T]) pack(theta [][]float64) {
 		m.b = make([]T, ld)
 	}
 	m.w, m.b = m.w[:m.dim*ld], m.b[:ld]
+	m.tb = peTransB[T](ld, m.dim)
 	for j, t := range theta {
 		for i := 0; i < m.dim; i++ {
-			dst := m.w[i*ld+j*cls : i*ld+j*cls+cls]
 			for c, v := range t[i*cls : i*cls+cls] {
-				dst[c] = T(v)
+				if m.tb {
+					m.w[(j*cls+c)*m.dim+i] = T(v)
+				} else {
+					m.w[i*ld+j*cls+c] = T(v)
+				}
 			}
 		}
 		for c, v := range t[m.npW : m.npW+cls] {
@@ -59,7 +73,7 @@ func (m *peLogistic[T]) pack(theta [][]float64) {
 }
 
 func (m *peLogistic[T]) newWorker() peWorker {
-	return &peLogisticWorker[T]{m: m, sc: peScorer[T]{l: make([]float64, m.cls)}}
+	return &peLogisticWorker[T]{m: m}
 }
 
 type peLogisticWorker[T float] struct {
@@ -83,18 +97,12 @@ func (w *peLogisticWorker[T]) run(from int, rows []int, n int, sums []float64, c
 		}
 	}
 	z := w.slab.take(n * ld)
-	peGemm(n, ld, dim, x, dim, m.w, ld, z, ld)
+	if m.tb {
+		peGemm(true, n, ld, dim, x, dim, m.w, dim, z, ld)
+	} else {
+		peGemm(false, n, ld, dim, x, dim, m.w, ld, z, ld)
+	}
 	clear(sums)
 	clear(correct)
-	for i := 0; i < n; i++ {
-		y := int(m.y[peRow(from, rows, i)])
-		row := z[i*ld : (i+1)*ld]
-		for j := 0; j < k; j++ {
-			l, ok := w.sc.score(row[j*cls:(j+1)*cls], m.s, m.b[j*cls:(j+1)*cls], y)
-			sums[j] += l
-			if ok {
-				correct[j]++
-			}
-		}
-	}
+	w.sc.block(z, ld, n, k, cls, m.s, m.b, m.y, from, rows, sums, correct)
 }

@@ -184,12 +184,13 @@ func batches(todo []Trial, k func(model string) int) []batch {
 type worker struct {
 	r        *Runner
 	maxBytes int64
+	threads  int // goroutines of the pool evaluator
 	backends map[string]optim.Backend
 	evals    map[string]*graph.PoolEvaluator
 }
 
-func (r *Runner) newWorker(maxBytes int64) *worker {
-	return &worker{r: r, maxBytes: maxBytes, backends: map[string]optim.Backend{}, evals: map[string]*graph.PoolEvaluator{}}
+func (r *Runner) newWorker(maxBytes int64, threads int) *worker {
+	return &worker{r: r, maxBytes: maxBytes, threads: max(threads, 1), backends: map[string]optim.Backend{}, evals: map[string]*graph.PoolEvaluator{}}
 }
 
 func (w *worker) backend(name string) optim.Backend {
@@ -211,7 +212,7 @@ func (w *worker) evaluator(name string) (*graph.PoolEvaluator, error) {
 	if e, ok := w.evals[name]; ok {
 		return e, nil
 	}
-	e, err := graph.NewPoolEvaluator(w.r.models[name].arch, w.r.data, graph.PoolOptions{MaxBytes: w.maxBytes / 2, Workers: 1})
+	e, err := graph.NewPoolEvaluator(w.r.models[name].arch, w.r.data, graph.PoolOptions{MaxBytes: w.maxBytes / 2, Workers: w.threads})
 	if err != nil {
 		return nil, err
 	}
@@ -412,7 +413,7 @@ func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
 // RunOne runs a single trial on a fresh worker (for tests and debugging).
 func (r *Runner) RunOne(t Trial) (results.Row, error) {
-	w := r.newWorker(DefaultMaxBytes)
+	w := r.newWorker(DefaultMaxBytes, runtime.NumCPU())
 	rows, err := w.run(batch{model: t.Model, init: t.Init, opt: t.Opt, trials: []Trial{t}})
 	if err != nil {
 		return results.Row{}, err
@@ -472,7 +473,8 @@ func (r *Runner) Run(ctx context.Context, rec Recorder, s Settings) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := r.newWorker(perWorker)
+			// The CPUs left over by the workers go to their evaluators.
+			w := r.newWorker(perWorker, runtime.NumCPU()/workers)
 			for b := range jobs {
 				rows, err := w.run(b)
 				for _, row := range rows {
