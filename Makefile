@@ -23,7 +23,7 @@ build: check-go $(if $(filter openblas,$(TAGS)),blas)
 
 # Install OpenBLAS's development files when they are missing.
 blas:
-	@if ! ls /usr/lib/*/libopenblas.so /usr/lib/libopenblas.so >/dev/null 2>&1; then \
+	@if [ -z "$$(ls /usr/lib/libopenblas.so /usr/lib/*/libopenblas.so 2>/dev/null)" ]; then \
 		echo "installing libopenblas-dev"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libopenblas-dev; \
 	fi
