@@ -161,23 +161,9 @@ steps = 3
 // identity.
 func TestResultsIndependentOfK(t *testing.T) {
 	c := mustConfig(t, independenceConfig)
-	run := func(k, workers int) map[results.Key]results.Row {
-		r, err := NewRunner(c, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var col collect
-		if err := r.Run(context.Background(), &col, Settings{K: k, Workers: workers}); err != nil {
-			t.Fatal(err)
-		}
-		if len(col.rows) != c.NumTrials() {
-			t.Fatalf("K=%d: %d rows, want %d", k, len(col.rows), c.NumTrials())
-		}
-		return col.byKey()
-	}
-	ref := run(1, 1)
+	ref := runAll(t, c, nil, Settings{K: 1, Workers: 1})
 	for _, tc := range []struct{ k, workers int }{{64, 2}, {0, 3}} {
-		got := run(tc.k, tc.workers)
+		got := runAll(t, c, nil, Settings{K: tc.k, Workers: tc.workers})
 		for key, want := range ref {
 			if g := got[key]; !sameRow(g, want) {
 				t.Errorf("K=%d workers=%d: %v\n got %+v\nwant %+v", tc.k, tc.workers, key, g, want)

@@ -79,6 +79,24 @@ func (c *collect) Record(r results.Row) error {
 	return nil
 }
 
+// runAll runs every trial of c on pool (nil for landscapes) with s,
+// requires one row per trial and returns the rows by key.
+func runAll(t *testing.T, c *config.Config, pool *data.Pool, s Settings) map[results.Key]results.Row {
+	t.Helper()
+	r, err := NewRunner(c, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var col collect
+	if err := r.Run(context.Background(), &col, s); err != nil {
+		t.Fatal(err)
+	}
+	if len(col.rows) != c.NumTrials() {
+		t.Fatalf("K=%d workers=%d: %d rows for %d trials", s.K, s.Workers, len(col.rows), c.NumTrials())
+	}
+	return col.byKey()
+}
+
 func (c *collect) byKey() map[results.Key]results.Row {
 	m := map[results.Key]results.Row{}
 	for _, r := range c.rows {
@@ -237,21 +255,7 @@ func TestReshuffle(t *testing.T) {
 func TestDeterminismAndOrder(t *testing.T) {
 	pool := smallPool(t, 30)
 	c := mustConfig(t, base)
-	runWith := func(workers int) map[results.Key]results.Row {
-		r, err := NewRunner(c, pool)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var col collect
-		if err := r.Run(context.Background(), &col, Settings{Workers: workers}); err != nil {
-			t.Fatal(err)
-		}
-		if len(col.rows) != c.NumTrials() {
-			t.Fatalf("%d rows for %d trials", len(col.rows), c.NumTrials())
-		}
-		return col.byKey()
-	}
-	one, three := runWith(1), runWith(3)
+	one, three := runAll(t, c, pool, Settings{Workers: 1}), runAll(t, c, pool, Settings{Workers: 3})
 	r, _ := NewRunner(c, pool)
 	plan := Plan(c)
 	slices.Reverse(plan)
@@ -453,21 +457,7 @@ func TestImageResultsIndependentOfK(t *testing.T) {
 		tol   float64
 	}{{"float64", 1e-11}, {"float32", 2e-5}} {
 		c := mustConfig(t, fmt.Sprintf(imageKConfig, tc.dtype))
-		run := func(k, workers int) map[results.Key]results.Row {
-			r, err := NewRunner(c, pool)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var col collect
-			if err := r.Run(context.Background(), &col, Settings{K: k, Workers: workers}); err != nil {
-				t.Fatal(err)
-			}
-			if len(col.rows) != c.NumTrials() {
-				t.Fatalf("%s K=%d: %d rows, want %d", tc.dtype, k, len(col.rows), c.NumTrials())
-			}
-			return col.byKey()
-		}
-		one, many := run(1, 1), run(64, 2)
+		one, many := runAll(t, c, pool, Settings{K: 1, Workers: 1}), runAll(t, c, pool, Settings{K: 64, Workers: 2})
 		worst := 0.0
 		for key, a := range one {
 			b := many[key]

@@ -390,6 +390,7 @@ func (r *runner) sde() error {
 		rng[k] = r.b.Noise(k)
 	}
 	xi := make([]float64, r.n)
+	noise := make([]float64, r.p)
 	sub := r.s.Refine
 	noiseScale := 1 / math.Sqrt(float64(sub*r.s.Batch)*float64(r.n-1))
 	for t := 0; t < r.s.Steps; t++ {
@@ -404,7 +405,7 @@ func (r *runner) sde() error {
 				for j := range xi {
 					xi[j] = rng[k].NormFloat64()
 				}
-				noise := make([]float64, r.p)
+				clear(noise)
 				for j := 0; j < r.n; j++ {
 					for i, v := range g[k*r.n+j] {
 						noise[i] += (v - r.dir[k][i]) * xi[j]
