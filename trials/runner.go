@@ -42,12 +42,18 @@ type Settings struct {
 	// MaxBytes bounds the working memory of all workers together; 0 means
 	// DefaultMaxBytes.
 	MaxBytes int64
+	// Shard restricts the run to one shard of the plan; the zero Shard
+	// runs every trial.
+	Shard Shard
 	// Skip lists trials already recorded (a resumed run).
 	Skip map[results.Key]bool
 	// Progress, if set, is called after every finished batch with the
 	// number of trials done and the total to run (from one goroutine at a
 	// time).
 	Progress func(done, total int)
+	// Log, if set, receives notes on retried batches (from one goroutine
+	// at a time).
+	Log func(msg string)
 }
 
 // Runner runs the trials of one config.
@@ -427,7 +433,7 @@ func (r *Runner) RunOne(t Trial) (results.Row, error) {
 // recorded before that stay recorded.
 func (r *Runner) Run(ctx context.Context, rec Recorder, s Settings) error {
 	var todo []Trial
-	for _, t := range Plan(r.cfg) {
+	for _, t := range ShardPlan(r.cfg, s.Shard) {
 		if !s.Skip[r.key(t)] {
 			todo = append(todo, t)
 		}
@@ -475,24 +481,36 @@ func (r *Runner) Run(ctx context.Context, rec Recorder, s Settings) error {
 			defer wg.Done()
 			// The CPUs left over by the workers go to their evaluators.
 			w := r.newWorker(perWorker, runtime.NumCPU()/workers)
+			log := func(msg string) {
+				if s.Log != nil {
+					mu.Lock()
+					s.Log(msg)
+					mu.Unlock()
+				}
+			}
 			for b := range jobs {
-				rows, err := w.run(b)
+				// Rows finished before a failure are still recorded.
+				rows, runErr := w.runSplitting(b, log)
+				var err error
+				n := 0
 				for _, row := range rows {
-					if err != nil {
+					if err = rec.Record(row); err != nil {
 						break
 					}
-					err = rec.Record(row)
-				}
-				if err != nil {
-					fail(err)
-					continue
+					n++
 				}
 				mu.Lock()
-				done += len(rows)
+				done += n
 				if s.Progress != nil {
 					s.Progress(done, len(todo))
 				}
 				mu.Unlock()
+				if err == nil {
+					err = runErr
+				}
+				if err != nil {
+					fail(err)
+				}
 			}
 		}()
 	}
@@ -512,6 +530,9 @@ feed:
 	return ctx.Err()
 }
 
-func (r *Runner) key(t Trial) results.Key {
-	return results.Key{Model: t.Model, Optimizer: t.Opt.Label, Eta: t.Eta, Init: t.Init, Trial: t.Index, DType: r.cfg.DType}
+func (r *Runner) key(t Trial) results.Key { return Key(r.cfg, t) }
+
+// Key is the results key of trial t of config c.
+func Key(c *config.Config, t Trial) results.Key {
+	return results.Key{Model: t.Model, Optimizer: t.Opt.Label, Eta: t.Eta, Init: t.Init, Trial: t.Index, DType: c.DType}
 }

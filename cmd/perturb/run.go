@@ -31,7 +31,7 @@ const (
 func init() {
 	register(&command{
 		name:  "run",
-		args:  "CONFIG [--out DIR] [--workers N] [--k K] [--max-memory GIB] [--data DIR]",
+		args:  "CONFIG [--out DIR] [--shard I/N] [--workers N] [--k K] [--max-memory GIB] [--data DIR]",
 		short: "run the trials of a TOML config and store one row per trial",
 		long: `Runs every trial of CONFIG on the CPU and writes DIR/results.sqlite (one
 row per trial, committed in transactions every few seconds) and a copy of
@@ -41,6 +41,13 @@ config's name.
 If DIR already holds a run of the same config (same hash), the trials it
 stores are skipped and the rest are run: an interrupted run resumes. A DIR
 holding a different config is refused.
+
+--shard I/N runs only shard I of N: the trials at positions I-1, I-1+N,
+I-1+2N, ... of the config's plan, so the N shards together hold every
+trial once and take about equally long. Each shard goes into its own DIR
+(default runs/NAME-shard-I-of-N) and resumes like a whole run; "perturb
+merge" combines the shards' directories into one run. A trial's results do
+not depend on its shard.
 
 The dataset folder is the config's data.dir, else --data, else
 $PERTURB_FASHION_MNIST / $PERTURB_CIFAR10, else the default folder
@@ -65,6 +72,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	workers := fs.Int("workers", 0, "trials run in parallel (default: one per CPU)")
 	dataDir := fs.String("data", "", "dataset folder, when the config has no data.dir")
 	k := fs.Int("k", 0, "trials per batch (default: chosen per model)")
+	shardFlag := fs.String("shard", "", "run only shard I of N of the trials (I/N, e.g. 3/8)")
 	maxMem := fs.Float64("max-memory", float64(trials.DefaultMaxBytes)/(1<<30), "memory budget of the working buffers in GiB")
 	pos, err := parse(c, fs, args, 1, stderr)
 	if err != nil {
@@ -74,9 +82,18 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var shard trials.Shard
+	if *shardFlag != "" {
+		if shard, err = trials.ParseShard(*shardFlag); err != nil {
+			return fmt.Errorf("--shard: %w", err)
+		}
+	}
 	dir := *out
 	if dir == "" {
 		dir = filepath.Join("runs", cfg.Name)
+		if shard.N > 0 {
+			dir += fmt.Sprintf("-shard-%d-of-%d", shard.I, shard.N)
+		}
 	}
 	ddir := cfg.Data.Dir
 	if ddir == "" {
@@ -97,34 +114,46 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	store, skip, err := openRun(dir, cfg)
+	store, skip, err := openRun(dir, cfg, shard)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 
-	total := cfg.NumTrials()
+	total := len(trials.ShardPlan(cfg, shard))
 	todo := total - len(skip)
-	if len(skip) > 0 {
-		fmt.Fprintf(stderr, "resuming %s: %d of %d trials already stored\n", dir, len(skip), total)
+	what := ""
+	if shard.N > 0 {
+		what = fmt.Sprintf(" of shard %s", shard)
 	}
-	fmt.Fprintf(stderr, "running %d trials (%s, %s) into %s\n", todo, cfg.Name, cfg.DType, filepath.Join(dir, resultsFile))
+	if len(skip) > 0 {
+		fmt.Fprintf(stderr, "resuming %s: %d of %d trials%s already stored\n", dir, len(skip), total, what)
+	}
+	fmt.Fprintf(stderr, "running %d trials%s (%s, %s) into %s\n", todo, what, cfg.Name, cfg.DType, filepath.Join(dir, resultsFile))
+	resume := fmt.Sprintf("perturb run %s --out %s", pos[0], dir)
+	if shard.N > 0 {
+		resume += " --shard " + shard.String()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	w := results.NewWriter(store, 2*time.Second, 512)
 	prog := newProgress(stderr, todo)
-	err = runner.Run(ctx, recorder{w}, trials.Settings{Workers: *workers, K: *k, MaxBytes: int64(*maxMem * (1 << 30)), Skip: skip, Progress: prog.update})
+	err = runner.Run(ctx, recorder{w}, trials.Settings{Workers: *workers, K: *k, MaxBytes: int64(*maxMem * (1 << 30)), Shard: shard, Skip: skip, Progress: prog.update, Log: func(msg string) { prog.log(msg) }})
 	prog.finish()
 	if ferr := w.Flush(); ferr != nil && err == nil {
 		err = fmt.Errorf("store results: %w", ferr)
 	}
 	if errors.Is(err, context.Canceled) {
 		keys, _ := store.Keys()
-		return exitError{fmt.Errorf("interrupted: %d of %d trials stored in %s; resume with: perturb run %s --out %s",
-			len(keys), total, dir, pos[0], dir), 130}
+		return exitError{fmt.Errorf("interrupted: %d of %d trials stored in %s; resume with: %s",
+			len(keys), total, dir, resume), 130}
 	}
 	if err != nil {
+		// What was committed before the error stays: say so, and how to go on.
+		if keys, kerr := store.Keys(); kerr == nil {
+			return fmt.Errorf("%w\n%d of %d trials are stored in %s and stay valid; after fixing the cause, resume with: %s", err, len(keys), total, dir, resume)
+		}
 		return err
 	}
 	fmt.Fprintf(stderr, "done: %d trials in %s; summarise with: perturb summarize %s\n", todo, time.Since(start).Round(time.Second), dir)
@@ -138,7 +167,7 @@ func (r recorder) Record(row results.Row) error { return r.w.Add(row) }
 // openRun opens or creates the store of run directory dir for cfg and
 // returns the keys already stored. Nothing is written until cfg and the
 // data have been validated by the caller.
-func openRun(dir string, cfg *config.Config) (*results.Store, map[results.Key]bool, error) {
+func openRun(dir string, cfg *config.Config, shard trials.Shard) (*results.Store, map[results.Key]bool, error) {
 	path := filepath.Join(dir, resultsFile)
 	if _, err := os.Stat(path); err == nil {
 		store, meta, err := results.Open(path)
@@ -149,6 +178,11 @@ func openRun(dir string, cfg *config.Config) (*results.Store, map[results.Key]bo
 			store.Close()
 			return nil, nil, fmt.Errorf("%s holds a run of another config (%s, hash %.12s), not %s (hash %.12s); choose another --out, or resume with the stored config %s%s",
 				dir, meta.ConfigName, meta.ConfigHash, cfg.Path, cfg.Hash(), filepath.Join(dir, configFile), describeDiff(meta.ConfigText, cfg))
+		}
+		if meta.Shard != shard.String() {
+			store.Close()
+			return nil, nil, fmt.Errorf("%s holds %s of config %s, not %s; use %s, or another --out", dir,
+				shardName(meta.Shard), cfg.Name, shardName(shard.String()), shardFlagFor(meta.Shard))
 		}
 		keys, err := store.Keys()
 		if err != nil {
@@ -163,11 +197,27 @@ func openRun(dir string, cfg *config.Config) (*results.Store, map[results.Key]bo
 	if err := writeAtomic(filepath.Join(dir, configFile), []byte(cfg.Text)); err != nil {
 		return nil, nil, err
 	}
-	store, err := results.Create(path, results.Meta{ConfigHash: cfg.Hash(), ConfigText: cfg.Text, ConfigName: cfg.Name, Created: time.Now()})
+	store, err := results.Create(path, results.Meta{ConfigHash: cfg.Hash(), ConfigText: cfg.Text, ConfigName: cfg.Name, Created: time.Now(), Shard: shard.String()})
 	if err != nil {
 		return nil, nil, err
 	}
 	return store, map[results.Key]bool{}, nil
+}
+
+// shardName describes a store's shard for messages.
+func shardName(s string) string {
+	if s == "" {
+		return "the whole run"
+	}
+	return "shard " + s
+}
+
+// shardFlagFor is the run flag that selects stored shard s.
+func shardFlagFor(s string) string {
+	if s == "" {
+		return "no --shard"
+	}
+	return "--shard " + s
 }
 
 // describeDiff lists how cfg differs from the stored config text, one
@@ -238,6 +288,14 @@ func (p *progress) update(done, total int) {
 		eta := time.Duration(float64(total-done)/rate) * time.Second
 		fmt.Fprintf(p.w, "%d/%d trials, %.2f trials/s, ETA %s\n", done, total, rate, eta.Round(time.Second))
 	}
+}
+
+// log prints a note on its own line (above the bar on a terminal).
+func (p *progress) log(msg string) {
+	if p.bar != nil {
+		p.bar.Clear()
+	}
+	fmt.Fprintln(p.w, msg)
 }
 
 func (p *progress) finish() {

@@ -4,8 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/perturb/perturb/trials/results"
 	"github.com/perturb/perturb/trials/summary"
@@ -42,11 +40,7 @@ func summarizeCmd(args []string, stdout, stderr io.Writer) error {
 	if write == nil {
 		return fmt.Errorf("--format %q: use table, csv or json", *format)
 	}
-	path := pos[0]
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		path = filepath.Join(path, resultsFile)
-	}
-	_, rows, err := results.ReadRows(path)
+	_, rows, err := results.ReadRows(storePath(pos[0]))
 	if err != nil {
 		return err
 	}

@@ -9,8 +9,9 @@
 //	    key   TEXT PRIMARY KEY,
 //	    value TEXT NOT NULL
 //	);
-//	-- keys: schema_version ("1"), config_hash (hex sha256 of the canonical
-//	-- config), config_name, config_text, created (RFC 3339)
+//	-- keys: schema_version ("2"), config_hash (hex sha256 of the canonical
+//	-- config), config_name, config_text, created (RFC 3339), and in a
+//	-- store holding one shard of a run, shard ("I/N")
 //
 //	CREATE TABLE trials (
 //	    config_hash    TEXT    NOT NULL,
@@ -124,6 +125,9 @@ type Meta struct {
 	ConfigText string
 	ConfigName string
 	Created    time.Time
+	// Shard is "I/N" for a store holding shard I of N of the config's
+	// trials (see perturb run --shard), "" for a whole run or a merge.
+	Shard string
 	// SchemaVersion is the store's schema version as found on disk.
 	SchemaVersion int
 }
@@ -251,6 +255,9 @@ func Create(path string, m Meta) (*Store, error) {
 		{"config_text", m.ConfigText},
 		{"created", m.Created.UTC().Format(time.RFC3339)},
 	}
+	if m.Shard != "" {
+		kv = append(kv, [2]string{"shard", m.Shard})
+	}
 	for _, e := range kv {
 		if _, err := tx.Exec(`INSERT INTO meta(key, value) VALUES (?, ?)`, e[0], e[1]); err != nil {
 			tx.Rollback()
@@ -371,7 +378,7 @@ func readMeta(db *sql.DB, path string) (Meta, error) {
 		return Meta{}, fmt.Errorf("results: %s has schema_version %d, but this build of perturb supports schema_version %d at most; "+
 			"read it with a newer perturb (update and rebuild)", path, v, SchemaVersion)
 	}
-	m := Meta{ConfigHash: kv["config_hash"], ConfigText: kv["config_text"], ConfigName: kv["config_name"], SchemaVersion: v}
+	m := Meta{ConfigHash: kv["config_hash"], ConfigText: kv["config_text"], ConfigName: kv["config_name"], Shard: kv["shard"], SchemaVersion: v}
 	if c := kv["created"]; c != "" {
 		t, err := time.Parse(time.RFC3339, c)
 		if err != nil {
