@@ -71,7 +71,7 @@ func Read(paths []string) (*Plan, error) {
 		return nil, errors.New("merge: no runs given")
 	}
 	p := &Plan{}
-	byKey := map[results.Key]int{}    // index into p.Rows
+	byKey := map[results.Key]int{}     // index into p.Rows
 	from := map[results.Key][]string{} // inputs holding the key
 	dups := map[results.Key]float64{}
 	var stored []results.Row
