@@ -32,6 +32,10 @@ const (
 	// SDENoise draws the Gaussian noise of a trial's SDE substeps, keyed by
 	// (seed, init, trial): common to every learning rate of the trial.
 	SDENoise = "perturb/sde-noise/v1"
+	// Stats draws the samples of landscape-statistics estimates, keyed by
+	// (seed, model name hash, init, group): separate from every trial's
+	// stream, and the same whatever the number of groups estimated.
+	Stats = "perturb/stats/v1"
 )
 
 // Key returns the 32-byte ChaCha8 key for purpose and ids.
