@@ -100,7 +100,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		ddir = *dataDir
 	}
 	if *k < 0 || !(*maxMem > 0) {
-		return fmt.Errorf("run: --k %d and --max-memory %g must be positive; omit them for the defaults", *k, *maxMem)
+		return fmt.Errorf("--k %d and --max-memory %g must be positive; omit them for the defaults", *k, *maxMem)
 	}
 	start := time.Now()
 	var pool *data.Pool
@@ -192,7 +192,7 @@ func openRun(dir string, cfg *config.Config, shard trials.Shard) (*results.Store
 		return store, keys, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, nil, fmt.Errorf("create run directory: %w", err)
+		return nil, nil, runDirError("create run directory", dir, err)
 	}
 	if err := writeAtomic(filepath.Join(dir, configFile), []byte(cfg.Text)); err != nil {
 		return nil, nil, err
@@ -239,11 +239,12 @@ func describeDiff(stored string, cfg *config.Config) string {
 func writeAtomic(path string, b []byte) error {
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		os.Remove(tmp)
+		return runDirError("write", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
+		return runDirError("write", path, err)
 	}
 	return nil
 }

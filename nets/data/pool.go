@@ -207,7 +207,7 @@ func Load(name, dir string) (*Pool, error) {
 // where the folder came from (for error messages).
 func resolveDir(dir, env, def string, getenv func(string) string) (string, string) {
 	if dir != "" {
-		return dir, "the folder given"
+		return dir, "the folder given by the config's data.dir or --data"
 	}
 	if v := getenv(env); v != "" {
 		return v, "from $" + env

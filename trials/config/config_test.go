@@ -65,13 +65,15 @@ func TestParseErrors(t *testing.T) {
 		name, old, new, want string
 	}{
 		{"unknown top key", `seed = 3`, "seed = 3\nsede = 4",
-			`c.toml: line 3 (key "sede"): unknown key; known keys here: name, seed, dtype, [data], [trials], [[model]], [[optimizer]]`},
+			`c.toml: line 3 (key "sede"): unknown key; did you mean "seed"? known keys here: name, seed, dtype, [data], [trials], [[model]], [[optimizer]]`},
 		{"typo in optimizer", "batch = 2", "bach = 2",
-			`c.toml: line 19 (key "optimizer.bach"): unknown key; known keys here: name, label, batch, epochs, steps, reshuffle, refine`},
+			`c.toml: line 19 (key "optimizer.bach"): unknown key; did you mean "batch"? known keys here: name, label, batch, epochs, steps, reshuffle, refine`},
 		{"wrong type", "count = 4", `count = "4"`,
-			`c.toml: line 9 (key "trials.count"): incompatible types: TOML value has type string; destination has type integer`},
+			`c.toml: line 9 (key "trials.count"): "4" is a string, but count takes a whole number; write e.g. count = 20`},
 		{"syntax", "n = 10", "n = ",
 			`c.toml: line 10 (key "trials.n"): expected value but found '\n' instead`},
+		{"negative seed", "seed = 3", "seed = -3",
+			`c.toml: line 2 (key "seed"): seed = -3 is negative; use a whole number from 0 to 18446744073709551615, e.g. seed = 1`},
 		{"eta zero", "etas = [0.01, 0.1]", "etas = [0.01, 0]",
 			`c.toml: line 11 (key "trials.etas"): eta 0 (entry 2) must be positive and finite`},
 		{"eta negative", "etas = [0.01, 0.1]", "etas = [-0.01]",
@@ -81,7 +83,7 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate eta", "etas = [0.01, 0.1]", "etas = [0.01, 0.1, 0.01]",
 			`c.toml: line 11 (key "trials.etas"): eta 0.01 listed twice; remove the duplicate`},
 		{"batch not dividing", "batch = 2", "batch = 3",
-			`c.toml: line 19 (key "optimizer[0].batch"): batch size 3 does not divide trials.n = 10; choose a divisor of n`},
+			`c.toml: line 19 (key "optimizer[0].batch"): batch size 3 does not divide trials.n = 10; choose a divisor of n: 1, 2, 5, 10`},
 		{"bad dtype", `dtype = "float64"`, `dtype = "float16"`,
 			`c.toml: line 3 (key "dtype"): "float16" is not a dtype; use one of float32, float64`},
 		{"bad model", `name = "logistic"`, `name = "resnet"`,
@@ -101,13 +103,29 @@ func TestParseErrors(t *testing.T) {
 		{"missing data set", `set = "fashion-mnist"`, `set = "mnist"`,
 			`c.toml: line 6 (key "data.set"): "mnist" is not a dataset; use one of fashion-mnist, cifar-10`},
 		{"batch does not divide n", "n = 10", "n = 1",
-			`c.toml: line 19 (key "optimizer[0].batch"): batch size 2 does not divide trials.n = 1; choose a divisor of n`},
+			`c.toml: line 19 (key "optimizer[0].batch"): batch size 2 is larger than trials.n = 1; choose a divisor of n: 1`},
 		{"refine outside sde", "epochs = 2", "epochs = 2\nrefine = 4",
 			`c.toml: line 21 (key "optimizer[0].refine"): refine applies only to sde; remove it`},
 		{"sde reshuffle", "name = \"sgd\"", "name = \"sde\"\nreshuffle = true",
 			`c.toml: line 19 (key "optimizer[0].reshuffle"): sde draws Gaussian noise and visits no order; remove the key`},
 		{"landscape key on image model", "inits = [0, 1]", "inits = [0, 1]\nh = 2.0",
 			`c.toml: line 16 (key "model[0].h"): h applies only to the artificial landscapes (gauss, archimedes, mean-estimation, mean-estimation-l2); remove it`},
+		{"wrong element type", "etas = [0.01, 0.1]", `etas = [0.01, "0.1"]`,
+			`c.toml: line 11 (key "trials.etas"): [0.01, "0.1"] holds a string, but each element of etas must be a number; write e.g. etas = [0.01, 0.1]`},
+		{"scalar for array", "etas = [0.01, 0.1]", "etas = 0.1",
+			`c.toml: line 11 (key "trials.etas"): 0.1 is a float, but etas takes an array; write e.g. etas = [0.01, 0.1]`},
+		{"table for array of tables", "[[model]]", "[model]",
+			`c.toml: line 13 (key "model"): model is an array of tables: start each model with a [[model]] line (not [model] or [[model.…]])`},
+		{"key twice", "count = 4", "count = 4\ncount = 5",
+			`c.toml: line 10 (key "trials.count"): count is set twice; keep one of the two`},
+		{"unterminated string", `dtype = "float64"`, `dtype = "float64`,
+			`c.toml: line 3 (key "dtype"): unterminated string (strings cannot contain newlines); close it with " on the same line`},
+		{"negative epochs", "epochs = 2", "epochs = -2",
+			`c.toml: line 20 (key "optimizer[0].epochs"): epochs = -2 is negative; batch, epochs and steps must be positive (or left out for the defaults)`},
+		{"model typo before data", `name = "logistic"`, `name = "logistik"`,
+			`c.toml: line 14 (key "model[0].name"): "logistik" is not a model; use one of logistic, convnet, gauss, archimedes, mean-estimation, mean-estimation-l2`},
+		{"key under an unknown table", "[trials]", "[trial.s]\n[trials]",
+			`c.toml: line 8 (key "trial"): unknown key; did you mean "trials"? known keys here: name, seed, dtype, [data], [trials], [[model]], [[optimizer]]`},
 		{"duplicate init", "inits = [0, 1]", "inits = [1, 1]",
 			`c.toml: line 15 (key "model[0].inits"): initialisation 1 listed twice; remove the duplicate`},
 	}
@@ -235,5 +253,17 @@ func TestParseLandscapes(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s -> %s: error %v, want it to contain %q", tc.old, tc.new, err, tc.want)
 		}
+	}
+}
+
+// TestUnknownModelWithoutData: a misspelt landscape in a config without
+// [data] is reported as an unknown model, not as a missing data set.
+func TestUnknownModelWithoutData(t *testing.T) {
+	text := "name = \"x\"\nseed = 1\ndtype = \"float64\"\n[trials]\ncount = 4\nn = 6\netas = [0.1]\n" +
+		"[[model]]\nname = \"gaus\"\ninits = [0]\n[[optimizer]]\nname = \"sgd\"\nbatch = 2\n"
+	_, err := Parse("c.toml", text)
+	want := `c.toml: line 9 (key "model[0].name"): "gaus" is not a model; use one of logistic, convnet, gauss, archimedes, mean-estimation, mean-estimation-l2`
+	if err == nil || err.Error() != want {
+		t.Fatalf("error\n got: %v\nwant: %s", err, want)
 	}
 }

@@ -221,7 +221,7 @@ func Create(path string, m Meta) (*Store, error) {
 		if errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("results: create %s: file already exists (choose a new path or remove it)", path)
 		}
-		return nil, fmt.Errorf("results: create %s: %w", path, err)
+		return nil, Explain(path, fmt.Errorf("results: create %s: %w", path, err))
 	}
 	f.Close()
 	fail := func(db *sql.DB, err error) (*Store, error) {
@@ -231,7 +231,7 @@ func Create(path string, m Meta) (*Store, error) {
 		os.Remove(path)
 		os.Remove(path + "-wal")
 		os.Remove(path + "-shm")
-		return nil, fmt.Errorf("results: create %s: %w", path, err)
+		return nil, Explain(path, fmt.Errorf("results: create %s: %w", path, err))
 	}
 	db, err := openDB(path, rwQuery)
 	if err != nil {
@@ -289,7 +289,7 @@ func Open(path string) (*Store, Meta, error) {
 	if m.SchemaVersion < 2 {
 		if err := upgrade(db); err != nil {
 			db.Close()
-			return nil, Meta{}, fmt.Errorf("results: upgrade %s from schema_version %d: %w", path, m.SchemaVersion, err)
+			return nil, Meta{}, Explain(path, fmt.Errorf("results: upgrade %s from schema_version %d: %w", path, m.SchemaVersion, err))
 		}
 		m.SchemaVersion = SchemaVersion
 	}
@@ -302,15 +302,20 @@ func ReadRows(path string) (Meta, []Row, error) {
 	if err := checkExists(path); err != nil {
 		return Meta{}, nil, err
 	}
-	db, err := openDB(path, roQuery)
-	if err != nil {
-		return Meta{}, nil, openErr(path, err)
+	db, m, err := openRead(path, roQuery)
+	if err != nil && (errors.Is(err, ErrReadOnly) || errors.Is(err, ErrDiskFull)) {
+		if fi, werr := os.Stat(path + "-wal"); os.IsNotExist(werr) || werr == nil && fi.Size() == 0 {
+			// A store closed cleanly (no -wal file, or an empty one) on
+			// read-only media or a full disk: SQLite cannot create the -shm
+			// file a WAL store needs, and no writer can change the file, so
+			// it may be read as immutable.
+			db, m, err = openRead(path, roQuery+"&immutable=1")
+		}
 	}
-	defer db.Close()
-	m, err := readMeta(db, path)
 	if err != nil {
 		return Meta{}, nil, err
 	}
+	defer db.Close()
 	cols := trialColumns
 	if m.SchemaVersion < 2 {
 		cols = v1Columns
@@ -320,6 +325,20 @@ func ReadRows(path string) (Meta, []Row, error) {
 		return Meta{}, nil, fmt.Errorf("results: read %s: %w", path, err)
 	}
 	return m, rows, nil
+}
+
+// openRead opens the store at path with query and reads its meta.
+func openRead(path, query string) (*sql.DB, Meta, error) {
+	db, err := openDB(path, query)
+	if err != nil {
+		return nil, Meta{}, openErr(path, err)
+	}
+	m, err := readMeta(db, path)
+	if err != nil {
+		db.Close()
+		return nil, Meta{}, err
+	}
+	return db, m, nil
 }
 
 func checkExists(path string) error {
@@ -336,9 +355,9 @@ func checkExists(path string) error {
 func openErr(path string, err error) error {
 	var se *sqlite.Error
 	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_NOTADB {
-		return fmt.Errorf("results: %s is not a perturb results store (not a SQLite database): %w", path, err)
+		return Explain(path, fmt.Errorf("results: %s is not a perturb results store (not a SQLite database): %w", path, err))
 	}
-	return fmt.Errorf("results: open %s: %w", path, err)
+	return Explain(path, fmt.Errorf("results: open %s: %w", path, err))
 }
 
 func readMeta(db *sql.DB, path string) (Meta, error) {
@@ -399,19 +418,19 @@ func (s *Store) Close() error { return s.db.Close() }
 func (s *Store) Keys() (map[Key]bool, error) {
 	rs, err := s.db.Query(`SELECT model, optimizer, eta, init_id, trial, dtype FROM trials`)
 	if err != nil {
-		return nil, fmt.Errorf("results: keys of %s: %w", s.path, err)
+		return nil, Explain(s.path, fmt.Errorf("results: keys of %s: %w", s.path, err))
 	}
 	defer rs.Close()
 	keys := map[Key]bool{}
 	for rs.Next() {
 		var k Key
 		if err := rs.Scan(&k.Model, &k.Optimizer, &k.Eta, &k.Init, &k.Trial, &k.DType); err != nil {
-			return nil, fmt.Errorf("results: keys of %s: %w", s.path, err)
+			return nil, Explain(s.path, fmt.Errorf("results: keys of %s: %w", s.path, err))
 		}
 		keys[k] = true
 	}
 	if err := rs.Err(); err != nil {
-		return nil, fmt.Errorf("results: keys of %s: %w", s.path, err)
+		return nil, Explain(s.path, fmt.Errorf("results: keys of %s: %w", s.path, err))
 	}
 	return keys, nil
 }
@@ -476,13 +495,13 @@ func (s *Store) Insert(rows []Row) error {
 	ctx := context.Background()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("results: insert into %s: %w", s.path, err)
+		return Explain(s.path, fmt.Errorf("results: insert into %s: %w", s.path, err))
 	}
 	defer tx.Rollback() // no-op after Commit
 	st, err := tx.PrepareContext(ctx, `INSERT INTO trials (`+trialColumns+`)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
-		return fmt.Errorf("results: insert into %s: %w", s.path, err)
+		return Explain(s.path, fmt.Errorf("results: insert into %s: %w", s.path, err))
 	}
 	defer st.Close()
 	for _, r := range rows {
@@ -495,11 +514,11 @@ func (s *Store) Insert(rows []Row) error {
 			if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE) {
 				return fmt.Errorf("results: insert into %s: duplicate trial %v (nothing from this batch was written)", s.path, r.Key())
 			}
-			return fmt.Errorf("results: insert %v into %s: %w", r.Key(), s.path, err)
+			return Explain(s.path, fmt.Errorf("results: insert %v into %s: %w", r.Key(), s.path, err))
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("results: commit to %s: %w", s.path, err)
+		return Explain(s.path, fmt.Errorf("results: commit to %s: %w", s.path, err))
 	}
 	return nil
 }
