@@ -6,7 +6,7 @@ BIN      := bin/perturb
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build blas data check-go run test test-purego vet fuzz bench bench-go clean
+.PHONY: all build blas data check-go run test test-purego test-slurm vet fuzz bench bench-go clean
 
 # OpenBLAS (Debian's libopenblas-dev) behind gonum and gorgonia: the build
 # tag openblas links it; without the tag everything runs on gonum's pure Go.
@@ -47,10 +47,10 @@ vet: check-go
 # Fuzz each target briefly (their corpora live in testdata/fuzz).
 FUZZTIME ?= 10s
 fuzz: check-go
-	$(GO) test ./nets/data/ -run '^$$' -fuzz '^FuzzReadIDXImages$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./nets/data/ -run '^$$' -fuzz '^FuzzReadIDXLabels$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./nets/data/ -run '^$$' -fuzz '^FuzzReadCIFARBatch$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./trials/config/ -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./nets/data/ -run '^$$' -fuzz '^FuzzReadIDXImages$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZTIME)
+	$(GO) test ./nets/data/ -run '^$$' -fuzz '^FuzzReadIDXLabels$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZTIME)
+	$(GO) test ./nets/data/ -run '^$$' -fuzz '^FuzzReadCIFARBatch$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZTIME)
+	$(GO) test ./trials/config/ -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZTIME)
 
 test: data vet $(if $(filter openblas,$(TAGS)),blas)
 	$(GO) test $(GOFLAGS_TAGS) -count=1 -timeout 20m ./...
@@ -60,6 +60,12 @@ test: data vet $(if $(filter openblas,$(TAGS)),blas)
 # The pure-Go BLAS path of the numerical packages (no cgo, no OpenBLAS).
 test-purego: check-go
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 10m ./graph/ ./trials/optim/
+
+# A real one-node Slurm cluster (installs slurm-wlm and munge when missing,
+# as root or with passwordless sudo): a sweep as a 3-task job array plus its
+# merge must equal the same sweep run locally. See scripts/slurm/README.md.
+test-slurm: build
+	bash scripts/slurm/test-local.sh
 
 # Speed measurements (not run by CI): BLAS, batched against unbatched
 # trials, evaluation GFLOP/s, on the real Fashion-MNIST.
