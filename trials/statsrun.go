@@ -1,0 +1,298 @@
+package trials
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/perturb/perturb/graph"
+	"github.com/perturb/perturb/nets"
+	"github.com/perturb/perturb/nets/landscape"
+	"github.com/perturb/perturb/trials/seed"
+	"github.com/perturb/perturb/trials/stats"
+)
+
+// StatsGroup returns the samples of estimation group g for a model's
+// initialisation: four blocks of s samples (pool rows drawn uniformly with
+// replacement, or N(0, 1) data for a landscape) from the stream
+// seed.Stats keyed by (seed, model name, init, g). The draws are separate
+// from every trial's and do not depend on how many groups are estimated.
+func (r *Runner) StatsGroup(model string, init, g, s int) [stats.Blocks][]nets.Sample {
+	rng := seed.New(seed.Stats, r.cfg.Seed, seed.StringID(model), uint64(init), uint64(g))
+	var out [stats.Blocks][]nets.Sample
+	for b := range out {
+		if r.models[model].land != nil {
+			out[b] = landscape.Samples(rng, s)
+			continue
+		}
+		for _, row := range seed.Draw(rng, s, r.data.Len()) {
+			out[b] = append(out[b], nets.Sample{Row: row})
+		}
+	}
+	return out
+}
+
+// InitTheta returns the flat weights of a model's initialisation (as
+// trials start from them, rounded to the config's dtype).
+func (r *Runner) InitTheta(model string, init int) ([]float64, error) {
+	if _, ok := r.models[model]; !ok {
+		return nil, fmt.Errorf("model %q is not in config %s", model, r.cfg.Name)
+	}
+	st, err := r.newWorker(DefaultMaxBytes, 1).init(model, init)
+	if err != nil {
+		return nil, err
+	}
+	return append([]float64(nil), st.theta...), nil
+}
+
+// Oracle returns a stats.Oracle for a model at theta: closed forms for a
+// landscape, Taylor-mode jets on the model's graph for an image model. An
+// Oracle is not safe for concurrent use; make one per goroutine.
+func (r *Runner) Oracle(model string, theta []float64) (stats.Oracle, error) {
+	m, ok := r.models[model]
+	if !ok {
+		return nil, fmt.Errorf("model %q is not in config %s", model, r.cfg.Name)
+	}
+	if m.land != nil {
+		return landOracle{m.land, theta}, nil
+	}
+	return &imageOracle{r: r, arch: m.arch, theta: theta, jets: map[[2]int]*graph.Jets{}}, nil
+}
+
+// Stats estimates every statistic at a model's initialisation from groups
+// groups of four blocks of s samples, spread over workers goroutines
+// (0: one per CPU). progress, if set, is called after each group. The
+// result does not depend on workers.
+func (r *Runner) Stats(ctx context.Context, model string, init, groups, s, workers int, progress func(done, total int)) ([]stats.Estimate, error) {
+	theta, err := r.InitTheta(model, init)
+	if err != nil {
+		return nil, err
+	}
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	workers = max(1, min(workers, groups))
+	vals := make([][]float64, groups)
+	next := make(chan int)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		done     int
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for w := 0; w < workers; w++ {
+		o, err := r.Oracle(model, theta)
+		if err != nil {
+			return nil, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer closeOracle(o)
+			for g := range next {
+				v, err := stats.Group(o, r.StatsGroup(model, init, g, s))
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = fmt.Errorf("%s init %d group %d: %w", model, init, g, err)
+					cancel()
+				}
+				vals[g] = v
+				done++
+				if progress != nil {
+					progress(done, groups)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for g := 0; g < groups; g++ {
+		select {
+		case next <- g:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return stats.Summarize(vals), nil
+}
+
+func closeOracle(o stats.Oracle) {
+	if c, ok := o.(interface{ Close() error }); ok {
+		c.Close()
+	}
+}
+
+// landOracle is a landscape's closed forms at theta.
+type landOracle struct {
+	l     *landscape.Landscape
+	theta []float64
+}
+
+func (o landOracle) NumParams() int { return o.l.NumParams() }
+
+func (o landOracle) Grads(s []nets.Sample, out [][]float64) error {
+	for i, x := range s {
+		o.l.SampleGrad(o.theta, x.X, out[i])
+	}
+	return nil
+}
+
+func (o landOracle) HVPs(v [][]float64, sets [][]nets.Sample, out [][]float64) error {
+	var w []float64
+	for _, set := range sets {
+		for range set {
+			w = append(w, 1/float64(len(set)))
+		}
+	}
+	return o.l.Covector(1, o.theta, v, sets, w, out)
+}
+
+func (o landOracle) Jets(v [][]float64, sets [][]nets.Sample, out [][4]float64) error {
+	n := 0
+	for _, set := range sets {
+		n += len(set)
+	}
+	all := make([][4]float64, n)
+	if err := o.l.Coeffs(o.theta, v, sets, all); err != nil {
+		return err
+	}
+	meanJets(all, sets, out)
+	return nil
+}
+
+// meanJets averages per-sample coefficients (concatenated in set order)
+// over each set.
+func meanJets(all [][4]float64, sets [][]nets.Sample, out [][4]float64) {
+	i := 0
+	for k, set := range sets {
+		out[k] = [4]float64{}
+		for range set {
+			for c := range out[k] {
+				out[k][c] += all[i][c] / float64(len(set))
+			}
+			i++
+		}
+	}
+}
+
+// imageOracle runs Taylor-mode jets on an image model's graph, one
+// compiled graph per (directions, samples per direction) shape.
+type imageOracle struct {
+	r     *Runner
+	arch  *nets.Arch
+	theta []float64
+	jets  map[[2]int]*graph.Jets
+}
+
+func (o *imageOracle) NumParams() int { return o.arch.NumParams() }
+
+func (o *imageOracle) get(k, b int) (*graph.Jets, error) {
+	if j, ok := o.jets[[2]int{k, b}]; ok {
+		return j, nil
+	}
+	j, err := graph.NewJets(o.arch, o.r.dt, o.r.data, k, b)
+	if err != nil {
+		return nil, err
+	}
+	o.jets[[2]int{k, b}] = j
+	return j, nil
+}
+
+// Close releases the compiled graphs.
+func (o *imageOracle) Close() error {
+	for _, j := range o.jets {
+		j.Close()
+	}
+	return nil
+}
+
+func rowsOf(s []nets.Sample) []int {
+	out := make([]int, len(s))
+	for i, x := range s {
+		out[i] = x.Row
+	}
+	return out
+}
+
+func (o *imageOracle) Grads(s []nets.Sample, out [][]float64) error {
+	j, err := o.get(len(s), 1)
+	if err != nil {
+		return err
+	}
+	return j.CovectorPerSample(0, o.theta, nil, rowsOf(s), out)
+}
+
+// bySize groups direction indices by the size of their sample sets, in
+// first-seen order, as the graph needs one sample count per call.
+func bySize(sets [][]nets.Sample) [][]int {
+	idx := map[int]int{}
+	var out [][]int
+	for k, s := range sets {
+		i, ok := idx[len(s)]
+		if !ok {
+			i = len(out)
+			idx[len(s)] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], k)
+	}
+	return out
+}
+
+func (o *imageOracle) HVPs(v [][]float64, sets [][]nets.Sample, out [][]float64) error {
+	for _, ks := range bySize(sets) {
+		b := len(sets[ks[0]])
+		j, err := o.get(len(ks), b)
+		if err != nil {
+			return err
+		}
+		dirs, rows, res := make([][]float64, len(ks)), make([][]int, len(ks)), make([][]float64, len(ks))
+		w := make([]float64, len(ks)*b)
+		for i, k := range ks {
+			dirs[i], rows[i], res[i] = v[k], rowsOf(sets[k]), out[k]
+		}
+		for i := range w {
+			w[i] = 1 / float64(b)
+		}
+		if err := j.Covector(1, o.theta, dirs, rows, w, res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *imageOracle) Jets(v [][]float64, sets [][]nets.Sample, out [][4]float64) error {
+	for _, ks := range bySize(sets) {
+		b := len(sets[ks[0]])
+		j, err := o.get(len(ks), b)
+		if err != nil {
+			return err
+		}
+		dirs, rows := make([][]float64, len(ks)), make([][]int, len(ks))
+		sub := make([][]nets.Sample, len(ks))
+		for i, k := range ks {
+			dirs[i], rows[i], sub[i] = v[k], rowsOf(sets[k]), sets[k]
+		}
+		all := make([][4]float64, len(ks)*b)
+		if err := j.Coeffs(o.theta, dirs, rows, all); err != nil {
+			return err
+		}
+		res := make([][4]float64, len(ks))
+		meanJets(all, sub, res)
+		for i, k := range ks {
+			out[k] = res[i]
+		}
+	}
+	return nil
+}
