@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"gonum.org/v1/gonum/integrate/quad"
 
+	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/landscape"
 	"github.com/perturb/perturb/trials/stats"
 )
@@ -195,6 +197,120 @@ func TestStatsIndependentOfWorkers(t *testing.T) {
 	for i := range a {
 		if a[i] != b[i] {
 			t.Errorf("%s: %+v with 1 worker, %+v with 3", a[i].Name, a[i], b[i])
+		}
+	}
+}
+
+// exactPoolStats computes every statistic over a whole pool, the
+// distribution training sets are drawn from, with the oracle's exact
+// per-sample derivatives (population moments: every row weighs 1/P).
+func exactPoolStats(t *testing.T, o stats.Oracle, pool []nets.Sample) map[string]float64 {
+	t.Helper()
+	p, n := o.NumParams(), len(pool)
+	g := make([][]float64, n)
+	for i := range g {
+		g[i] = make([]float64, p)
+	}
+	if err := o.Grads(pool, g); err != nil {
+		t.Fatal(err)
+	}
+	G := make([]float64, p)
+	for _, gi := range g {
+		for j := range G {
+			G[j] += gi[j] / float64(n)
+		}
+	}
+	d := make([][]float64, n)
+	for i := range d {
+		d[i] = make([]float64, p)
+		for j := range d[i] {
+			d[i][j] = g[i][j] - G[j]
+		}
+	}
+	dot := func(a, b []float64) (s float64) {
+		for i := range a {
+			s += a[i] * b[i]
+		}
+		return s
+	}
+	// H G, H d_i (over the pool) and H_i d_i (own sample).
+	vs := [][]float64{G}
+	sets := [][]nets.Sample{pool}
+	for i := range d {
+		vs = append(vs, d[i], d[i])
+		sets = append(sets, pool, pool[i:i+1])
+	}
+	hv := make([][]float64, len(vs))
+	for i := range hv {
+		hv[i] = make([]float64, p)
+	}
+	if err := o.HVPs(vs, sets, hv); err != nil {
+		t.Fatal(err)
+	}
+	// c3 of G, and per i of d_i + G, d_i − G, d_i, over the pool.
+	dirs := [][]float64{G}
+	for i := range d {
+		plus, minus := make([]float64, p), make([]float64, p)
+		for j := range plus {
+			plus[j], minus[j] = d[i][j]+G[j], d[i][j]-G[j]
+		}
+		dirs = append(dirs, plus, minus, d[i])
+	}
+	jsets := make([][]nets.Sample, len(dirs))
+	for i := range jsets {
+		jsets[i] = pool
+	}
+	jets := make([][4]float64, len(dirs))
+	if err := o.Jets(dirs, jsets, jets); err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]float64{stats.GG: dot(G, G), stats.GHG: dot(G, hv[0]), stats.GHHG: dot(hv[0], hv[0]), stats.JGGG: 6 * jets[0][3]}
+	for i := range d {
+		hd, hid := hv[1+2*i], hv[2+2*i]
+		fn := float64(n)
+		m[stats.TrC] += dot(d[i], d[i]) / fn
+		m[stats.TrHC] += dot(d[i], hd) / fn
+		m[stats.TrHHC] += dot(hd, hd) / fn
+		m[stats.GGradTrC] += 2 * dot(G, hid) / fn
+		m[stats.CJG] += (jets[1+3*i][3] - jets[2+3*i][3] - 2*jets[0][3]) / fn
+		m[stats.SJ] += 6 * jets[3+3*i][3] / fn
+	}
+	return m
+}
+
+// TestImageStatsAgainstPool estimates the statistics of the logistic
+// model (float64, at a Gaussian initialisation) on a 40-example pool and
+// compares them with their exact values over the pool.
+func TestImageStatsAgainstPool(t *testing.T) {
+	pool := smallPool(t, 40)
+	c := mustConfig(t, strings.Replace(base, "inits = [0, 2]", "inits = [2]", 1))
+	r, err := NewRunner(c, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theta, err := r.InitTheta("logistic", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := r.Oracle("logistic", theta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeOracle(o)
+	all := make([]nets.Sample, pool.Len())
+	for i := range all {
+		all[i] = nets.Sample{Row: i}
+	}
+	want := exactPoolStats(t, o, all)
+	est, err := r.Stats(context.Background(), "logistic", 2, 400, 5, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range est {
+		w := want[e.Name]
+		t.Logf("%-12s %11.5g ± %.2g  exact %11.5g", e.Name, e.Value, e.StdErr, w)
+		if !(math.Abs(e.Value-w) <= 4*e.StdErr) || !(e.StdErr < 0.5*math.Abs(w)) {
+			t.Errorf("%s = %.5g ± %.2g, exact %.5g", e.Name, e.Value, e.StdErr, w)
 		}
 	}
 }

@@ -138,7 +138,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	w := results.NewWriter(store, 2*time.Second, 512)
-	prog := newProgress(stderr, todo)
+	prog := newProgress(stderr, todo, "trials")
 	err = runner.Run(ctx, recorder{w}, trials.Settings{Workers: *workers, K: *k, MaxBytes: int64(*maxMem * (1 << 30)), Shard: shard, Skip: skip, Progress: prog.update, Log: func(msg string) { prog.log(msg) }})
 	prog.finish()
 	if ferr := w.Flush(); ferr != nil && err == nil {
@@ -254,21 +254,22 @@ func writeAtomic(path string, b []byte) error {
 type progress struct {
 	w     io.Writer
 	total int
+	unit  string
 	bar   *progressbar.ProgressBar
 	start time.Time
 	last  time.Time
 	done  int
 }
 
-func newProgress(w io.Writer, total int) *progress {
-	p := &progress{w: w, total: total, start: time.Now(), last: time.Now()}
+func newProgress(w io.Writer, total int, unit string) *progress {
+	p := &progress{w: w, total: total, unit: unit, start: time.Now(), last: time.Now()}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		p.bar = progressbar.NewOptions(total,
 			progressbar.OptionSetWriter(w),
-			progressbar.OptionSetDescription("trials"),
+			progressbar.OptionSetDescription(unit),
 			progressbar.OptionShowCount(),
 			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("trials"),
+			progressbar.OptionSetItsString(unit),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionThrottle(200*time.Millisecond),
 		)
@@ -287,7 +288,7 @@ func (p *progress) update(done, total int) {
 		el := now.Sub(p.start).Seconds()
 		rate := float64(done) / el
 		eta := time.Duration(float64(total-done)/rate) * time.Second
-		fmt.Fprintf(p.w, "%d/%d trials, %.2f trials/s, ETA %s\n", done, total, rate, eta.Round(time.Second))
+		fmt.Fprintf(p.w, "%d/%d %s, %.2f %s/s, ETA %s\n", done, total, p.unit, rate, p.unit, eta.Round(time.Second))
 	}
 }
 

@@ -93,10 +93,10 @@ var Names = []string{GG, TrC, GHG, GHHG, TrHC, TrHHC, GGradTrC, JGGG, CJG, SJ}
 
 // Estimate is one statistic's estimate.
 type Estimate struct {
-	Name   string
-	Value  float64
-	StdErr float64
-	Groups int // independent groups averaged
+	Name   string  `json:"name"`
+	Value  float64 `json:"value"`
+	StdErr float64 `json:"stderr"`
+	Groups int     `json:"groups"` // independent groups averaged
 }
 
 // Blocks is the number of sample blocks in a group.

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/perturb/perturb/nets/data"
+	"github.com/perturb/perturb/trials"
+	"github.com/perturb/perturb/trials/config"
+	"github.com/perturb/perturb/trials/results"
+	"github.com/perturb/perturb/trials/stats"
+)
+
+func init() {
+	register(&command{
+		name:  "stats",
+		args:  "CONFIG [--samples S] [--block B] [--out DIR] [--json] [--workers N] [--data DIR]",
+		short: "estimate the landscape statistics (G, H, C, J, S contractions) at each initialisation",
+		long: `Estimates, at every (model, initialisation) of CONFIG, the statistics the
+theory's predictions use: |G|^2, tr C, G.H.G, G.H.H.G, tr(H C), tr(H H C),
+G.grad tr C, J(G,G,G), C:J.G and S:J (see the doc of trials/stats for the
+definitions and the unbiased estimators). Each comes with its standard
+error from S/(4B) independent groups of four blocks of B samples; the
+samples are drawn from the pool (or the landscape's data distribution) by a
+stream of their own, keyed by the config's seed, the model and the
+initialisation, separate from the trials' training sets.
+
+Prints a table (or JSON with --json) and writes DIR/stats.json (DIR
+defaults to runs/NAME, the run directory of the config), where reports and
+predictions read them. A DIR holding a run of another config is refused.`,
+		run: statsCmd,
+	})
+}
+
+func statsCmd(args []string, stdout, stderr io.Writer) error {
+	c := commands["stats"]
+	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
+	samples := fs.Int("samples", 4096, "samples per initialisation (a multiple of 4·block, at least 8·block)")
+	block := fs.Int("block", 16, "samples per block (at least 3)")
+	out := fs.String("out", "", "run directory to write stats.json into (default runs/NAME)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	workers := fs.Int("workers", 0, "groups estimated in parallel (default: one per CPU)")
+	dataDir := fs.String("data", "", "dataset folder, when the config has no data.dir")
+	pos, err := parse(c, fs, args, 1, stderr)
+	if err != nil {
+		return err
+	}
+	if *block < 3 {
+		return fmt.Errorf("--block %d: need at least 3 samples per block (the third cumulant's estimator divides by (B-1)(B-2))", *block)
+	}
+	groups := *samples / (stats.Blocks * *block)
+	if groups < 2 || groups*stats.Blocks**block != *samples {
+		return fmt.Errorf("--samples %d: use a multiple of 4·block = %d with at least two groups (e.g. --samples %d)",
+			*samples, stats.Blocks**block, max(2, groups)*stats.Blocks**block)
+	}
+	cfg, err := config.Load(pos[0])
+	if err != nil {
+		return err
+	}
+	dir := *out
+	if dir == "" {
+		dir = filepath.Join("runs", cfg.Name)
+	}
+	if meta, _, err := results.ReadRows(filepath.Join(dir, resultsFile)); err == nil && meta.ConfigHash != cfg.Hash() {
+		return fmt.Errorf("%s holds a run of another config (%s), not %s: choose another --out%s", dir, meta.ConfigName, cfg.Path, describeDiff(meta.ConfigText, cfg))
+	}
+	var pool *data.Pool
+	if cfg.NeedsData() {
+		ddir := cfg.Data.Dir
+		if ddir == "" {
+			ddir = *dataDir
+		}
+		if pool, err = data.Load(cfg.Data.Set, ddir); err != nil {
+			return err
+		}
+	}
+	runner, err := trials.NewRunner(cfg, pool)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	file := &stats.File{ConfigName: cfg.Name, ConfigHash: cfg.Hash()}
+	for _, m := range cfg.Models {
+		for _, init := range m.Inits {
+			fmt.Fprintf(stderr, "%s init %d: %d samples in %d groups\n", m.Name, init, *samples, groups)
+			prog := newProgress(stderr, groups, "groups")
+			start := time.Now()
+			est, err := runner.Stats(ctx, m.Name, init, groups, *block, *workers, prog.update)
+			prog.finish()
+			if errors.Is(err, context.Canceled) {
+				return exitError{errors.New("interrupted; nothing written"), 130}
+			}
+			if err != nil {
+				return err
+			}
+			file.Entries = append(file.Entries, stats.Entry{Model: m.Name, Init: init, DType: cfg.DType, Block: *block,
+				Samples: *samples, Seconds: time.Since(start).Seconds(), Estimates: est})
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return runDirError("create run directory", dir, err)
+	}
+	path := filepath.Join(dir, stats.FileName)
+	if err := file.Write(path); err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(file); err != nil {
+			return err
+		}
+	} else {
+		writeStatsTable(stdout, file)
+	}
+	fmt.Fprintf(stderr, "wrote %s\n", path)
+	return nil
+}
+
+func writeStatsTable(w io.Writer, f *stats.File) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "model\tinit\tstatistic\tvalue\tstd. error\tsamples\ttime (s)\t")
+	for _, e := range f.Entries {
+		for _, est := range e.Estimates {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%.6g\t%.2g\t%d\t%.1f\t\n", e.Model, e.Init, est.Name, est.Value, est.StdErr, e.Samples, e.Seconds)
+		}
+	}
+	tw.Flush()
+}
