@@ -55,7 +55,13 @@ func (r *Runner) Oracle(model string, theta []float64) (stats.Oracle, error) {
 		return nil, fmt.Errorf("model %q is not in config %s", model, r.cfg.Name)
 	}
 	if m.land != nil {
-		return landOracle{m.land, theta}, nil
+		o := landOracle{l: m.land, theta: theta}
+		for _, cm := range r.cfg.Models {
+			if cm.Name == model {
+				o.h = cm.H
+			}
+		}
+		return o, nil
 	}
 	return &imageOracle{r: r, arch: m.arch, theta: theta, jets: map[[2]int]*graph.Jets{}}, nil
 }
@@ -137,6 +143,7 @@ func closeOracle(o stats.Oracle) {
 type landOracle struct {
 	l     *landscape.Landscape
 	theta []float64
+	h     float64 // Mean Estimation's curvature (for the l2 test loss)
 }
 
 func (o landOracle) NumParams() int { return o.l.NumParams() }

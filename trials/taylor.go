@@ -1,0 +1,257 @@
+package trials
+
+import (
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/integrate/quad"
+
+	"github.com/perturb/perturb/nets"
+	"github.com/perturb/perturb/trials/config"
+)
+
+// Taylor mode through training.
+//
+// Every trajectory of SGD or GD starts at θ₀ whatever η, so the iterates
+// are power series in η around θ₀: θ_t = θ₀ + η b¹_t + η² b²_t + η³ b³_t
+// + O(η⁴). Expanding the step θ_{t+1} = θ_t − η ḡ_t(θ_t), with ḡ_t, H̄_t
+// and J̄_t the batch-β_t means at θ₀,
+//
+//	ḡ_t(θ_t) = ḡ_t + H̄_t(η b¹_t + η² b²_t) + ½ J̄_t(η b¹_t, η b¹_t) + O(η³),
+//
+// and matching powers of η gives the exact recurrences (b^k_0 = 0)
+//
+//	b¹_{t+1} = b¹_t − ḡ_t
+//	b²_{t+1} = b²_t − H̄_t b¹_t
+//	b³_{t+1} = b³_t − H̄_t b²_t − ½ J̄_t(b¹_t, b¹_t, ·).
+//
+// With A_k = b^k_T, the final test loss L(θ₀ + ηA₁ + η²A₂ + η³A₃) has the
+// coefficients
+//
+//	c₀ = L(θ₀)
+//	c₁ = ∇L·A₁
+//	c₂ = ∇L·A₂ + ½ A₁ᵀ H A₁
+//	c₃ = ∇L·A₃ + A₁ᵀ H A₂ + J(A₁, A₁, A₁)/6,
+//
+// read off test-loss jets along A₁, A₂, A₃ and A₁ ± A₂ (A₁ᵀHA₂ by
+// polarisation: (c₂(A₁+A₂) − c₂(A₁−A₂))/2). All of this is exact in
+// arithmetic: a trial's test loss is c₀ + c₁η + c₂η² + c₃η³ + O(η⁴).
+// Averaging the coefficients over training sets estimates those of the
+// expected test loss.
+
+// seriesOracle adds third-order covectors to the statistics oracle.
+type seriesOracle interface {
+	HVPs(v [][]float64, sets [][]nets.Sample, out [][]float64) error
+	Grads(samples []nets.Sample, out [][]float64) error
+	// JVV sets out[k] to the mean over sets[k] of J_n(v[k], v[k], ·)/2.
+	JVV(v [][]float64, sets [][]nets.Sample, out [][]float64) error
+	// TestJets sets out[k] to the Taylor coefficients of the test loss
+	// along v[k].
+	TestJets(v [][]float64, out [][4]float64) error
+	NumParams() int
+}
+
+func (o landOracle) JVV(v [][]float64, sets [][]nets.Sample, out [][]float64) error {
+	return o.l.Covector(2, o.theta, v, sets, meanWeights(sets), out)
+}
+
+func meanWeights(sets [][]nets.Sample) []float64 {
+	var w []float64
+	for _, set := range sets {
+		for range set {
+			w = append(w, 1/float64(len(set)))
+		}
+	}
+	return w
+}
+
+// TestJets of a landscape: the expectation over x ~ N(0, 1) of the
+// per-sample jets, by 12-node Gauss–Hermite quadrature (exact: the jets
+// are polynomials of degree at most 2 in x). For mean-estimation-l2 the
+// test loss is the unregularised H θ²/2, whose jets along (v_θ, v_λ) are
+// (Hθ²/2, Hθv_θ, Hv_θ²/2, 0).
+func (o landOracle) TestJets(v [][]float64, out [][4]float64) error {
+	if o.l.Name() == "mean-estimation-l2" {
+		h := o.h
+		for k := range v {
+			th, d := o.theta[0], v[k][0]
+			out[k] = [4]float64{h * th * th / 2, h * th * d, h * d * d / 2, 0}
+		}
+		return nil
+	}
+	const q = 12
+	xs, ws := make([]float64, q), make([]float64, q)
+	quad.Hermite{}.FixedLocations(xs, ws, math.Inf(-1), math.Inf(1))
+	for k := range v {
+		out[k] = [4]float64{}
+		for i := range xs {
+			c := o.l.Jet(o.theta, v[k], xs[i]*math.Sqrt2)
+			for j := range c {
+				out[k][j] += ws[i] / math.Sqrt(math.Pi) * c[j]
+			}
+		}
+	}
+	return nil
+}
+
+func (o *imageOracle) JVV(v [][]float64, sets [][]nets.Sample, out [][]float64) error {
+	for _, ks := range bySize(sets) {
+		b := len(sets[ks[0]])
+		j, err := o.get(len(ks), b)
+		if err != nil {
+			return err
+		}
+		dirs, rows, res := make([][]float64, len(ks)), make([][]int, len(ks)), make([][]float64, len(ks))
+		for i, k := range ks {
+			dirs[i], rows[i], res[i] = v[k], rowsOf(sets[k]), out[k]
+		}
+		w := make([]float64, len(ks)*b)
+		for i := range w {
+			w[i] = 1 / float64(b)
+		}
+		if err := j.Covector(2, o.theta, dirs, rows, w, res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// poolChunk is the number of pool rows per test-loss jet call.
+const poolChunk = 500
+
+// TestJets of an image model: the mean over the whole pool, in chunks.
+func (o *imageOracle) TestJets(v [][]float64, out [][4]float64) error {
+	n := o.r.data.Len()
+	for k := range out {
+		out[k] = [4]float64{}
+	}
+	res := make([][4]float64, len(v)*poolChunk)
+	rows := make([][]int, len(v))
+	for start := 0; start < n; start += poolChunk {
+		b := min(poolChunk, n-start)
+		j, err := o.get(len(v), b)
+		if err != nil {
+			return err
+		}
+		for k := range rows {
+			rows[k] = rows[k][:0]
+			for i := start; i < start+b; i++ {
+				rows[k] = append(rows[k], i)
+			}
+		}
+		if err := j.Coeffs(o.theta, v, rows, res[:len(v)*b]); err != nil {
+			return err
+		}
+		for k := range v {
+			for i := 0; i < b; i++ {
+				for c := range out[k] {
+					out[k][c] += res[k*b+i][c] / float64(n)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// schedule lists the batches (indices into the training set) that trial
+// t's optimiser visits, in order. Only sgd and gd are supported.
+func schedule(c *config.Config, t Trial) ([][]int, error) {
+	n := c.Trials.N
+	spec := t.Opt.Spec()
+	var out [][]int
+	switch spec.Name {
+	case "gd":
+		all := make([]int, n)
+		for i := range all {
+			all[i] = i
+		}
+		for range spec.Steps {
+			out = append(out, all)
+		}
+	case "sgd":
+		for e := 0; e < spec.Epochs; e++ {
+			order := epochPerm(c, t, n, e)
+			for j := 0; j < n/spec.Batch; j++ {
+				b := make([]int, spec.Batch)
+				for i := range b {
+					b[i] = j*spec.Batch + i
+					if order != nil {
+						b[i] = order[b[i]]
+					}
+				}
+				out = append(out, b)
+			}
+		}
+	default:
+		return nil, fmt.Errorf("taylor: optimizer %s (%s) is not supported; Taylor mode covers sgd and gd", t.Opt.Label, spec.Name)
+	}
+	return out, nil
+}
+
+// Taylor returns the coefficients c₀..c₃ of trial t's final test loss as
+// a power series in η (t.Eta is ignored): exact, by Taylor mode through
+// the optimiser's steps (see the comment above seriesOracle).
+func (r *Runner) Taylor(t Trial) ([4]float64, error) {
+	var c [4]float64
+	theta, err := r.InitTheta(t.Model, t.Init)
+	if err != nil {
+		return c, err
+	}
+	o, err := r.Oracle(t.Model, theta)
+	if err != nil {
+		return c, err
+	}
+	defer closeOracle(o)
+	so := o.(seriesOracle)
+	sched, err := schedule(r.cfg, t)
+	if err != nil {
+		return c, err
+	}
+	set := r.Samples(t)
+	p := so.NumParams()
+	g := make([][]float64, len(set))
+	for i := range g {
+		g[i] = make([]float64, p)
+	}
+	if err := so.Grads(set, g); err != nil {
+		return c, err
+	}
+	b1, b2, b3 := make([]float64, p), make([]float64, p), make([]float64, p)
+	hv := [][]float64{make([]float64, p), make([]float64, p)}
+	jvv := [][]float64{make([]float64, p)}
+	for _, batch := range sched {
+		pts := make([]nets.Sample, len(batch))
+		for i, j := range batch {
+			pts[i] = set[j]
+		}
+		if err := so.HVPs([][]float64{b1, b2}, [][]nets.Sample{pts, pts}, hv); err != nil {
+			return c, err
+		}
+		if err := so.JVV([][]float64{b1}, [][]nets.Sample{pts}, jvv); err != nil {
+			return c, err
+		}
+		fb := float64(len(batch))
+		for _, j := range batch {
+			for i := range b1 {
+				b1[i] -= g[j][i] / fb
+			}
+		}
+		for i := range b2 {
+			b3[i] -= hv[1][i] + jvv[0][i]
+			b2[i] -= hv[0][i]
+		}
+	}
+	plus, minus := make([]float64, p), make([]float64, p)
+	for i := range plus {
+		plus[i], minus[i] = b1[i]+b2[i], b1[i]-b2[i]
+	}
+	j := make([][4]float64, 5)
+	if err := so.TestJets([][]float64{b1, b2, b3, plus, minus}, j); err != nil {
+		return c, err
+	}
+	c[0] = j[0][0]
+	c[1] = j[0][1]
+	c[2] = j[1][1] + j[0][2]
+	c[3] = j[2][1] + (j[3][2]-j[4][2])/2 + j[0][3]
+	return c, nil
+}
