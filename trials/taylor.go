@@ -3,6 +3,8 @@ package trials
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 
 	"gonum.org/v1/gonum/integrate/quad"
 
@@ -254,4 +256,90 @@ func (r *Runner) Taylor(t Trial) ([4]float64, error) {
 	c[2] = j[1][1] + j[0][2]
 	c[3] = j[2][1] + (j[3][2]-j[4][2])/2 + j[0][3]
 	return c, nil
+}
+
+// TaylorStats is the mean and standard error of the Taylor coefficients
+// of the final test loss over training sets.
+type TaylorStats struct {
+	Sets     int
+	Mean, SE [4]float64
+	NBE      [3]int // N, B, E of the optimiser (GD: B = N, E = T)
+}
+
+// NBE returns the (N, B, E) of an sgd or gd optimiser for Proposition 2.
+func NBE(c *config.Config, o config.Optimizer) ([3]int, error) {
+	n := c.Trials.N
+	spec := o.Spec()
+	switch spec.Name {
+	case "sgd":
+		return [3]int{n, spec.Batch, spec.Epochs}, nil
+	case "gd":
+		return [3]int{n, n, spec.Steps}, nil
+	}
+	return [3]int{}, fmt.Errorf("optimizer %s (%s): Proposition 2 covers sgd and gd", o.Label, spec.Name)
+}
+
+// TaylorMean averages the Taylor coefficients of trials 0..sets−1 of
+// (model, init, optimiser) over their training sets, running workers
+// trials at a time (0: one per CPU); progress, if set, is called after
+// each trial.
+func (r *Runner) TaylorMean(model string, init int, o config.Optimizer, sets, workers int, progress func(done, total int)) (TaylorStats, error) {
+	st := TaylorStats{Sets: sets}
+	nbe, err := NBE(r.cfg, o)
+	if err != nil {
+		return st, err
+	}
+	st.NBE = nbe
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	cs := make([][4]float64, sets)
+	next := make(chan int)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		done     int
+	)
+	for w := 0; w < min(workers, sets); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				c, err := r.Taylor(Trial{Model: model, Init: init, Opt: o, Index: i})
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				cs[i] = c
+				done++
+				if progress != nil {
+					progress(done, sets)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := 0; i < sets; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return st, firstErr
+	}
+	n := float64(sets)
+	for k := range st.Mean {
+		for _, c := range cs {
+			st.Mean[k] += c[k] / n
+		}
+		var ss float64
+		for _, c := range cs {
+			ss += (c[k] - st.Mean[k]) * (c[k] - st.Mean[k])
+		}
+		if sets > 1 {
+			st.SE[k] = math.Sqrt(ss / (n - 1) / n)
+		}
+	}
+	return st, nil
 }
