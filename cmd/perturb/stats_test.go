@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -42,5 +43,31 @@ func TestStatsCommand(t *testing.T) {
 		if code == 0 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%v: exit %d, %s", tc.args, code, stderr)
 		}
+	}
+}
+
+func TestTaylorCommand(t *testing.T) {
+	dir := t.TempDir()
+	cfg := write(t, dir, "land.toml", strings.Replace(landscapeCfg, "count = 20", "count = 200", 1))
+	out := filepath.Join(dir, "run")
+	if code, _, stderr := perturb(t, "stats", cfg, "--out", out, "--samples", "16384"); code != 0 {
+		t.Fatalf("stats: %s", stderr)
+	}
+	code, js, stderr := perturb(t, "taylor", cfg, "--stats", out, "--json")
+	var rows []taylorRow
+	if code != 0 || json.Unmarshal([]byte(js), &rows) != nil || len(rows) != 2 {
+		t.Fatalf("taylor exited %d: %s\n%s", code, js, stderr)
+	}
+	for _, r := range rows {
+		// Gauss at h = 0: G = 0, so c1 = 0 and c2 = E²N/(2B²) tr(HC) with
+		// tr(HC) = 1/4: 10/2/4 for SGD (B = E = 1), T²/(2N)/4 for GD.
+		if r.Sets != 200 || r.Prop2 == nil || !(math.Abs(r.Mean[1]) < 1e-12) || !(math.Abs(r.Mean[2]-1.25) <= 4*r.SE[2]) ||
+			!(math.Abs(r.Mean[2]-r.Prop2[2]) <= 4*math.Hypot(r.SE[2], r.Prop2[3])) {
+			t.Errorf("%+v (Prop 2 %v)", r, *r.Prop2)
+		}
+	}
+	bad := write(t, dir, "bad.toml", landscapeCfg+"[[optimizer]]\nname = \"igr\"\nsteps = 2\n")
+	if code, _, stderr := perturb(t, "taylor", bad); code == 0 || !strings.Contains(stderr, "covers sgd and gd") {
+		t.Errorf("igr: exit %d: %s", code, stderr)
 	}
 }

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/perturb/perturb/nets/data"
+	"github.com/perturb/perturb/trials"
+	"github.com/perturb/perturb/trials/config"
+	"github.com/perturb/perturb/trials/stats"
+)
+
+func init() {
+	register(&command{
+		name:  "taylor",
+		args:  "CONFIG [--sets K] [--stats DIR] [--json] [--workers N] [--data DIR]",
+		short: "exact Taylor coefficients of the test loss in eta, averaged over training sets",
+		long: `For every (model, initialisation, optimiser) of CONFIG (sgd and gd), propagates
+a power series in eta through the optimiser's steps (Taylor mode through
+training: exact in arithmetic, see trials/taylor.go) and reports the mean
+over K training sets (trial indices 0..K-1, default the config's count) of
+the coefficients c0, c1, c2, c3 of the final test loss
+L(eta) = c0 + c1 eta + c2 eta^2 + c3 eta^3 + O(eta^4), with standard errors.
+
+If DIR/stats.json exists (written by "perturb stats"; DIR defaults to
+runs/NAME), the table also shows the order-eta and order-eta^2
+coefficients that Proposition 2 predicts from those statistics, and the
+difference in units of the combined standard error.
+
+The test loss is the mean over the whole pool, so image models take one
+pass of jets over the pool per training set (slow for the convnet).`,
+		run: taylorCmd,
+	})
+}
+
+type taylorRow struct {
+	Model     string     `json:"model"`
+	Init      int        `json:"init"`
+	Optimizer string     `json:"optimizer"`
+	N         int        `json:"n"`
+	B         int        `json:"batch"`
+	E         int        `json:"epochs"`
+	Sets      int        `json:"sets"`
+	Mean      [4]float64 `json:"mean"`
+	SE        [4]float64 `json:"stderr"`
+	// Proposition 2's c1, c2 and their standard errors, when statistics
+	// are available.
+	Prop2 *[4]float64 `json:"prop2,omitempty"`
+}
+
+func taylorCmd(args []string, stdout, stderr io.Writer) error {
+	c := commands["taylor"]
+	fs := flag.NewFlagSet("taylor", flag.ContinueOnError)
+	sets := fs.Int("sets", 0, "training sets to average over (default: the config's trial count)")
+	statsDir := fs.String("stats", "", "run directory holding stats.json (default runs/NAME)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	workers := fs.Int("workers", 0, "training sets in parallel (default: one per CPU)")
+	dataDir := fs.String("data", "", "dataset folder, when the config has no data.dir")
+	pos, err := parse(c, fs, args, 1, stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(pos[0])
+	if err != nil {
+		return err
+	}
+	k := *sets
+	if k == 0 {
+		k = cfg.Trials.Count
+	}
+	if k < 2 {
+		return fmt.Errorf("--sets %d: need at least 2 training sets for a standard error", k)
+	}
+	for _, o := range cfg.Optimizers {
+		if _, err := trials.NBE(cfg, o); err != nil {
+			return fmt.Errorf("%s: %w; remove it from the config for perturb taylor", cfg.Path, err)
+		}
+	}
+	dir := *statsDir
+	if dir == "" {
+		dir = filepath.Join("runs", cfg.Name)
+	}
+	var sf *stats.File
+	if _, err := os.Stat(filepath.Join(dir, stats.FileName)); err == nil {
+		if sf, err = stats.ReadFile(filepath.Join(dir, stats.FileName)); err != nil {
+			return err
+		}
+		if sf.ConfigHash != cfg.Hash() {
+			return fmt.Errorf("%s was estimated for another config (%s); rerun perturb stats %s, or point --stats elsewhere",
+				filepath.Join(dir, stats.FileName), sf.ConfigName, cfg.Path)
+		}
+	}
+	var pool *data.Pool
+	if cfg.NeedsData() {
+		ddir := cfg.Data.Dir
+		if ddir == "" {
+			ddir = *dataDir
+		}
+		if pool, err = data.Load(cfg.Data.Set, ddir); err != nil {
+			return err
+		}
+	}
+	runner, err := trials.NewRunner(cfg, pool)
+	if err != nil {
+		return err
+	}
+	var rows []taylorRow
+	for _, m := range cfg.Models {
+		for _, init := range m.Inits {
+			for _, o := range cfg.Optimizers {
+				fmt.Fprintf(stderr, "%s init %d %s: %d training sets\n", m.Name, init, o.Label, k)
+				prog := newProgress(stderr, k, "sets")
+				start := time.Now()
+				ts, err := runner.TaylorMean(m.Name, init, o, k, *workers, prog.update)
+				prog.finish()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stderr, "  %.1fs\n", time.Since(start).Seconds())
+				row := taylorRow{Model: m.Name, Init: init, Optimizer: o.Label, N: ts.NBE[0], B: ts.NBE[1], E: ts.NBE[2], Sets: k, Mean: ts.Mean, SE: ts.SE}
+				if sf != nil {
+					for _, e := range sf.Entries {
+						if e.Model == m.Name && e.Init == init {
+							p1, p1se, p2, p2se, err := stats.Prop2(row.N, row.B, row.E, e.Estimates)
+							if err != nil {
+								return err
+							}
+							row.Prop2 = &[4]float64{p1, p1se, p2, p2se}
+						}
+					}
+				}
+				rows = append(rows, row)
+			}
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "model\tinit\toptimizer\tN\tB\tE\tsets\tc0\tc1\t±\tc2\t±\tc3\t±\tProp2 c1\t±\tz\tProp2 c2\t±\tz\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%.5g\t%.5g\t%.2g\t%.5g\t%.2g\t%.5g\t%.2g\t", r.Model, r.Init, r.Optimizer, r.N, r.B, r.E, r.Sets,
+			r.Mean[0], r.Mean[1], r.SE[1], r.Mean[2], r.SE[2], r.Mean[3], r.SE[3])
+		if p := r.Prop2; p != nil {
+			z1 := (r.Mean[1] - p[0]) / hypot(r.SE[1], p[1])
+			z2 := (r.Mean[2] - p[2]) / hypot(r.SE[2], p[3])
+			fmt.Fprintf(tw, "%.5g\t%.2g\t%+.1f\t%.5g\t%.2g\t%+.1f\t\n", p[0], p[1], z1, p[2], p[3], z2)
+		} else {
+			fmt.Fprint(tw, "-\t\t\t-\t\t\t\n")
+		}
+	}
+	return tw.Flush()
+}
+
+func hypot(a, b float64) float64 {
+	if a == 0 && b == 0 {
+		return 1
+	}
+	return math.Hypot(a, b)
+}
