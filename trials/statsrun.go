@@ -156,13 +156,7 @@ func (o landOracle) Grads(s []nets.Sample, out [][]float64) error {
 }
 
 func (o landOracle) HVPs(v [][]float64, sets [][]nets.Sample, out [][]float64) error {
-	var w []float64
-	for _, set := range sets {
-		for range set {
-			w = append(w, 1/float64(len(set)))
-		}
-	}
-	return o.l.Covector(1, o.theta, v, sets, w, out)
+	return o.l.Covector(1, o.theta, v, sets, meanWeights(sets), out)
 }
 
 func (o landOracle) Jets(v [][]float64, sets [][]nets.Sample, out [][4]float64) error {
@@ -258,6 +252,13 @@ func bySize(sets [][]nets.Sample) [][]int {
 }
 
 func (o *imageOracle) HVPs(v [][]float64, sets [][]nets.Sample, out [][]float64) error {
+	return o.meanCovector(1, v, sets, out)
+}
+
+// meanCovector sets out[k] to the mean over sets[k] of the gradient of
+// the order-th Taylor coefficient along v[k] (order 1: H_n v; order 2:
+// J_n(v, v, ·)/2), one graph run per set size.
+func (o *imageOracle) meanCovector(order int, v [][]float64, sets [][]nets.Sample, out [][]float64) error {
 	for _, ks := range bySize(sets) {
 		b := len(sets[ks[0]])
 		j, err := o.get(len(ks), b)
@@ -272,7 +273,7 @@ func (o *imageOracle) HVPs(v [][]float64, sets [][]nets.Sample, out [][]float64)
 		for i := range w {
 			w[i] = 1 / float64(b)
 		}
-		if err := j.Covector(1, o.theta, dirs, rows, w, res); err != nil {
+		if err := j.Covector(order, o.theta, dirs, rows, w, res); err != nil {
 			return err
 		}
 	}

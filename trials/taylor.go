@@ -97,25 +97,7 @@ func (o landOracle) TestJets(v [][]float64, out [][4]float64) error {
 }
 
 func (o *imageOracle) JVV(v [][]float64, sets [][]nets.Sample, out [][]float64) error {
-	for _, ks := range bySize(sets) {
-		b := len(sets[ks[0]])
-		j, err := o.get(len(ks), b)
-		if err != nil {
-			return err
-		}
-		dirs, rows, res := make([][]float64, len(ks)), make([][]int, len(ks)), make([][]float64, len(ks))
-		for i, k := range ks {
-			dirs[i], rows[i], res[i] = v[k], rowsOf(sets[k]), out[k]
-		}
-		w := make([]float64, len(ks)*b)
-		for i := range w {
-			w[i] = 1 / float64(b)
-		}
-		if err := j.Covector(2, o.theta, dirs, rows, w, res); err != nil {
-			return err
-		}
-	}
-	return nil
+	return o.meanCovector(2, v, sets, out)
 }
 
 // poolChunk is the number of pool rows per test-loss jet call.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/perturb/perturb/nets/data"
 	"io"
 	"os"
 	"os/signal"
@@ -14,7 +15,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/perturb/perturb/nets/data"
 	"github.com/perturb/perturb/trials"
 	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/results"
@@ -74,17 +74,7 @@ func statsCmd(args []string, stdout, stderr io.Writer) error {
 	if meta, _, err := results.ReadRows(filepath.Join(dir, resultsFile)); err == nil && meta.ConfigHash != cfg.Hash() {
 		return fmt.Errorf("%s holds a run of another config (%s), not %s: choose another --out%s", dir, meta.ConfigName, cfg.Path, describeDiff(meta.ConfigText, cfg))
 	}
-	var pool *data.Pool
-	if cfg.NeedsData() {
-		ddir := cfg.Data.Dir
-		if ddir == "" {
-			ddir = *dataDir
-		}
-		if pool, err = data.Load(cfg.Data.Set, ddir); err != nil {
-			return err
-		}
-	}
-	runner, err := trials.NewRunner(cfg, pool)
+	runner, err := newRunner(cfg, *dataDir)
 	if err != nil {
 		return err
 	}
@@ -138,4 +128,22 @@ func writeStatsTable(w io.Writer, f *stats.File) {
 		}
 	}
 	tw.Flush()
+}
+
+// newRunner loads the config's dataset, if it has image models (from
+// data.dir, else dataDir, else the default folder), and prepares its
+// runner.
+func newRunner(cfg *config.Config, dataDir string) (*trials.Runner, error) {
+	var pool *data.Pool
+	if cfg.NeedsData() {
+		dir := cfg.Data.Dir
+		if dir == "" {
+			dir = dataDir
+		}
+		var err error
+		if pool, err = data.Load(cfg.Data.Set, dir); err != nil {
+			return nil, err
+		}
+	}
+	return trials.NewRunner(cfg, pool)
 }

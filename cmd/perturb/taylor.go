@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/perturb/perturb/nets/data"
 	"github.com/perturb/perturb/trials"
 	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/stats"
@@ -97,17 +96,7 @@ func taylorCmd(args []string, stdout, stderr io.Writer) error {
 				filepath.Join(dir, stats.FileName), sf.ConfigName, cfg.Path)
 		}
 	}
-	var pool *data.Pool
-	if cfg.NeedsData() {
-		ddir := cfg.Data.Dir
-		if ddir == "" {
-			ddir = *dataDir
-		}
-		if pool, err = data.Load(cfg.Data.Set, ddir); err != nil {
-			return err
-		}
-	}
-	runner, err := trials.NewRunner(cfg, pool)
+	runner, err := newRunner(cfg, *dataDir)
 	if err != nil {
 		return err
 	}
