@@ -140,9 +140,8 @@ func taylorCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%.5g\t%.5g\t%.2g\t%.5g\t%.2g\t%.5g\t%.2g\t", r.Model, r.Init, r.Optimizer, r.N, r.B, r.E, r.Sets,
 			r.Mean[0], r.Mean[1], r.SE[1], r.Mean[2], r.SE[2], r.Mean[3], r.SE[3])
 		if p := r.Prop2; p != nil {
-			z1 := (r.Mean[1] - p[0]) / hypot(r.SE[1], p[1])
-			z2 := (r.Mean[2] - p[2]) / hypot(r.SE[2], p[3])
-			fmt.Fprintf(tw, "%.5g\t%.2g\t%+.1f\t%.5g\t%.2g\t%+.1f\t\n", p[0], p[1], z1, p[2], p[3], z2)
+			fmt.Fprintf(tw, "%.5g\t%.2g\t%s\t%.5g\t%.2g\t%s\t\n", p[0], p[1], zScore(r.Mean[1]-p[0], r.SE[1], p[1]),
+				p[2], p[3], zScore(r.Mean[2]-p[2], r.SE[2], p[3]))
 		} else {
 			fmt.Fprint(tw, "-\t\t\t-\t\t\t\n")
 		}
@@ -150,9 +149,12 @@ func taylorCmd(args []string, stdout, stderr io.Writer) error {
 	return tw.Flush()
 }
 
-func hypot(a, b float64) float64 {
-	if a == 0 && b == 0 {
-		return 1
+// zScore formats a difference in units of its combined standard error,
+// or "-" when both errors are zero.
+func zScore(diff, se1, se2 float64) string {
+	se := math.Hypot(se1, se2)
+	if se == 0 {
+		return "-"
 	}
-	return math.Hypot(a, b)
+	return fmt.Sprintf("%+.1f", diff/se)
 }
