@@ -75,11 +75,31 @@ func (r *Runner) Stats(ctx context.Context, model string, init, groups, s, worke
 	if err != nil {
 		return nil, err
 	}
+	vals := make([][]float64, groups)
+	err = r.eachWithOracle(ctx, model, theta, groups, workers, func(o stats.Oracle, g int) (err error) {
+		if vals[g], err = stats.Group(o, r.StatsGroup(model, init, g, s)); err != nil {
+			return fmt.Errorf("%s init %d group %d: %w", model, init, g, err)
+		}
+		return nil
+	}, progress)
+	if err != nil {
+		return nil, err
+	}
+	return stats.Summarize(vals), nil
+}
+
+// eachWithOracle calls do(o, i) for every i in [0, n) on up to workers
+// goroutines (0: one per CPU), each with its own oracle for model at
+// theta (so compiled graphs are reused across its calls). It stops at the
+// first error or when ctx is cancelled; progress, if set, is called after
+// each call, from one goroutine at a time.
+func (r *Runner) eachWithOracle(ctx context.Context, model string, theta []float64, n, workers int, do func(o stats.Oracle, i int) error, progress func(done, total int)) error {
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
-	workers = max(1, min(workers, groups))
-	vals := make([][]float64, groups)
+	workers = max(1, min(workers, n))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	next := make(chan int)
 	var (
 		wg       sync.WaitGroup
@@ -87,37 +107,37 @@ func (r *Runner) Stats(ctx context.Context, model string, init, groups, s, worke
 		firstErr error
 		done     int
 	)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	for w := 0; w < workers; w++ {
 		o, err := r.Oracle(model, theta)
 		if err != nil {
-			return nil, err
+			cancel()
+			close(next)
+			wg.Wait()
+			return err
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer closeOracle(o)
-			for g := range next {
-				v, err := stats.Group(o, r.StatsGroup(model, init, g, s))
+			for i := range next {
+				err := do(o, i)
 				mu.Lock()
 				if err != nil && firstErr == nil {
-					firstErr = fmt.Errorf("%s init %d group %d: %w", model, init, g, err)
+					firstErr = err
 					cancel()
 				}
-				vals[g] = v
 				done++
 				if progress != nil {
-					progress(done, groups)
+					progress(done, n)
 				}
 				mu.Unlock()
 			}
 		}()
 	}
 feed:
-	for g := 0; g < groups; g++ {
+	for i := 0; i < n; i++ {
 		select {
-		case next <- g:
+		case next <- i:
 		case <-ctx.Done():
 			break feed
 		}
@@ -125,12 +145,9 @@ feed:
 	close(next)
 	wg.Wait()
 	if firstErr != nil {
-		return nil, firstErr
+		return firstErr
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return stats.Summarize(vals), nil
+	return ctx.Err()
 }
 
 func closeOracle(o stats.Oracle) {

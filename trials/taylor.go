@@ -1,15 +1,15 @@
 package trials
 
 import (
+	"context"
 	"fmt"
 	"math"
-	"runtime"
-	"sync"
 
 	"gonum.org/v1/gonum/integrate/quad"
 
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/trials/config"
+	"github.com/perturb/perturb/trials/stats"
 )
 
 // Taylor mode through training.
@@ -176,16 +176,21 @@ func schedule(c *config.Config, t Trial) ([][]int, error) {
 // a power series in η (t.Eta is ignored): exact, by Taylor mode through
 // the optimiser's steps (see the comment above seriesOracle).
 func (r *Runner) Taylor(t Trial) ([4]float64, error) {
-	var c [4]float64
 	theta, err := r.InitTheta(t.Model, t.Init)
 	if err != nil {
-		return c, err
+		return [4]float64{}, err
 	}
 	o, err := r.Oracle(t.Model, theta)
 	if err != nil {
-		return c, err
+		return [4]float64{}, err
 	}
 	defer closeOracle(o)
+	return r.taylor(o, t)
+}
+
+// taylor is Taylor with an oracle at t's initialisation.
+func (r *Runner) taylor(o stats.Oracle, t Trial) ([4]float64, error) {
+	var c [4]float64
 	so := o.(seriesOracle)
 	sched, err := schedule(r.cfg, t)
 	if err != nil {
@@ -265,63 +270,27 @@ func NBE(c *config.Config, o config.Optimizer) ([3]int, error) {
 // (model, init, optimiser) over their training sets, running workers
 // trials at a time (0: one per CPU); progress, if set, is called after
 // each trial.
-func (r *Runner) TaylorMean(model string, init int, o config.Optimizer, sets, workers int, progress func(done, total int)) (TaylorStats, error) {
+func (r *Runner) TaylorMean(model string, init int, opt config.Optimizer, sets, workers int, progress func(done, total int)) (TaylorStats, error) {
 	st := TaylorStats{Sets: sets}
-	nbe, err := NBE(r.cfg, o)
+	nbe, err := NBE(r.cfg, opt)
 	if err != nil {
 		return st, err
 	}
 	st.NBE = nbe
-	if workers <= 0 {
-		workers = runtime.NumCPU()
+	theta, err := r.InitTheta(model, init)
+	if err != nil {
+		return st, err
 	}
 	cs := make([][4]float64, sets)
-	next := make(chan int)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		done     int
-	)
-	for w := 0; w < min(workers, sets); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				c, err := r.Taylor(Trial{Model: model, Init: init, Opt: o, Index: i})
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = err
-				}
-				cs[i] = c
-				done++
-				if progress != nil {
-					progress(done, sets)
-				}
-				mu.Unlock()
-			}
-		}()
+	err = r.eachWithOracle(context.Background(), model, theta, sets, workers, func(o stats.Oracle, i int) (err error) {
+		cs[i], err = r.taylor(o, Trial{Model: model, Init: init, Opt: opt, Index: i})
+		return err
+	}, progress)
+	if err != nil {
+		return st, err
 	}
-	for i := 0; i < sets; i++ {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	if firstErr != nil {
-		return st, firstErr
-	}
-	n := float64(sets)
 	for k := range st.Mean {
-		for _, c := range cs {
-			st.Mean[k] += c[k] / n
-		}
-		var ss float64
-		for _, c := range cs {
-			ss += (c[k] - st.Mean[k]) * (c[k] - st.Mean[k])
-		}
-		if sets > 1 {
-			st.SE[k] = math.Sqrt(ss / (n - 1) / n)
-		}
+		st.Mean[k], st.SE[k] = stats.MeanSE(sets, func(i int) float64 { return cs[i][k] })
 	}
 	return st, nil
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -228,11 +227,7 @@ func describeDiff(stored string, cfg *config.Config) string {
 	if err != nil {
 		return ""
 	}
-	d := config.Diff(old, cfg)
-	if len(d) == 0 {
-		return ""
-	}
-	return "\ndifferences (stored -> " + cfg.Path + "):\n  " + strings.Join(d, "\n  ")
+	return config.DescribeDiff(old, cfg, "stored -> "+cfg.Path)
 }
 
 // writeAtomic writes b to path through a temporary file and a rename.

@@ -71,7 +71,7 @@ func statsCmd(args []string, stdout, stderr io.Writer) error {
 	if dir == "" {
 		dir = filepath.Join("runs", cfg.Name)
 	}
-	if meta, _, err := results.ReadRows(filepath.Join(dir, resultsFile)); err == nil && meta.ConfigHash != cfg.Hash() {
+	if meta, err := results.ReadMeta(filepath.Join(dir, resultsFile)); err == nil && meta.ConfigHash != cfg.Hash() {
 		return fmt.Errorf("%s holds a run of another config (%s), not %s: choose another --out%s", dir, meta.ConfigName, cfg.Path, describeDiff(meta.ConfigText, cfg))
 	}
 	runner, err := newRunner(cfg, *dataDir)
@@ -103,7 +103,11 @@ func statsCmd(args []string, stdout, stderr io.Writer) error {
 		return runDirError("create run directory", dir, err)
 	}
 	path := filepath.Join(dir, stats.FileName)
-	if err := file.Write(path); err != nil {
+	b, err := json.MarshalIndent(file, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(path, append(b, '\n')); err != nil {
 		return err
 	}
 	if *asJSON {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 )
 
 // Diff lists the settings in which a and b differ, as "key: A -> B" lines
@@ -72,4 +73,15 @@ func show(v any) string {
 	}
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// DescribeDiff lists how b differs from a as "\ndifferences (label):"
+// followed by one "key: a -> b" line each, or "" when they agree; it is
+// meant to be appended to an error message.
+func DescribeDiff(a, b *Config, label string) string {
+	d := Diff(a, b)
+	if len(d) == 0 {
+		return ""
+	}
+	return "\ndifferences (" + label + "):\n  " + strings.Join(d, "\n  ")
 }

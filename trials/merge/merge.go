@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/perturb/perturb/trials"
@@ -243,9 +242,5 @@ func describeDiff(stored string, cfg *config.Config) string {
 	if err != nil {
 		return ""
 	}
-	d := config.Diff(cfg, other)
-	if len(d) == 0 {
-		return ""
-	}
-	return "\ndifferences (first -> this run):\n  " + strings.Join(d, "\n  ")
+	return config.DescribeDiff(cfg, other, "first -> this run")
 }

@@ -299,19 +299,7 @@ func Open(path string) (*Store, Meta, error) {
 // ReadRows opens the store at path read-only and returns its meta and rows
 // (ordered as by Store.Rows).
 func ReadRows(path string) (Meta, []Row, error) {
-	if err := checkExists(path); err != nil {
-		return Meta{}, nil, err
-	}
-	db, m, err := openRead(path, roQuery)
-	if err != nil && (errors.Is(err, ErrReadOnly) || errors.Is(err, ErrDiskFull)) {
-		if fi, werr := os.Stat(path + "-wal"); os.IsNotExist(werr) || werr == nil && fi.Size() == 0 {
-			// A store closed cleanly (no -wal file, or an empty one) on
-			// read-only media or a full disk: SQLite cannot create the -shm
-			// file a WAL store needs, and no writer can change the file, so
-			// it may be read as immutable.
-			db, m, err = openRead(path, roQuery+"&immutable=1")
-		}
-	}
+	db, m, err := openReadOnly(path)
 	if err != nil {
 		return Meta{}, nil, err
 	}
@@ -325,6 +313,35 @@ func ReadRows(path string) (Meta, []Row, error) {
 		return Meta{}, nil, fmt.Errorf("results: read %s: %w", path, err)
 	}
 	return m, rows, nil
+}
+
+// ReadMeta opens the store at path read-only and returns its meta without
+// reading its rows.
+func ReadMeta(path string) (Meta, error) {
+	db, m, err := openReadOnly(path)
+	if err != nil {
+		return Meta{}, err
+	}
+	db.Close()
+	return m, nil
+}
+
+// openReadOnly opens the store at path read-only and reads its meta.
+func openReadOnly(path string) (*sql.DB, Meta, error) {
+	if err := checkExists(path); err != nil {
+		return nil, Meta{}, err
+	}
+	db, m, err := openRead(path, roQuery)
+	if err != nil && (errors.Is(err, ErrReadOnly) || errors.Is(err, ErrDiskFull)) {
+		if fi, werr := os.Stat(path + "-wal"); os.IsNotExist(werr) || werr == nil && fi.Size() == 0 {
+			// A store closed cleanly (no -wal file, or an empty one) on
+			// read-only media or a full disk: SQLite cannot create the -shm
+			// file a WAL store needs, and no writer can change the file, so
+			// it may be read as immutable.
+			db, m, err = openRead(path, roQuery+"&immutable=1")
+		}
+	}
+	return db, m, err
 }
 
 // openRead opens the store at path with query and reads its meta.

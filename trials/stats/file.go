@@ -42,24 +42,6 @@ func (f *File) Get(model string, init int, name string) (Estimate, bool) {
 	return Estimate{}, false
 }
 
-// Write writes f to path through a temporary file and a rename.
-func (f *File) Write(path string) error {
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
 // ReadFile reads a statistics file.
 func ReadFile(path string) (*File, error) {
 	b, err := os.ReadFile(path)

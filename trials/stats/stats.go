@@ -213,22 +213,28 @@ func Group(o Oracle, blocks [Blocks][]nets.Sample) ([]float64, error) {
 // with standard errors.
 func Summarize(groups [][]float64) []Estimate {
 	out := make([]Estimate, len(Names))
-	n := float64(len(groups))
 	for j, name := range Names {
-		var m, m2 float64
-		for _, g := range groups {
-			m += g[j] / n
-		}
-		for _, g := range groups {
-			m2 += (g[j] - m) * (g[j] - m)
-		}
-		se := math.NaN()
-		if len(groups) > 1 {
-			se = math.Sqrt(m2 / (n - 1) / n)
-		}
+		m, se := MeanSE(len(groups), func(i int) float64 { return groups[i][j] })
 		out[j] = Estimate{Name: name, Value: m, StdErr: se, Groups: len(groups)}
 	}
 	return out
+}
+
+// MeanSE returns the mean of x(0), ..., x(n−1) and its standard error
+// (the sample standard deviation over √n; NaN when n < 2).
+func MeanSE(n int, x func(i int) float64) (mean, se float64) {
+	fn := float64(n)
+	for i := 0; i < n; i++ {
+		mean += x(i) / fn
+	}
+	if n < 2 {
+		return mean, math.NaN()
+	}
+	var ss float64
+	for i := 0; i < n; i++ {
+		ss += (x(i) - mean) * (x(i) - mean)
+	}
+	return mean, math.Sqrt(ss / (fn - 1) / fn)
 }
 
 func matrix(r, c int) [][]float64 {
