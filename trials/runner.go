@@ -119,14 +119,14 @@ func NewRunner(c *config.Config, pool *data.Pool) (*Runner, error) {
 			if err != nil {
 				return nil, fmt.Errorf("model %s: %w", m.Name, err)
 			}
-			r.models[m.Name] = &model{land: l}
+			r.models[m.Key()] = &model{land: l}
 			continue
 		}
 		a, err := nets.New(m.Name, pool.Channels, pool.Height, pool.Width, pool.Classes)
 		if err != nil {
 			return nil, fmt.Errorf("model %s on %s: %w", m.Name, pool.Name, err)
 		}
-		r.models[m.Name] = &model{arch: a}
+		r.models[m.Key()] = &model{arch: a}
 	}
 	return r, nil
 }
@@ -352,7 +352,7 @@ func (w *worker) run(b batch) ([]results.Row, error) {
 	ob := &optim.Batch{Backend: w.backend(b.model)}
 	for _, t := range b.trials {
 		ob.Theta = append(ob.Theta, slices.Clone(init.theta))
-		ob.Eta = append(ob.Eta, t.Eta)
+		ob.Eta = append(ob.Eta, t.Eta*t.Opt.Scale())
 		ob.Sets = append(ob.Sets, w.r.Samples(t))
 	}
 	ob.Order = func(i, e int) []int { return epochPerm(c, b.trials[i], c.Trials.N, e) }
@@ -449,7 +449,7 @@ func (r *Runner) Run(ctx context.Context, rec Recorder, s Settings) error {
 	perWorker := maxBytes / int64(workers)
 	byName := map[string]config.Model{}
 	for _, m := range r.cfg.Models {
-		byName[m.Name] = m
+		byName[m.Key()] = m
 	}
 	bs := batches(todo, func(name string) int {
 		if s.K > 0 {

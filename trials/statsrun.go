@@ -57,7 +57,7 @@ func (r *Runner) Oracle(model string, theta []float64) (stats.Oracle, error) {
 	if m.land != nil {
 		o := landOracle{l: m.land, theta: theta}
 		for _, cm := range r.cfg.Models {
-			if cm.Name == model {
+			if cm.Key() == model {
 				o.h = cm.H
 			}
 		}

@@ -60,7 +60,7 @@ func Plan(c *config.Config) []Trial {
 			for i := 0; i < c.Trials.Count; i++ {
 				for _, o := range c.Optimizers {
 					for _, eta := range c.Trials.Etas {
-						out = append(out, Trial{Model: m.Name, Init: init, Opt: o, Eta: eta, Index: i})
+						out = append(out, Trial{Model: m.Key(), Init: init, Opt: o, Eta: eta, Index: i})
 					}
 				}
 			}

@@ -104,19 +104,19 @@ func taylorCmd(args []string, stdout, stderr io.Writer) error {
 	for _, m := range cfg.Models {
 		for _, init := range m.Inits {
 			for _, o := range cfg.Optimizers {
-				fmt.Fprintf(stderr, "%s init %d %s: %d training sets\n", m.Name, init, o.Label, k)
+				fmt.Fprintf(stderr, "%s init %d %s: %d training sets\n", m.Key(), init, o.Label, k)
 				prog := newProgress(stderr, k, "sets")
 				start := time.Now()
-				ts, err := runner.TaylorMean(m.Name, init, o, k, *workers, prog.update)
+				ts, err := runner.TaylorMean(m.Key(), init, o, k, *workers, prog.update)
 				prog.finish()
 				if err != nil {
 					return err
 				}
 				fmt.Fprintf(stderr, "  %.1fs\n", time.Since(start).Seconds())
-				row := taylorRow{Model: m.Name, Init: init, Optimizer: o.Label, N: ts.NBE[0], B: ts.NBE[1], E: ts.NBE[2], Sets: k, Mean: ts.Mean, SE: ts.SE}
+				row := taylorRow{Model: m.Key(), Init: init, Optimizer: o.Label, N: ts.NBE[0], B: ts.NBE[1], E: ts.NBE[2], Sets: k, Mean: ts.Mean, SE: ts.SE}
 				if sf != nil {
 					for _, e := range sf.Entries {
-						if e.Model == m.Name && e.Init == init {
+						if e.Model == m.Key() && e.Init == init {
 							p1, p1se, p2, p2se, err := stats.Prop2(row.N, row.B, row.E, e.Estimates)
 							if err != nil {
 								return err

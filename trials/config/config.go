@@ -106,7 +106,11 @@ type Trials struct {
 
 // Model names an architecture and its initialisations.
 type Model struct {
-	Name  string `toml:"name" json:"name"`
+	Name string `toml:"name" json:"name"`
+	// Label names the model in results when one config holds several
+	// models of the same architecture (e.g. Mean Estimation at several H);
+	// empty means Name. Key returns the name in use.
+	Label string `toml:"label" json:"label,omitempty"`
 	Inits []int  `toml:"inits" json:"inits"`
 	// H and S parameterise the Mean Estimation landscapes (Hessian and
 	// gradient-noise scale); Start is a landscape's initialisation 0 (the
@@ -114,6 +118,15 @@ type Model struct {
 	H     float64   `toml:"h" json:"h,omitempty"`
 	S     float64   `toml:"s" json:"s,omitempty"`
 	Start []float64 `toml:"start" json:"start,omitempty"`
+}
+
+// Key is the name of m in results, statistics and trials: Label if set,
+// else Name.
+func (m Model) Key() string {
+	if m.Label != "" {
+		return m.Label
+	}
+	return m.Name
 }
 
 // IsLandscape reports whether m is an artificial landscape (unlimited
@@ -131,11 +144,26 @@ type Optimizer struct {
 	Reshuffle bool   `toml:"reshuffle" json:"reshuffle"`
 	// Refine is SDE's number of substeps per SGD step (default 16).
 	Refine int `toml:"refine" json:"refine,omitempty"`
+	// EtaScale multiplies the sweep's learning rates for this optimiser
+	// (0 means 1): E-epoch SGD at η/E against one epoch at η (Corollary 4)
+	// stores both under the sweep's η.
+	EtaScale float64 `toml:"eta_scale" json:"eta_scale,omitempty"`
+	// Population makes sde draw its drift and noise from the data
+	// distribution itself (landscapes only) instead of the training set.
+	Population bool `toml:"population" json:"population,omitempty"`
+}
+
+// Scale is the factor applied to the sweep's η (EtaScale, default 1).
+func (o Optimizer) Scale() float64 {
+	if o.EtaScale == 0 {
+		return 1
+	}
+	return o.EtaScale
 }
 
 // Spec is o as the optimiser package takes it.
 func (o Optimizer) Spec() optim.Spec {
-	return optim.Spec{Name: o.Name, Batch: o.Batch, Epochs: o.Epochs, Steps: o.Steps, Reshuffle: o.Reshuffle, Refine: o.Refine}
+	return optim.Spec{Name: o.Name, Batch: o.Batch, Epochs: o.Epochs, Steps: o.Steps, Reshuffle: o.Reshuffle, Refine: o.Refine, Population: o.Population}
 }
 
 // Known values.
@@ -509,8 +537,11 @@ func (c *Config) validate() error {
 			return err
 		}
 		for _, o := range c.Models[:i] {
-			if o.Name == m.Name {
-				return bad(key+".name", "model %q listed twice; merge the inits into one [[model]]", m.Name)
+			if o.Key() == m.Key() {
+				if m.Label != "" {
+					return bad(key+".label", "model label %q used twice; give each [[model]] a distinct label", m.Label)
+				}
+				return bad(key+".name", "model %q listed twice; merge the inits into one [[model]], or give each a distinct label", m.Name)
 			}
 		}
 		if len(m.Inits) == 0 {
@@ -545,6 +576,14 @@ func (c *Config) validate() error {
 			return bad(key+".label", "optimizer label %q used twice; give each [[optimizer]] a distinct label", o.Label)
 		}
 		labels[o.Label] = true
+		for _, m := range c.Models {
+			switch {
+			case o.Population && !m.IsLandscape():
+				return bad(key+".population", "sde with population = true draws from the data distribution, which only the landscapes have; model %q is an image model: remove population or the model", m.Name)
+			case o.Name == "stic" && m.Name != "mean-estimation-l2":
+				return bad(key+".name", "stic tunes the l2 coefficient of mean-estimation-l2 and runs on no other model (here %q); use gd, or that model", m.Name)
+			}
+		}
 	}
 	return nil
 }
@@ -621,6 +660,12 @@ func (o *Optimizer) normalise(key string, n int) error {
 	if o.Refine != 0 && o.Name != "sde" {
 		return bad("refine", "refine applies only to sde; remove it")
 	}
+	if o.Population && o.Name != "sde" {
+		return bad("population", "population applies only to sde; remove it")
+	}
+	if o.EtaScale < 0 || math.IsNaN(o.EtaScale) || math.IsInf(o.EtaScale, 0) {
+		return bad("eta_scale", "eta_scale = %v; use a positive factor (e.g. 0.5 for half the sweep's learning rates)", o.EtaScale)
+	}
 	switch o.Name {
 	case "sgd", "sde":
 		if o.Batch == 0 {
@@ -651,11 +696,11 @@ func (o *Optimizer) normalise(key string, n int) error {
 			if o.Refine == 0 {
 				o.Refine = 16
 			}
-			if n < 2 {
-				return bad("name", "sde estimates the gradient covariance from the training points and needs trials.n >= 2 (n = %d)", n)
+			if n < 2 && !o.Population {
+				return bad("name", "sde estimates the gradient covariance from the training points and needs trials.n >= 2 (n = %d), or population = true on a landscape", n)
 			}
 		}
-	case "gd", "gdc", "igr", "smith":
+	case "gd", "gdc", "igr", "smith", "stic":
 		if o.Name == "smith" {
 			if o.Batch == 0 {
 				o.Batch = 1
@@ -681,8 +726,8 @@ func (o *Optimizer) normalise(key string, n int) error {
 			o.Steps = o.Epochs
 		}
 		o.Epochs = o.Steps
-		if o.Name == "gdc" && n < 2 {
-			return bad("name", "gdc's covariance regulariser needs trials.n >= 2 training points (n = %d); use gd", n)
+		if (o.Name == "gdc" || o.Name == "stic") && n < 2 {
+			return bad("name", "%s estimates the gradient covariance and needs trials.n >= 2 training points (n = %d); use gd", o.Name, n)
 		}
 	default:
 		return bad("name", "%q is not an optimizer; use one of %s", o.Name, strings.Join(Optimisers, ", "))

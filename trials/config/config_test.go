@@ -95,7 +95,7 @@ func TestParseErrors(t *testing.T) {
 		{"gd with batch", "steps = 10", "steps = 10\nbatch = 5",
 			`c.toml: line 25 (key "optimizer[1].batch"): gd uses the full batch (n = 10); remove batch or use sgd`},
 		{"unknown optimizer", `name = "gd"`, `name = "adam"`,
-			`c.toml: line 23 (key "optimizer[1].name"): "adam" is not an optimizer; use one of sgd, gd, gdc, sde, igr, smith`},
+			`c.toml: line 23 (key "optimizer[1].name"): "adam" is not an optimizer; use one of sgd, gd, gdc, sde, igr, smith, stic`},
 		{"steps not whole epochs", "epochs = 2", "steps = 7",
 			`c.toml: line 20 (key "optimizer[0].steps"): 7 steps is not a whole number of epochs of 5 steps (n/batch); set epochs instead`},
 		{"zero trials", "count = 4", "count = 0",
@@ -246,7 +246,7 @@ func TestParseLandscapes(t *testing.T) {
 		{"h = 0.5", "h = -1.0", `l.toml: line 13 (key "model[0].h"): `},
 		{"start = [10.0]", "start = [1.0, 2.0]", `l.toml: line 15 (key "model[0].start"): `},
 		{"inits = [0, 3]", "inits = [0, 3]\nh = 1.0", `l.toml: line 20 (key "model[1].h"): h applies only to mean-estimation`},
-		{"n = 4", "n = 1", `(key "optimizer[0].name"): gdc's covariance regulariser needs trials.n >= 2`},
+		{"n = 4", "n = 1", `(key "optimizer[0].name"): gdc estimates the gradient covariance and needs trials.n >= 2`},
 	}
 	for _, tc := range bad {
 		_, err := Parse("l.toml", strings.Replace(landscapes, tc.old, tc.new, 1))

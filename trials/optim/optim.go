@@ -23,6 +23,9 @@
 //	         = θ − η (ḡ + (η/(2m)) Σ_j (1/B) Σ_{n ∈ batch j} H_n ∇L_j)
 //	sde    R substeps per SGD step:
 //	       θ ← θ − (η/R) ḡ + (η/√(R·B)) (1/√(N−1)) Σ_n (g_n − ḡ) ξ_n
+//	       with population: θ ← θ − (η/R) G(θ) + (η/√(R·B)) Σ_q √w_q (g_{x_q} − G) ξ_q
+//	       (G and the noise from the data distribution by quadrature)
+//	stic   GD on (θ, λ) of L + gap(λ) (Mean Estimation with l2, see stic.go)
 //
 // Derivations. GDC: |g_n − ḡ|² has gradient 2(H_n − H̄)(g_n − ḡ), and
 // Σ_n H̄ (g_n − ḡ) = H̄ Σ_n (g_n − ḡ) = 0, so ∇R = η(N−1)/(4N) ·
@@ -59,7 +62,7 @@ import (
 )
 
 // Names lists the optimisers Run knows.
-var Names = []string{"sgd", "gd", "gdc", "sde", "igr", "smith"}
+var Names = []string{"sgd", "gd", "gdc", "sde", "igr", "smith", "stic"}
 
 // Spec is an optimiser and its settings. Steps is the number of updates
 // (SGD-equivalent steps for SDE): E·N/B for sgd and sde, the number of
@@ -71,6 +74,9 @@ type Spec struct {
 	Steps     int
 	Reshuffle bool // sgd: a fresh order every epoch after the first
 	Refine    int  // sde: substeps per SGD step (the paper: 16)
+	// Population (sde): drift and noise from the data distribution
+	// (Backend must implement Population) instead of the training set.
+	Population bool
 }
 
 // Check reports whether s can run on training sets of n points.
@@ -84,14 +90,14 @@ func (s Spec) Check(n int) error {
 			return fmt.Errorf("%s: steps %d must equal epochs %d · n/batch", s.Name, s.Steps, s.Epochs)
 		}
 		if s.Name == "sde" {
-			if n < 2 {
+			if n < 2 && !s.Population {
 				return fmt.Errorf("sde: needs n >= 2 training points to estimate the gradient covariance (n = %d)", n)
 			}
 			if s.Refine < 1 {
 				return fmt.Errorf("sde: refine %d must be at least 1", s.Refine)
 			}
 		}
-	case "gd", "gdc", "igr", "smith":
+	case "gd", "gdc", "igr", "smith", "stic":
 		if s.Steps < 1 {
 			return fmt.Errorf("%s: steps %d must be at least 1", s.Name, s.Steps)
 		}
@@ -165,7 +171,13 @@ func Run(s Spec, b *Batch) (Result, error) {
 	case "smith":
 		err = r.steps(r.smith)
 	case "sde":
-		err = r.sde()
+		if s.Population {
+			err = r.sdePopulation()
+		} else {
+			err = r.sde()
+		}
+	case "stic":
+		err = r.steps(r.stic)
 	}
 	return r.res, err
 }
