@@ -34,7 +34,7 @@ func newToy(rng *rand.Rand, k, d int) *toy {
 			a[i] = rng.NormFloat64()
 		}
 		o.a = append(o.a, a)
-		m := mat(d)
+		m := sq(d)
 		for i := range d {
 			for j := 0; j <= i; j++ {
 				m[i][j] = rng.NormFloat64()
@@ -44,7 +44,7 @@ func newToy(rng *rand.Rand, k, d int) *toy {
 		o.m = append(o.m, m)
 		t := make([][][]float64, d)
 		for i := range t {
-			t[i] = mat(d)
+			t[i] = sq(d)
 		}
 		for i := range d {
 			for j := 0; j <= i; j++ {
@@ -64,7 +64,7 @@ func newToy(rng *rand.Rand, k, d int) *toy {
 	return o
 }
 
-func mat(d int) [][]float64 {
+func sq(d int) [][]float64 {
 	m := make([][]float64, d)
 	for i := range m {
 		m[i] = make([]float64, d)
@@ -105,10 +105,10 @@ func jvv(t [][][]float64, u, v []float64) []float64 {
 // population returns G, H, J.
 func (o *toy) population() (g []float64, h [][]float64, j [][][]float64) {
 	g = make([]float64, o.d)
-	h = mat(o.d)
+	h = sq(o.d)
 	j = make([][][]float64, o.d)
 	for i := range j {
-		j[i] = mat(o.d)
+		j[i] = sq(o.d)
 	}
 	for x, p := range o.p {
 		for i := range o.d {
@@ -186,10 +186,10 @@ func (o *toy) coeffs(s Schedule, set []int) (test [3]float64, train [2]float64) 
 	b1, b2, b3 := make([]float64, dd), make([]float64, dd), make([]float64, dd)
 	for _, w := range s.W {
 		gt := make([]float64, dd)
-		ht := mat(dd)
+		ht := sq(dd)
 		jt := make([][][]float64, dd)
 		for i := range jt {
-			jt[i] = mat(dd)
+			jt[i] = sq(dd)
 		}
 		for n, wn := range w {
 			x := set[n]
