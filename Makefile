@@ -35,10 +35,21 @@ data:
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; \
 	fi
 
-# The quickstart: run (or resume) the sweep, then summarise it.
+# The quickstart: run (or resume) the sweep, summarise it, estimate the
+# landscape statistics and write the report (runs/quickstart/report/report.md).
 run: data build
 	./$(BIN) run configs/quickstart.toml --out runs/quickstart
 	./$(BIN) summarize runs/quickstart
+	./$(BIN) stats configs/quickstart.toml --out runs/quickstart
+	./$(BIN) report runs/quickstart
+
+# One paper experiment end to end: make paper-PANEL [SCALE=100], where PANEL
+# is a config of configs/paper (e.g. make paper-archimedes SCALE=10).
+SCALE ?= 1
+paper-%: data build
+	./$(BIN) run configs/paper/$*.toml --scale $(SCALE) --out runs/paper-$*-s$(SCALE)
+	./$(BIN) stats configs/paper/$*.toml --scale $(SCALE) --out runs/paper-$*-s$(SCALE)
+	./$(BIN) report runs/paper-$*-s$(SCALE)
 
 vet: check-go
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

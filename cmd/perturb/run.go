@@ -73,12 +73,16 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	k := fs.Int("k", 0, "trials per batch (default: chosen per model)")
 	shardFlag := fs.String("shard", "", "run only shard I of N of the trials (I/N, e.g. 3/8)")
 	maxMem := fs.Float64("max-memory", float64(trials.DefaultMaxBytes)/(1<<30), "memory budget of the working buffers in GiB")
+	scale := fs.Int("scale", 1, "divide the config's trial count by this (rounded up) for a quick look")
 	pos, err := parse(c, fs, args, 1, stderr)
 	if err != nil {
 		return err
 	}
 	cfg, err := config.Load(pos[0])
 	if err != nil {
+		return err
+	}
+	if cfg, err = cfg.Scaled(*scale); err != nil {
 		return err
 	}
 	var shard trials.Shard

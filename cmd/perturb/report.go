@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/perturb/perturb/trials/report"
+)
+
+func init() {
+	register(&command{
+		name:  "report",
+		args:  "RUN... [--out DIR] [--eta-t-limit X]",
+		short: "write a Markdown report with plots: measurements against the theory's predictions, with verdicts",
+		long: `Reads each RUN (a run directory: results.sqlite, and stats.json from
+"perturb stats CONFIG --out RUN" for the predictions) and writes DIR/report.md
+with PNG and SVG figures: the measured mean test-loss change with 95%
+intervals against η beside the order-1/2/3 predictions, the generalisation
+gap, GD and GDC against SGD (Corollary 3) on log-log axes with fitted
+slopes, E epochs against one (Corollary 4), SGD against SDE (Corollary 5),
+the Archimedes drift (Corollary 1), Mean Estimation over H (Corollary 2)
+and STIC against GD. Each claim gets a verdict computed by the stated test.
+DIR defaults to the first RUN's report/ folder.`,
+		run: reportCmd,
+	})
+}
+
+func reportCmd(args []string, stdout, stderr io.Writer) error {
+	c := commands["report"]
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	out := fs.String("out", "", "output folder (default: RUN/report)")
+	limit := fs.Float64("eta-t-limit", 1, "test prediction claims at learning rates with η·T up to this")
+	pos, err := parse(c, fs, args, -1, stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		commandHelp(stderr, c, fs)
+		return errUsage
+	}
+	var runs []*report.Run
+	for _, p := range pos {
+		r, err := report.Load(p)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, r)
+	}
+	dir := *out
+	if dir == "" {
+		dir = filepath.Join(runs[0].Dir, "report")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return runDirError("create", dir, err)
+	}
+	rep, err := report.Build(runs, dir, report.Options{EtaTLimit: *limit})
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := rep.Markdown(&buf); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "report.md")
+	if err := writeAtomic(path, buf.Bytes()); err != nil {
+		return err
+	}
+	agree, total := 0, 0
+	for _, s := range rep.Sections {
+		for _, v := range s.Verdicts {
+			total++
+			if v.Agrees {
+				agree++
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d sections; %d of %d claims agree)\n", path, len(rep.Sections), agree, total)
+	return nil
+}
