@@ -162,7 +162,7 @@ func diverged(rows []results.Row, k cellKey) (n, total int) {
 	return n, total
 }
 
-func testLoss(r results.Row) float64  { return r.TestLoss }
-func initLoss(r results.Row) float64  { return r.InitTestLoss }
-func genGap(r results.Row) float64    { return r.TestLoss - r.TrainLoss }
+func testLoss(r results.Row) float64   { return r.TestLoss }
+func initLoss(r results.Row) float64   { return r.InitTestLoss }
+func genGap(r results.Row) float64     { return r.TestLoss - r.TrainLoss }
 func testChange(r results.Row) float64 { return r.TestLoss - r.InitTestLoss }
