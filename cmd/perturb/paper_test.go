@@ -44,7 +44,7 @@ func TestPaperConfigs(t *testing.T) {
 	if err != nil || len(files) < 9 {
 		t.Fatalf("configs/paper: %v, %d files", err, len(files))
 	}
-	cifar := ""
+	cifar := writeTinyCIFAR(t)
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".toml")
 		t.Run(name, func(t *testing.T) {
@@ -55,9 +55,6 @@ func TestPaperConfigs(t *testing.T) {
 			var extra []string
 			if cfg.NeedsData() {
 				if cfg.Data.Set == "cifar-10" {
-					if cifar == "" {
-						cifar = writeTinyCIFAR(t)
-					}
 					extra = []string{"--data", cifar}
 				} else {
 					needFashion(t)
