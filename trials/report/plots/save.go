@@ -1,0 +1,87 @@
+package plots
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+	"gonum.org/v1/plot/vg/vgsvg"
+)
+
+// encode draws p on a Width×Height page as PNG (at DPI) and as SVG.
+func encode(p *plot.Plot) (pngData, svgData []byte, err error) {
+	ic := vgimg.NewWith(vgimg.UseWH(Width, Height), vgimg.UseDPI(DPI))
+	p.Draw(draw.New(ic))
+	var pb bytes.Buffer
+	if _, err := (vgimg.PngCanvas{Canvas: ic}).WriteTo(&pb); err != nil {
+		return nil, nil, fmt.Errorf("encoding PNG: %w", err)
+	}
+	sc := vgsvg.New(Width, Height)
+	p.Draw(draw.New(sc))
+	var sb bytes.Buffer
+	if _, err := sc.WriteTo(&sb); err != nil {
+		return nil, nil, fmt.Errorf("encoding SVG: %w", err)
+	}
+	return pb.Bytes(), sb.Bytes(), nil
+}
+
+// savePlot writes p as dir/name.png and dir/name.svg, creating dir if
+// needed. Both images are encoded before either file is touched, and each
+// file is written to a temporary file in dir and renamed into place.
+func savePlot(p *plot.Plot, dir, name string) (pngPath, svgPath string, err error) {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
+		return "", "", fmt.Errorf("plots: invalid figure name %q: want a file name without extension or directory", name)
+	}
+	pngData, svgData, err := encode(p)
+	if err != nil {
+		return "", "", fmt.Errorf("plots: saving %q: %w", name, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", fmt.Errorf("plots: saving %q: %w", name, err)
+	}
+	pngPath = filepath.Join(dir, name+".png")
+	svgPath = filepath.Join(dir, name+".svg")
+	if err := writeAtomic(pngPath, pngData); err != nil {
+		return "", "", fmt.Errorf("plots: saving %q: %w", name, err)
+	}
+	if err := writeAtomic(svgPath, svgData); err != nil {
+		return "", "", fmt.Errorf("plots: saving %q: %w", name, err)
+	}
+	return pngPath, svgPath, nil
+}
+
+// writeAtomic writes data to path through a temporary file in the same
+// directory, renamed over path once complete, so that path holds either its
+// old content or all of data.
+func writeAtomic(path string, data []byte) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("creating temporary file for %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	if _, err = io.Copy(f, bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp, err)
+	}
+	if err = f.Chmod(0o644); err != nil {
+		return fmt.Errorf("setting mode of %s: %w", tmp, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("closing %s: %w", tmp, err)
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("renaming %s to %s: %w", tmp, path, err)
+	}
+	return nil
+}
