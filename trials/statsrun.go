@@ -71,6 +71,16 @@ func (r *Runner) Oracle(model string, theta []float64) (stats.Oracle, error) {
 // (0: one per CPU). progress, if set, is called after each group. The
 // result does not depend on workers.
 func (r *Runner) Stats(ctx context.Context, model string, init, groups, s, workers int, progress func(done, total int)) ([]stats.Estimate, error) {
+	vals, err := r.StatsGroups(ctx, model, init, groups, s, workers, progress)
+	if err != nil {
+		return nil, err
+	}
+	return stats.Summarize(vals), nil
+}
+
+// StatsGroups is Stats before the summary: every group's values, in
+// stats.Names order, for stats.Summarize and stats.SummarizeCov.
+func (r *Runner) StatsGroups(ctx context.Context, model string, init, groups, s, workers int, progress func(done, total int)) ([][]float64, error) {
 	theta, err := r.InitTheta(model, init)
 	if err != nil {
 		return nil, err
@@ -85,7 +95,7 @@ func (r *Runner) Stats(ctx context.Context, model string, init, groups, s, worke
 	if err != nil {
 		return nil, err
 	}
-	return stats.Summarize(vals), nil
+	return vals, nil
 }
 
 // eachWithOracle calls do(o, i) for every i in [0, n) on up to workers

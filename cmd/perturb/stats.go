@@ -28,9 +28,12 @@ func init() {
 		short: "estimate the landscape statistics (G, H, C, J, S contractions) at each initialisation",
 		long: `Estimates, at every (model, initialisation) of CONFIG, the statistics the
 theory's predictions use: |G|^2, tr C, G.H.G, G.H.H.G, tr(H C), tr(H H C),
-G.grad tr C, J(G,G,G), C:J.G and S:J (see the doc of trials/stats for the
-definitions and the unbiased estimators). Each comes with its standard
-error from S/(4B) independent groups of four blocks of B samples; the
+G.grad tr C, J(G,G,G), C:J.G and S:J, and for order eta^3 G.Hx.Hx.G,
+G.Hx.H.dx, G.H.grad tr C, Jx(dx,G,G), G.Hx.Hx.gx, gx.H.Hx.gx and
+Jx(gx,gx,G) (see the doc of trials/stats for the definitions and the
+unbiased estimators). Each comes with its standard error from S/(4B)
+independent groups of four blocks of B samples, and stats.json holds
+their covariance matrix ("cov", in the order of "estimates"). The
 samples are drawn from the pool (or the landscape's data distribution) by a
 stream of their own, keyed by the config's seed, the model and the
 initialisation, separate from the trials' training sets.
@@ -51,6 +54,7 @@ func statsCmd(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	workers := fs.Int("workers", 0, "groups estimated in parallel (default: one per CPU)")
 	dataDir := fs.String("data", "", "dataset folder, when the config has no data.dir")
+	scale := fs.Int("scale", 1, "the --scale the run was made with (the statistics record the run's config hash)")
 	pos, err := parse(c, fs, args, 1, stderr)
 	if err != nil {
 		return err
@@ -65,6 +69,9 @@ func statsCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg, err := config.Load(pos[0])
 	if err != nil {
+		return err
+	}
+	if cfg, err = cfg.Scaled(*scale); err != nil {
 		return err
 	}
 	dir := *out
@@ -84,10 +91,10 @@ func statsCmd(args []string, stdout, stderr io.Writer) error {
 	file := &stats.File{ConfigName: cfg.Name, ConfigHash: cfg.Hash()}
 	for _, m := range cfg.Models {
 		for _, init := range m.Inits {
-			fmt.Fprintf(stderr, "%s init %d: %d samples in %d groups\n", m.Name, init, *samples, groups)
+			fmt.Fprintf(stderr, "%s init %d: %d samples in %d groups\n", m.Key(), init, *samples, groups)
 			prog := newProgress(stderr, groups, "groups")
 			start := time.Now()
-			est, err := runner.Stats(ctx, m.Name, init, groups, *block, *workers, prog.update)
+			vals, err := runner.StatsGroups(ctx, m.Key(), init, groups, *block, *workers, prog.update)
 			prog.finish()
 			if errors.Is(err, context.Canceled) {
 				return exitError{errors.New("interrupted; nothing written"), 130}
@@ -95,8 +102,8 @@ func statsCmd(args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
-			file.Entries = append(file.Entries, stats.Entry{Model: m.Name, Init: init, DType: cfg.DType, Block: *block,
-				Samples: *samples, Seconds: time.Since(start).Seconds(), Estimates: est})
+			file.Entries = append(file.Entries, stats.Entry{Model: m.Key(), Init: init, DType: cfg.DType, Block: *block,
+				Samples: *samples, Seconds: time.Since(start).Seconds(), Estimates: stats.Summarize(vals), Cov: stats.SummarizeCov(vals)})
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {

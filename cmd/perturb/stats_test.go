@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,6 +27,12 @@ func TestStatsCommand(t *testing.T) {
 	e, ok := f.Get("gauss", 0, stats.TrHC)
 	if !ok || len(f.Entries) != 1 || f.Entries[0].Samples != 16384 || !(e.Value > 0.25-4*e.StdErr && e.Value < 0.25+4*e.StdErr) {
 		t.Fatalf("tr(HC) %+v (want 0.25), file %+v", e, f)
+	}
+	// The covariance matrix: Names square, its diagonal the squared
+	// standard errors.
+	j := slices.Index(stats.Names, stats.TrHC)
+	if cov := f.Entries[0].Cov; len(cov) != len(stats.Names) || math.Abs(math.Sqrt(cov[j][j])-e.StdErr) > 1e-12*e.StdErr {
+		t.Fatalf("cov %v, tr(HC) standard error %g", cov, e.StdErr)
 	}
 	code, js, _ := perturb(t, "stats", cfg, "--out", out, "--samples", "256", "--block", "8", "--json")
 	var parsed stats.File

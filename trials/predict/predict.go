@@ -75,17 +75,17 @@ import (
 	"github.com/perturb/perturb/trials/stats"
 )
 
-// Names of the statistics the predictions use, beyond stats.Names' first
-// ten (see package stats for their estimators).
+// Names of the statistics the predictions use beyond stats.Names' first
+// ten (package stats estimates them).
 const (
-	GHxHxG    = "G.Hx.Hx.G"
-	GHxHdx    = "G.Hx.H.dx"
-	GHGradTrC = "G.H.grad tr C"
-	JxdGG     = "Jx(dx,G,G)"
-	GHxHxgx   = "G.Hx.Hx.gx"
-	GxHHxgx   = "gx.H.Hx.gx"
-	Jxgxgx    = "Jx(gx,gx,G)"
-	GxHxgx    = "gx.Hx.gx"
+	GHxHxG    = stats.GHxHxG
+	GHxHdx    = stats.GHxHdx
+	GHGradTrC = stats.GHGradTrC
+	JxdGG     = stats.JxdGG
+	GHxHxgx   = stats.GHxHxgx
+	GxHHxgx   = stats.GxHHxgx
+	Jxgxgx    = stats.Jxgxgx
+	GxHxgx    = stats.GxHxgx
 )
 
 // Linear is a linear form in the statistics: Σ coef[name] · statistic.

@@ -26,6 +26,10 @@ type Entry struct {
 	Samples   int        `json:"samples"` // Groups · Blocks · Block
 	Seconds   float64    `json:"seconds"`
 	Estimates []Estimate `json:"estimates"`
+	// Cov is the covariance matrix of the estimates' values, in the
+	// order of Estimates (SummarizeCov): Cov[j][j] = Estimates[j].StdErr².
+	// Files written before it existed have none.
+	Cov [][]float64 `json:"cov,omitempty"`
 }
 
 // Get returns the named estimate of the entry for (model, init).
