@@ -58,10 +58,10 @@ vet: check-go
 # Fuzz each target briefly (their corpora live in testdata/fuzz).
 FUZZTIME ?= 10s
 fuzz: check-go
-	$(GO) test ./nets/data/ -run '^$$' -fuzz '^FuzzReadIDXImages$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZTIME)
-	$(GO) test ./nets/data/ -run '^$$' -fuzz '^FuzzReadIDXLabels$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZTIME)
-	$(GO) test ./nets/data/ -run '^$$' -fuzz '^FuzzReadCIFARBatch$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZTIME)
-	$(GO) test ./trials/config/ -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZTIME)
+	bash scripts/fuzz.sh ./nets/data/ FuzzReadIDXImages $(FUZZTIME)
+	bash scripts/fuzz.sh ./nets/data/ FuzzReadIDXLabels $(FUZZTIME)
+	bash scripts/fuzz.sh ./nets/data/ FuzzReadCIFARBatch $(FUZZTIME)
+	bash scripts/fuzz.sh ./trials/config/ FuzzParse $(FUZZTIME)
 
 test: data vet $(if $(filter openblas,$(TAGS)),blas)
 	$(GO) test $(GOFLAGS_TAGS) -count=1 -timeout 20m ./...
