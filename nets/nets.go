@@ -72,7 +72,7 @@ type Arch struct {
 }
 
 // Names lists the models New knows.
-var Names = []string{"logistic", "convnet"}
+var Names = []string{"logistic", "convnet", "mlp"}
 
 // New returns the architecture called name for inputs of the given shape.
 func New(name string, channels, height, width, classes int) (*Arch, error) {
@@ -91,6 +91,8 @@ func New(name string, channels, height, width, classes int) (*Arch, error) {
 			return nil, err
 		}
 		a.Forward = a.convnet
+	case "mlp":
+		return NewSized(name, channels, height, width, classes, Size{})
 	default:
 		return nil, fmt.Errorf("unknown model %q (known: %s)", name, strings.Join(Names, ", "))
 	}

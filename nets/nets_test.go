@@ -30,7 +30,7 @@ func TestParamCounts(t *testing.T) {
 	if _, err := New("convnet", 1, 12, 12, 10); err == nil {
 		t.Error("convnet accepted 12×12 inputs, too small for two stride-2 5×5 convolutions")
 	}
-	if _, err := New("mlp", 1, 28, 28, 10); err == nil {
+	if _, err := New("resnet", 1, 28, 28, 10); err == nil {
 		t.Error("unknown model accepted")
 	}
 }

@@ -66,6 +66,7 @@ type Runner struct {
 
 	mu    sync.Mutex
 	inits map[initKey]*initState
+	sharp sharpState // sharpness at initialisation and the pool subset (sharpness.go)
 }
 
 // model is one config model: an image architecture or a landscape.
@@ -122,11 +123,14 @@ func NewRunner(c *config.Config, pool *data.Pool) (*Runner, error) {
 			r.models[m.Key()] = &model{land: l}
 			continue
 		}
-		a, err := nets.New(m.Name, pool.Channels, pool.Height, pool.Width, pool.Classes)
+		a, err := nets.NewSized(m.Name, pool.Channels, pool.Height, pool.Width, pool.Classes, m.Size())
 		if err != nil {
 			return nil, fmt.Errorf("model %s on %s: %w", m.Name, pool.Name, err)
 		}
 		r.models[m.Key()] = &model{arch: a}
+	}
+	if err := r.checkSharpness(); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -411,6 +415,9 @@ func (w *worker) run(b batch) ([]results.Row, error) {
 			row.Status = results.StatusDiverged
 		}
 		rows[i] = row
+	}
+	if err := w.sharpness(b, init.theta, ob.Theta, rows); err != nil {
+		return nil, fmt.Errorf("%s init %d %s: sharpness: %w", b.model, b.init, b.opt.Label, err)
 	}
 	return rows, nil
 }

@@ -82,6 +82,9 @@ type Config struct {
 	Trials     Trials      `toml:"trials" json:"trials"`
 	Models     []Model     `toml:"model" json:"model"`
 	Optimizers []Optimizer `toml:"optimizer" json:"optimizer"`
+	// Sharpness, when set, measures sharpness with the trials (see
+	// sharpness.go); nil leaves the hash of a config without it unchanged.
+	Sharpness *Sharpness `toml:"sharpness" json:"sharpness,omitempty"`
 
 	// Path is the file the config was read from (not part of the hash).
 	Path string `toml:"-" json:"-"`
@@ -118,6 +121,36 @@ type Model struct {
 	H     float64   `toml:"h" json:"h,omitempty"`
 	S     float64   `toml:"s" json:"s,omitempty"`
 	Start []float64 `toml:"start" json:"start,omitempty"`
+	// Width and Depth size the model families mlp and convnet (see
+	// nets.Size; 0 is the family's default, e.g. the paper's convnet).
+	Width int `toml:"width" json:"width,omitempty"`
+	Depth int `toml:"depth" json:"depth,omitempty"`
+}
+
+// Size is m's nets.Size.
+func (m Model) Size() nets.Size { return nets.Size{Width: m.Width, Depth: m.Depth} }
+
+// checkSize validates the keys width and depth of m.
+func (m Model) checkSize(key string) error {
+	if !nets.Sized(m.Name) {
+		for k, v := range map[string]int{"width": m.Width, "depth": m.Depth} {
+			if v != 0 {
+				return &Error{Key: key + "." + k, Msg: fmt.Sprintf("%s applies only to mlp and convnet; remove it", k)}
+			}
+		}
+		return nil
+	}
+	if m.Width < 0 || m.Width > nets.MaxWidth {
+		return &Error{Key: key + ".width", Msg: fmt.Sprintf("width %d out of range; use 1 to %d (or leave it out for the default)", m.Width, nets.MaxWidth)}
+	}
+	minDepth := 1
+	if m.Name == "convnet" {
+		minDepth = 2
+	}
+	if m.Depth < 0 || m.Depth > nets.MaxDepth || (m.Depth != 0 && m.Depth < minDepth) {
+		return &Error{Key: key + ".depth", Msg: fmt.Sprintf("depth %d out of range; use %d to %d (or leave it out for the default)", m.Depth, minDepth, nets.MaxDepth)}
+	}
+	return nil
 }
 
 // Key is the name of m in results, statistics and trials: Label if set,
@@ -296,6 +329,10 @@ var examples = map[string]string{
 	"reshuffle": "reshuffle = false", "refine": "refine = 16",
 	"data": "[data] with set and dir", "trials": "[trials] with count, n and etas",
 	"model": "[[model]] (one per model, with name and inits)", "optimizer": "[[optimizer]] (one per optimiser)",
+	"sharpness": "[sharpness] with measures, at, on, every, ...", "measures": `measures = ["lambda", "tr_h"]`,
+	"at": `at = ["init", "end"]`, "on": `on = ["train", "pool"]`, "every": "every = 10", "subset": "subset = 1000",
+	"eigenvalues": "eigenvalues = 1", "tol": "tol = 1e-3", "max_iter": "max_iter = 100", "trace_se": "trace_se = 0.05",
+	"min_probes": "min_probes = 10", "max_probes": "max_probes = 100",
 }
 
 // explainType rewrites the toml package's type-mismatch messages of e
@@ -396,10 +433,11 @@ func valueAt(text string, line int, key string) string {
 
 func knownKeys(k toml.Key) string {
 	known := map[string]string{
-		"":          "name, seed, dtype, [data], [trials], [[model]], [[optimizer]]",
+		"":          "name, seed, dtype, [data], [trials], [[model]], [[optimizer]], [sharpness]",
 		"data":      "set, dir",
 		"trials":    "count, n, etas",
-		"model":     "name, inits, h, s, start",
+		"model":     "name, inits, h, s, start, width, depth",
+		"sharpness": sharpnessKeys,
 		"optimizer": "name, label, batch, epochs, steps, reshuffle, refine",
 	}
 	parent := ""
@@ -536,6 +574,9 @@ func (c *Config) validate() error {
 		if err := m.checkLandscape(key); err != nil {
 			return err
 		}
+		if err := m.checkSize(key); err != nil {
+			return err
+		}
 		for _, o := range c.Models[:i] {
 			if o.Key() == m.Key() {
 				if m.Label != "" {
@@ -583,6 +624,11 @@ func (c *Config) validate() error {
 			case o.Name == "stic" && m.Name != "mean-estimation-l2":
 				return bad(key+".name", "stic tunes the l2 coefficient of mean-estimation-l2 and runs on no other model (here %q); use gd, or that model", m.Name)
 			}
+		}
+	}
+	if c.Sharpness != nil {
+		if err := c.Sharpness.normalise(t.N); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -65,7 +65,7 @@ func TestParseErrors(t *testing.T) {
 		name, old, new, want string
 	}{
 		{"unknown top key", `seed = 3`, "seed = 3\nsede = 4",
-			`c.toml: line 3 (key "sede"): unknown key; did you mean "seed"? known keys here: name, seed, dtype, [data], [trials], [[model]], [[optimizer]]`},
+			`c.toml: line 3 (key "sede"): unknown key; did you mean "seed"? known keys here: name, seed, dtype, [data], [trials], [[model]], [[optimizer]], [sharpness]`},
 		{"typo in optimizer", "batch = 2", "bach = 2",
 			`c.toml: line 19 (key "optimizer.bach"): unknown key; did you mean "batch"? known keys here: name, label, batch, epochs, steps, reshuffle, refine`},
 		{"wrong type", "count = 4", `count = "4"`,
@@ -87,7 +87,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad dtype", `dtype = "float64"`, `dtype = "float16"`,
 			`c.toml: line 3 (key "dtype"): "float16" is not a dtype; use one of float32, float64`},
 		{"bad model", `name = "logistic"`, `name = "resnet"`,
-			`c.toml: line 14 (key "model[0].name"): "resnet" is not a model; use one of logistic, convnet, gauss, archimedes, mean-estimation, mean-estimation-l2`},
+			`c.toml: line 14 (key "model[0].name"): "resnet" is not a model; use one of logistic, convnet, mlp, gauss, archimedes, mean-estimation, mean-estimation-l2`},
 		{"convnet zero init", `name = "logistic"`, `name = "convnet"`,
 			`c.toml: line 15 (key "model[0].inits"): the convnet cannot start from 0 (all zeros: tanh layers get no gradient); use Gaussian draws k > 0`},
 		{"gd steps missing", "steps = 10", "",
@@ -123,9 +123,9 @@ func TestParseErrors(t *testing.T) {
 		{"negative epochs", "epochs = 2", "epochs = -2",
 			`c.toml: line 20 (key "optimizer[0].epochs"): epochs = -2 is negative; batch, epochs and steps must be positive (or left out for the defaults)`},
 		{"model typo before data", `name = "logistic"`, `name = "logistik"`,
-			`c.toml: line 14 (key "model[0].name"): "logistik" is not a model; use one of logistic, convnet, gauss, archimedes, mean-estimation, mean-estimation-l2`},
+			`c.toml: line 14 (key "model[0].name"): "logistik" is not a model; use one of logistic, convnet, mlp, gauss, archimedes, mean-estimation, mean-estimation-l2`},
 		{"key under an unknown table", "[trials]", "[trial.s]\n[trials]",
-			`c.toml: line 8 (key "trial"): unknown key; did you mean "trials"? known keys here: name, seed, dtype, [data], [trials], [[model]], [[optimizer]]`},
+			`c.toml: line 8 (key "trial"): unknown key; did you mean "trials"? known keys here: name, seed, dtype, [data], [trials], [[model]], [[optimizer]], [sharpness]`},
 		{"duplicate init", "inits = [0, 1]", "inits = [1, 1]",
 			`c.toml: line 15 (key "model[0].inits"): initialisation 1 listed twice; remove the duplicate`},
 	}
@@ -262,7 +262,7 @@ func TestUnknownModelWithoutData(t *testing.T) {
 	text := "name = \"x\"\nseed = 1\ndtype = \"float64\"\n[trials]\ncount = 4\nn = 6\netas = [0.1]\n" +
 		"[[model]]\nname = \"gaus\"\ninits = [0]\n[[optimizer]]\nname = \"sgd\"\nbatch = 2\n"
 	_, err := Parse("c.toml", text)
-	want := `c.toml: line 9 (key "model[0].name"): "gaus" is not a model; use one of logistic, convnet, gauss, archimedes, mean-estimation, mean-estimation-l2`
+	want := `c.toml: line 9 (key "model[0].name"): "gaus" is not a model; use one of logistic, convnet, mlp, gauss, archimedes, mean-estimation, mean-estimation-l2`
 	if err == nil || err.Error() != want {
 		t.Fatalf("error\n got: %v\nwant: %s", err, want)
 	}

@@ -114,7 +114,13 @@ func (b *builder) build() error {
 			}
 		}
 	}
-	return b.meanEstimation()
+	if err := b.meanEstimation(); err != nil {
+		return err
+	}
+	if err := b.sharpness(); err != nil {
+		return err
+	}
+	return b.noise()
 }
 
 // estimates returns the statistics of (model, init), with their

@@ -74,6 +74,7 @@ func Compare(a, b []Row, tol float64) Comparison {
 		exact("status", ra.Status, rb.Status)
 		exact("diverged_step", ra.DivergedStep, rb.DivergedStep)
 		exact("number of weights", len(ra.Weights), len(rb.Weights))
+		exact("sharpness recorded", ra.Sharpness != nil, rb.Sharpness != nil)
 		near := func(field string, x, y float64) {
 			d := relDiff(x, y)
 			c.MaxRel = max(c.MaxRel, d)

@@ -3,13 +3,13 @@
 // A store is a SQLite database (driver modernc.org/sqlite) in WAL journal
 // mode with synchronous=FULL, so that a process killed mid-run (even by
 // SIGKILL) leaves a valid database holding every committed transaction and
-// none of the uncommitted one. Its schema (SchemaVersion 2) is:
+// none of the uncommitted one. Its schema (SchemaVersion 3) is:
 //
 //	CREATE TABLE meta (
 //	    key   TEXT PRIMARY KEY,
 //	    value TEXT NOT NULL
 //	);
-//	-- keys: schema_version ("2"), config_hash (hex sha256 of the canonical
+//	-- keys: schema_version ("3"), config_hash (hex sha256 of the canonical
 //	-- config), config_name, config_text, created (RFC 3339), and in a
 //	-- store holding one shard of a run, shard ("I/N")
 //
@@ -33,14 +33,16 @@
 //	    train_loss     REAL,
 //	    diverged_step  INTEGER,           -- 0-based step a diverged trial blew up at
 //	    weights        TEXT,              -- landscapes: final weights, JSON array
+//	    sharpness      TEXT,              -- sharpness measures, JSON (package trials/sharp), NULL if not measured
 //	    PRIMARY KEY (model, optimizer, eta, init_id, trial, dtype)
 //	);
 //
 // Non-finite measurements (NaN, ±Inf) are stored as NULL and read back as NaN.
 //
 // Version 1 (perturb before the batched engine) lacked diverged_step and
-// weights; Open upgrades such a store in place (the new columns are NULL
-// for its rows) and ReadRows reads it as is.
+// weights, version 2 lacked sharpness; Open upgrades such a store in place
+// (the new columns are NULL for its rows, so a resumed run continues it)
+// and ReadRows reads it as is.
 //
 // A store whose schema_version is newer than SchemaVersion is refused by Open
 // and ReadRows; a file that is not a SQLite database, or a SQLite database
@@ -65,7 +67,7 @@ import (
 
 // SchemaVersion is the version of the schema this package writes, and the
 // newest it can read.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // Status values of a Row.
 const (
@@ -97,6 +99,9 @@ type Row struct {
 	DivergedStep int
 	// Weights are a landscape trial's final weights (nil for image models).
 	Weights []float64
+	// Sharpness is the trial's sharpness record as JSON (see package
+	// trials/sharp), nil when it was not measured.
+	Sharpness []byte
 }
 
 // Key is a row's identity without the measurements (comparable, usable as
@@ -164,6 +169,7 @@ CREATE TABLE trials (
     train_loss     REAL,
     diverged_step  INTEGER,
     weights        TEXT,
+    sharpness      TEXT,
     PRIMARY KEY (model, optimizer, eta, init_id, trial, dtype)
 );
 `
@@ -171,10 +177,14 @@ CREATE TABLE trials (
 const trialColumns = `config_hash, model, optimizer, eta, init_id, trial, dtype,
     n, batch, epochs, steps, status,
     init_test_loss, init_test_acc, test_loss, test_acc, train_loss,
-    diverged_step, weights`
+    diverged_step, weights, sharpness`
 
-// v1Columns reads a version 1 store, which lacks the last two columns.
-var v1Columns = strings.Replace(trialColumns, "diverged_step, weights", "NULL, NULL", 1)
+// v1Columns reads a version 1 store, which lacks the last three columns,
+// v2Columns a version 2 store, which lacks the last.
+var (
+	v1Columns = strings.Replace(trialColumns, "diverged_step, weights, sharpness", "NULL, NULL, NULL", 1)
+	v2Columns = strings.Replace(trialColumns, "weights, sharpness", "weights, NULL", 1)
+)
 
 // uri builds a SQLite URI filename for path with the given query.
 func uri(path, query string) string {
@@ -286,8 +296,8 @@ func Open(path string) (*Store, Meta, error) {
 		db.Close()
 		return nil, Meta{}, err
 	}
-	if m.SchemaVersion < 2 {
-		if err := upgrade(db); err != nil {
+	if m.SchemaVersion < SchemaVersion {
+		if err := upgrade(db, m.SchemaVersion); err != nil {
 			db.Close()
 			return nil, Meta{}, Explain(path, fmt.Errorf("results: upgrade %s from schema_version %d: %w", path, m.SchemaVersion, err))
 		}
@@ -305,8 +315,11 @@ func ReadRows(path string) (Meta, []Row, error) {
 	}
 	defer db.Close()
 	cols := trialColumns
-	if m.SchemaVersion < 2 {
+	switch m.SchemaVersion {
+	case 1:
 		cols = v1Columns
+	case 2:
+		cols = v2Columns
 	}
 	rows, err := queryRows(db, cols)
 	if err != nil {
@@ -477,6 +490,14 @@ func weightsValue(w []float64) any {
 	return string(b)
 }
 
+// sharpnessValue stores a sharpness record (JSON) as text, nil as NULL.
+func sharpnessValue(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return string(b)
+}
+
 // nullable maps non-finite values to NULL.
 func nullable(x float64) any {
 	if math.IsNaN(x) || math.IsInf(x, 0) {
@@ -516,7 +537,7 @@ func (s *Store) Insert(rows []Row) error {
 	}
 	defer tx.Rollback() // no-op after Commit
 	st, err := tx.PrepareContext(ctx, `INSERT INTO trials (`+trialColumns+`)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return Explain(s.path, fmt.Errorf("results: insert into %s: %w", s.path, err))
 	}
@@ -525,7 +546,7 @@ func (s *Store) Insert(rows []Row) error {
 		_, err := st.ExecContext(ctx, r.ConfigHash, r.Model, r.Optimizer, r.Eta, r.Init, r.Trial, r.DType,
 			r.N, r.Batch, r.Epochs, r.Steps, r.Status,
 			nullable(r.InitTestLoss), nullable(r.InitTestAcc), nullable(r.TestLoss), nullable(r.TestAcc), nullable(r.TrainLoss),
-			stepValue(r.DivergedStep), weightsValue(r.Weights))
+			stepValue(r.DivergedStep), weightsValue(r.Weights), sharpnessValue(r.Sharpness))
 		if err != nil {
 			var se *sqlite.Error
 			if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE) {
@@ -549,18 +570,21 @@ func (s *Store) Rows() ([]Row, error) {
 	return rows, nil
 }
 
-// upgrade adds version 2's columns to a version 1 store, in one transaction.
-func upgrade(db *sql.DB) error {
+// upgrade adds the columns of the later versions to a store of version
+// from, in one transaction.
+func upgrade(db *sql.DB, from int) error {
 	tx, err := db.Begin()
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	for _, q := range []string{
-		`ALTER TABLE trials ADD COLUMN diverged_step INTEGER`,
-		`ALTER TABLE trials ADD COLUMN weights TEXT`,
-		`UPDATE meta SET value = '2' WHERE key = 'schema_version'`,
-	} {
+	var qs []string
+	if from < 2 {
+		qs = append(qs, `ALTER TABLE trials ADD COLUMN diverged_step INTEGER`, `ALTER TABLE trials ADD COLUMN weights TEXT`)
+	}
+	qs = append(qs, `ALTER TABLE trials ADD COLUMN sharpness TEXT`,
+		`UPDATE meta SET value = '`+strconv.Itoa(SchemaVersion)+`' WHERE key = 'schema_version'`)
+	for _, q := range qs {
 		if _, err := tx.Exec(q); err != nil {
 			return err
 		}
@@ -580,10 +604,13 @@ func queryRows(db *sql.DB, cols string) ([]Row, error) {
 		var r Row
 		var itl, ita, tl, ta, trl sql.NullFloat64
 		var step sql.NullInt64
-		var weights sql.NullString
+		var weights, sharpness sql.NullString
 		if err := rs.Scan(&r.ConfigHash, &r.Model, &r.Optimizer, &r.Eta, &r.Init, &r.Trial, &r.DType,
-			&r.N, &r.Batch, &r.Epochs, &r.Steps, &r.Status, &itl, &ita, &tl, &ta, &trl, &step, &weights); err != nil {
+			&r.N, &r.Batch, &r.Epochs, &r.Steps, &r.Status, &itl, &ita, &tl, &ta, &trl, &step, &weights, &sharpness); err != nil {
 			return nil, err
+		}
+		if sharpness.Valid {
+			r.Sharpness = []byte(sharpness.String)
 		}
 		r.InitTestLoss, r.InitTestAcc, r.TestLoss, r.TestAcc, r.TrainLoss = orNaN(itl), orNaN(ita), orNaN(tl), orNaN(ta), orNaN(trl)
 		r.DivergedStep = -1

@@ -241,7 +241,7 @@ func TestOpenNewerSchema(t *testing.T) {
 		t.Fatal("Open accepted schema_version 99")
 	}
 	msg := err.Error()
-	for _, want := range []string{path, "schema_version 99", "schema_version 2", "newer perturb"} {
+	for _, want := range []string{path, "schema_version 99", "schema_version 3", "newer perturb"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q lacks %q", msg, want)
 		}
@@ -467,6 +467,7 @@ func TestUpgradeV1(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
+		`ALTER TABLE trials DROP COLUMN sharpness`,
 		`ALTER TABLE trials DROP COLUMN weights`,
 		`ALTER TABLE trials DROP COLUMN diverged_step`,
 		`UPDATE meta SET value = '1' WHERE key = 'schema_version'`,

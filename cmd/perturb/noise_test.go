@@ -1,0 +1,108 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/perturb/perturb/trials/noise"
+)
+
+const noiseCfg = `name = "noise-test"
+seed = 1
+dtype = "float64"
+
+[data]
+set = "fashion-mnist"
+
+[trials]
+count = 2
+n = 4
+etas = [0.1]
+
+[[model]]
+name = "mlp"
+inits = [1]
+width = 8
+depth = 1
+
+[[optimizer]]
+name = "sgd"
+batch = 2
+`
+
+// TestNoiseCommand runs perturb noise end to end on the real
+// Fashion-MNIST with small settings: a scan, a width sweep, per-layer
+// gradients and low-precision training, and checks the outputs and the
+// numbers that must hold whatever the draw (float64's floor far below
+// float32's, three fitted widths, drift positive).
+func TestNoiseCommand(t *testing.T) {
+	needFashion(t)
+	dir := t.TempDir()
+	cfg := write(t, dir, "n.toml", noiseCfg)
+	out := filepath.Join(dir, "out")
+	code, stdout, stderr := perturb(t, "noise", cfg, "--out", out, "--directions", "3", "--steps", "16", "--hmin", "1e-8",
+		"--examples", "300", "--precisions", "float64,float32,bf16", "--widths", "4,8,16", "--sweep-examples", "200",
+		"--sweep-steps", "8", "--sweep-directions", "3", "--sweep-precisions", "float64,float32", "--grads",
+		"--train", "--train-trials", "1", "--train-examples", "100", "--train-precisions", "float32,bf16")
+	if code != 0 {
+		t.Fatalf("noise exited %d:\n%s%s", code, stdout, stderr)
+	}
+	f, err := noise.Read(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Scans) != 1 || len(f.Sweeps) != 1 || len(f.Grads) != 1 || f.Training == nil {
+		t.Fatalf("file: %d scans, %d sweeps, %d grads, training %v", len(f.Scans), len(f.Sweeps), len(f.Grads), f.Training != nil)
+	}
+	p := f.Scans[0].Precisions
+	if len(p) != 3 || !(p[0].Floor > 0 && p[0].Floor < 1e-3*p[1].Floor) {
+		t.Errorf("floors float64 %v, float32 %v", p[0].Floor, p[1].Floor)
+	}
+	// float64 has no noise-dominated h on the sweep's grid (1e-6 .. 1e-2):
+	// only float32 is fitted.
+	if sw := f.Sweeps[0]; sw.Axis != "width" || len(sw.Scans) != 3 || len(sw.Fits) != 1 || sw.Fits[0].N != 3 {
+		t.Errorf("sweep %+v", sw)
+	}
+	if f.Training.Points[0].WeightDrift <= 0 {
+		t.Errorf("training drift %+v", f.Training.Points[0])
+	}
+	for _, name := range []string{"noise.md", "noise-mlp-w8-d1-init1.png", "sweep-mlp-width.svg", "grad-layers.png", "train-drift.png", "train-drift.csv"} {
+		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
+			t.Error(err)
+		}
+	}
+	if !strings.Contains(stdout, "mlp width sweep [4 8 16]: float32 floor ∝ width^") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+	md, err := noise.Section(out)
+	if err != nil || !strings.Contains(md, "### Training in low precision") {
+		t.Errorf("section: %v\n%s", err, md)
+	}
+}
+
+func TestNoiseBadInput(t *testing.T) {
+	dir := t.TempDir()
+	cfg := write(t, dir, "n.toml", noiseCfg)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--precisions", "fp8"}, `--precisions: unknown precision "fp8"; use one of float64, float32, tf32, bf16, fp16`},
+		{[]string{"--precisions", "tf32"}, "tf32 is not emulated on the CPU"},
+		{[]string{"--widths", "8,x"}, `--widths "8,x": "x" is not a positive whole number`},
+		{[]string{"--directions", "1"}, "1 directions: need at least 2"},
+		{[]string{"--hmin", "1", "--hmax", "0.1"}, "need 0 < hmin < hmax"},
+	} {
+		code, _, stderr := perturb(t, append([]string{"noise", cfg, "--out", filepath.Join(dir, "x")}, tc.args...)...)
+		if code == 0 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, %s", tc.args, code, stderr)
+		}
+	}
+	bad := write(t, dir, "b.toml", strings.Replace(noiseCfg, "depth = 1", "depth = 100", 1))
+	code, _, stderr := perturb(t, "noise", bad)
+	if code == 0 || !strings.Contains(stderr, `(key "model[0].depth"): depth 100 out of range; use 1 to 64`) {
+		t.Errorf("depth 100: exit %d, %s", code, stderr)
+	}
+}

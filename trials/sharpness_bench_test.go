@@ -1,0 +1,128 @@
+package trials
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/perturb/perturb/nets"
+	"github.com/perturb/perturb/nets/data"
+	"github.com/perturb/perturb/trials/optim"
+	"github.com/perturb/perturb/trials/seed"
+	"github.com/perturb/perturb/trials/sharp"
+)
+
+// BenchmarkSharpnessVsTestLoss measures the speed goal of the sharpness
+// measures on the real Fashion-MNIST (skipped without it): a batch of K
+// float32 convnet trials (K = $PERTURB_SHARP_K, default 64; initialisation
+// 1, SGD with batch 1 over N = 10 points at eta 0.05) is trained, then
+// timed in one process: (a) the batch's full-pool test-loss evaluation
+// (70,000 images, the runner's evaluator) and (b) the sharpness at the end
+// on a 1,000-image subset of the pool: the top eigenvalue to 1e-3
+// relative (Lanczos) and the trace to 5% standard error (Hutchinson
+// deflated by the Lanczos basis), as the runner computes them. It reports
+// the ratio (b)/(a) and the mean Lanczos iterations and trace probes:
+//
+//	go test -tags openblas -run '^$' -bench SharpnessVsTestLoss -benchtime 1x ./trials/
+func BenchmarkSharpnessVsTestLoss(b *testing.B) {
+	pool, err := data.Load("fashion-mnist", "")
+	if err != nil {
+		b.Skipf("needs the real Fashion-MNIST: %v", err)
+	}
+	k := 64
+	if s := os.Getenv("PERTURB_SHARP_K"); s != "" {
+		if k, err = strconv.Atoi(s); err != nil || k < 1 {
+			b.Fatalf("PERTURB_SHARP_K=%q: want a positive whole number", s)
+		}
+	}
+	c := mustConfig(b, fmt.Sprintf(`name = "sharp-bench"
+seed = 1
+dtype = "float32"
+[data]
+set = "fashion-mnist"
+[trials]
+count = %d
+n = 10
+etas = [0.05]
+[[model]]
+name = "convnet"
+inits = [1]
+[[optimizer]]
+name = "sgd"
+batch = 1
+[sharpness]
+measures = ["lambda", "tr_h"]
+at = ["end"]
+on = ["pool"]
+subset = 1000
+tol = 1e-3
+trace_se = 0.05
+max_iter = 100
+max_probes = 100
+`, k))
+	r, err := NewRunner(c, pool)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := r.newWorker(DefaultMaxBytes, runtime.NumCPU())
+	st, err := w.init("convnet", 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ob := &optim.Batch{Backend: w.backend("convnet")}
+	var ids [][4]uint64
+	var sets [][]nets.Sample
+	for _, t := range Plan(c) {
+		ob.Theta = append(ob.Theta, slices.Clone(st.theta))
+		ob.Eta = append(ob.Eta, t.Eta)
+		ob.Sets = append(ob.Sets, r.Samples(t))
+		ids = append(ids, [4]uint64{1, uint64(t.Index), pointEnd, lossPool})
+		sets = append(sets, r.poolSubset("convnet"))
+	}
+	ob.Order = func(i, e int) []int { return nil }
+	ob.Noise = func(i int) *rand.Rand { return seed.New(seed.SDENoise, 0, uint64(i)) }
+	if _, err := optim.Run(c.Optimizers[0].Spec(), ob); err != nil {
+		b.Fatal(err)
+	}
+	loss, acc := make([]float64, k), make([]float64, k)
+	var ms []*sharp.Measures
+	var tTest, tSharp time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		if err := w.testLoss("convnet", ob.Theta, loss, acc); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if ms, err = w.measure("convnet", ob.Theta, sets, ids); err != nil {
+			b.Fatal(err)
+		}
+		tTest += t1.Sub(t0)
+		tSharp += time.Since(t1)
+	}
+	var iters, probes, conv, tconv float64
+	for _, m := range ms {
+		iters += float64(m.LanczosIter) / float64(k)
+		probes += float64(m.TrH.Probes) / float64(k)
+		if m.LanczosConverged {
+			conv += 1 / float64(k)
+		}
+		if m.TrH.Converged {
+			tconv += 1 / float64(k)
+		}
+	}
+	ratio := tSharp.Seconds() / tTest.Seconds()
+	b.ReportMetric(ratio, "sharpness/testloss")
+	b.ReportMetric(tTest.Seconds()/float64(b.N), "testloss-s")
+	b.ReportMetric(tSharp.Seconds()/float64(b.N), "sharpness-s")
+	b.ReportMetric(iters, "lanczos-iters")
+	b.ReportMetric(probes, "trace-probes")
+	b.Logf("K=%d: test loss over the pool %.2fs, sharpness on 1000 images %.2fs, ratio %.2f; Lanczos %.1f iterations (%.0f%% converged), trace %.1f probes (%.0f%% at 5%%); λ1 of trial 0 %.5g, tr H %.5g ± %.2g",
+		k, tTest.Seconds()/float64(b.N), tSharp.Seconds()/float64(b.N), ratio, iters, 100*conv, probes, 100*tconv,
+		ms[0].Value(sharp.Lambda), float64(ms[0].TrH.Value), float64(ms[0].TrH.StdErr))
+}
