@@ -1,0 +1,193 @@
+package graph
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/perturb/perturb/kernels"
+	"github.com/perturb/perturb/nets"
+)
+
+// DeviceData is a data pool uploaded to a device once: the examples (N,
+// dim) and the labels as floats.
+type DeviceData struct {
+	Dev     kernels.Device
+	X, Y    kernels.Buffer
+	N       int
+	Dim     int
+	Classes int
+	labels  []float64
+}
+
+// UploadData copies d to dev.
+func UploadData(dev kernels.Device, d *Data) (*DeviceData, error) {
+	n := d.Len()
+	dd := &DeviceData{Dev: dev, N: n, Dim: d.Dim, Classes: d.Classes, labels: make([]float64, n)}
+	var err error
+	if dd.X, err = dev.Alloc(max(n*d.Dim, 1)); err != nil {
+		return nil, fmt.Errorf("upload data pool of %d×%d: %w", n, d.Dim, err)
+	}
+	if dd.Y, err = dev.Alloc(max(n, 1)); err != nil {
+		return nil, fmt.Errorf("upload data labels: %w", err)
+	}
+	if d.X32 != nil {
+		err = dev.Upload32(dd.X, 0, d.X32)
+	} else {
+		err = dev.Upload(dd.X, 0, d.X64)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("upload data pool: %w", err)
+	}
+	for i, y := range d.Y {
+		dd.labels[i] = float64(y)
+	}
+	if err := dev.Upload(dd.Y, 0, dd.labels); err != nil {
+		return nil, fmt.Errorf("upload data labels: %w", err)
+	}
+	return dd, nil
+}
+
+// DeviceNet runs a BatchNet's graph on a device: the per-trial samples are
+// gathered from the device-resident pool, the stacked parameters uploaded,
+// the walked program run, and the gradients (or Hessian-vector products)
+// and losses downloaded.
+type DeviceNet struct {
+	*BatchNet
+	Prog *Program
+	data *DeviceData
+	idx  []int32
+	host []float64
+}
+
+// NewDeviceNet compiles the graph of kind for k trials of b samples and
+// maps it onto data's device.
+func NewDeviceNet(arch *nets.Arch, data *DeviceData, k, b int, kind BatchKind) (*DeviceNet, error) {
+	dt := tensor.Float32
+	if data.Dev.DType() == kernels.F64 {
+		dt = tensor.Float64
+	}
+	n, err := CompileBatch(arch, dt, k, b, kind)
+	if err != nil {
+		return nil, err
+	}
+	outs := append(G.Nodes{}, n.grads...)
+	if n.losses != nil {
+		outs = append(outs, n.losses)
+	}
+	p, err := n.Compile(data.Dev, outs...)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	return &DeviceNet{BatchNet: n, Prog: p, data: data, idx: make([]int32, k*b)}, nil
+}
+
+// Close frees the device buffers and the CPU machine.
+func (d *DeviceNet) Close() error {
+	err := d.Prog.Close()
+	if e := d.BatchNet.Close(); err == nil {
+		err = e
+	}
+	return err
+}
+
+// upload gathers the samples and uploads the stacked vectors src into the
+// nodes (parameters or tangents).
+func (d *DeviceNet) upload(rows [][]int, nodes []*G.Node, src ...[][]float64) error {
+	for k, r := range rows {
+		for j, v := range r {
+			d.idx[k*d.B+j] = int32(v)
+		}
+	}
+	xb, err := d.Prog.Buffer(d.x)
+	if err != nil {
+		return err
+	}
+	yb, err := d.Prog.Buffer(d.y)
+	if err != nil {
+		return err
+	}
+	dev := d.data.Dev
+	if err := dev.Gather(xb, yb, d.data.X, d.data.Y, d.idx, d.data.Dim, d.data.Classes); err != nil {
+		return fmt.Errorf("gather samples: %w", err)
+	}
+	for s, vecs := range src {
+		for i, p := range d.Arch.Params {
+			b, err := d.Prog.Buffer(nodes[s*len(d.Arch.Params)+i])
+			if err != nil {
+				return err
+			}
+			off, size := d.offsets[i], p.Size()
+			for k, v := range vecs {
+				if err := dev.Upload(b, k*size, v[off:off+size]); err != nil {
+					return fmt.Errorf("upload %s: %w", p.Name, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// download copies the stacked gradient buffers into out[k].
+func (d *DeviceNet) download(out [][]float64) error {
+	for i, p := range d.Arch.Params {
+		b, err := d.Prog.Buffer(d.grads[i])
+		if err != nil {
+			return err
+		}
+		off, size := d.offsets[i], p.Size()
+		for k, o := range out {
+			if err := d.data.Dev.Download(o[off:off+size], b, k*size); err != nil {
+				return fmt.Errorf("download gradient of %s: %w", p.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Grad is BatchNet.Grad on the device.
+func (d *DeviceNet) Grad(theta [][]float64, rows [][]int, loss []float64, grad [][]float64) error {
+	if d.Kind != BatchGrad {
+		return fmt.Errorf("device Grad on a %s net", d.Kind)
+	}
+	d.check(theta, rows)
+	d.checkOut("gradient", grad)
+	if err := d.upload(rows, d.params, theta); err != nil {
+		return err
+	}
+	if err := d.Prog.Run(); err != nil {
+		return fmt.Errorf("device gradient of %s: %w", d.Arch.Name, err)
+	}
+	lb, err := d.Prog.Buffer(d.losses)
+	if err != nil {
+		return err
+	}
+	if cap(d.host) < d.K*d.B {
+		d.host = make([]float64, d.K*d.B)
+	}
+	ls := d.host[:d.K*d.B]
+	if err := d.data.Dev.Download(ls, lb, 0); err != nil {
+		return fmt.Errorf("download losses: %w", err)
+	}
+	meanRows(loss, ls, d.B)
+	return d.download(grad)
+}
+
+// HVP is BatchNet.HVP on the device.
+func (d *DeviceNet) HVP(theta [][]float64, rows [][]int, v, out [][]float64) error {
+	if d.Kind != BatchHVP {
+		return fmt.Errorf("device HVP on a %s net", d.Kind)
+	}
+	d.check(theta, rows)
+	d.checkOut("direction", v)
+	d.checkOut("output", out)
+	if err := d.upload(rows, append(append([]*G.Node{}, d.params...), d.tangents...), theta, v); err != nil {
+		return err
+	}
+	if err := d.Prog.Run(); err != nil {
+		return fmt.Errorf("device Hessian-vector product of %s: %w", d.Arch.Name, err)
+	}
+	return d.download(out)
+}
