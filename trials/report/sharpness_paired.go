@@ -110,8 +110,10 @@ func (d *sharpData) sgdBelowGD(model, loss, m string) []Verdict {
 // flatterGeneralises tests, per η, that among the pairs of optimisers
 // whose changes of the measure differ (95% interval of the paired
 // difference excludes 0), the one ending lower also ends with the lower
-// test loss: it agrees when some such pair's test-loss difference has the
-// same sign with its interval excluding 0, and none the opposite sign.
+// test loss: it agrees when more such pairs have a test-loss difference
+// of the same sign with its interval excluding 0 than of the opposite
+// sign. (The pairs share optimisers, so they are not independent tests;
+// the counts describe, they give no p-value.)
 func (d *sharpData) flatterGeneralises(model, loss, m string) []Verdict {
 	var out []Verdict
 	for _, eta := range d.etas {
@@ -150,11 +152,11 @@ func (d *sharpData) flatterGeneralises(model, loss, m string) []Verdict {
 				len(agree), nameList(agree), len(contra), nameList(contra), len(undecided))
 		}
 		out = append(out, Verdict{
-			Claim: fmt.Sprintf("the optimiser ending with the lower %s on the %s also ends with the lower test loss (%s, η = %g)",
+			Claim: fmt.Sprintf("of two optimisers, the one ending with the lower %s on the %s also ends with the lower test loss (%s, η = %g)",
 				measureLabel[m], lossText[loss], model, eta),
-			Test:   fmt.Sprintf("sign agreement of the paired differences ΔA − ΔB of %s and of the test loss over the pairs whose %s difference has a 95%% t interval excluding 0; agrees when at least one pair's test-loss interval has the same sign and none the opposite", measureLabel[m], measureLabel[m]),
+			Test:   fmt.Sprintf("sign agreement of the paired differences ΔA − ΔB of %s and of the test loss, over the pairs whose %s difference has a 95%% t interval excluding 0; agrees when more of them have a test-loss interval excluding 0 on the same side than on the opposite side", measureLabel[m], measureLabel[m]),
 			Result: res,
-			Agrees: len(agree) > 0 && len(contra) == 0,
+			Agrees: len(agree) > len(contra),
 		})
 	}
 	return out

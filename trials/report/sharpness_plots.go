@@ -120,11 +120,13 @@ func (d *sharpData) scatterFigure(model, loss, m string, eta float64) plots.Figu
 		if !ok || r.N == 0 {
 			continue
 		}
-		s := plots.ScatterSeries{Label: o + ": r " + fmtValCI(r.R, r.RLo, r.RHi)}
+		// Measured series without intervals, so that each optimiser keeps
+		// the colour it has in the other figures.
+		s := plots.Series{Label: o + ": r " + fmtValCI(r.R, r.RLo, r.RHi)}
 		for i := range r.X {
-			s.Points = append(s.Points, plots.XYErr{X: r.X[i], Y: r.Y[i]})
+			s.Points = append(s.Points, plots.Point{X: r.X[i], Y: r.Y[i]})
 		}
-		f.Scatter = append(f.Scatter, s)
+		f.Measured = append(f.Measured, s)
 	}
 	all, ok := d.relations[chKey{model, loss, m, "", eta}]
 	if !ok && len(d.opts) == 1 {
