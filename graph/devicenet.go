@@ -191,3 +191,184 @@ func (d *DeviceNet) HVP(theta [][]float64, rows [][]int, v, out [][]float64) err
 	}
 	return d.download(out)
 }
+
+// logits returns the node of the logits (K·B, classes): the input of the
+// graph's log-softmax.
+func (n *BatchNet) logits() (*G.Node, error) {
+	for _, nd := range n.g.AllNodes() {
+		if c, ok := nd.Op().(*customOp); ok {
+			if _, ok := c.k.(logSoftmaxKernel); ok {
+				it := n.g.From(nd.ID())
+				if it.Next() {
+					return it.Node().(*G.Node), nil
+				}
+			}
+		}
+	}
+	return nil, fmt.Errorf("%s: no log-softmax in the graph", n.Arch.Name)
+}
+
+// DeviceEval is the test-loss evaluation on a device: the forward pass of
+// K trials over chunks of the pool (the walked forward part of the batched
+// graph), then the fused log-sum-exp cross-entropy kernel and a per-trial
+// sum, accumulated in float64 on the host chunk by chunk.
+type DeviceEval struct {
+	arch  *nets.Arch
+	data  *DeviceData
+	k     int
+	parts []*evalPart
+}
+
+// evalPart is the program for one chunk length.
+type evalPart struct {
+	net                 *BatchNet
+	prog                *Program
+	logits              *G.Node
+	y, loss, corr, sums kernels.Buffer
+	csum, labels        kernels.Buffer
+	from, rows, chunks  int
+}
+
+// NewDeviceEval prepares the evaluation of k trials over the whole pool in
+// chunks of at most chunk examples.
+func NewDeviceEval(arch *nets.Arch, data *DeviceData, k, chunk int) (*DeviceEval, error) {
+	e := &DeviceEval{arch: arch, data: data, k: k}
+	chunk = min(chunk, data.N)
+	full := data.N / chunk
+	for _, pr := range [][2]int{{chunk, full}, {data.N - full*chunk, 1}} {
+		if pr[0] == 0 || pr[1] == 0 {
+			continue
+		}
+		p, err := e.part(pr[0])
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+		p.chunks = pr[1]
+		e.parts = append(e.parts, p)
+	}
+	return e, nil
+}
+
+func (e *DeviceEval) part(b int) (*evalPart, error) {
+	dt := tensor.Float32
+	if e.data.Dev.DType() == kernels.F64 {
+		dt = tensor.Float64
+	}
+	n, err := CompileBatch(e.arch, dt, e.k, b, BatchGrad)
+	if err != nil {
+		return nil, err
+	}
+	p := &evalPart{net: n, rows: b}
+	if p.logits, err = n.logits(); err != nil {
+		return nil, err
+	}
+	if p.prog, err = n.Compile(e.data.Dev, p.logits); err != nil {
+		return nil, err
+	}
+	dev := e.data.Dev
+	for _, a := range []struct {
+		b *kernels.Buffer
+		n int
+	}{{&p.y, e.k * b * e.arch.Classes}, {&p.loss, e.k * b}, {&p.corr, e.k * b}, {&p.sums, e.k}, {&p.csum, e.k}, {&p.labels, b}} {
+		if *a.b, err = dev.Alloc(a.n); err != nil {
+			return nil, fmt.Errorf("device evaluation buffers: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// Close frees the device buffers.
+func (e *DeviceEval) Close() error {
+	for _, p := range e.parts {
+		if p.prog != nil {
+			p.prog.Close()
+		}
+		for _, b := range []kernels.Buffer{p.y, p.loss, p.corr, p.sums, p.csum, p.labels} {
+			if b != nil {
+				e.data.Dev.Free(b)
+			}
+		}
+		p.net.Close()
+	}
+	e.parts = nil
+	return nil
+}
+
+// TestLoss sets loss[k] and acc[k] to the mean loss and accuracy of
+// theta[k] over the whole pool.
+func (e *DeviceEval) TestLoss(theta [][]float64, loss, acc []float64) error {
+	if len(theta) != e.k || len(loss) != e.k || len(acc) != e.k {
+		return fmt.Errorf("device evaluation of %d trials with %d vectors", e.k, len(theta))
+	}
+	dev := e.data.Dev
+	clear(loss)
+	clear(acc)
+	host := make([]float64, e.k)
+	from := 0
+	for _, p := range e.parts {
+		xb, err := p.prog.Buffer(p.net.x)
+		if err != nil {
+			return err
+		}
+		for i, par := range e.arch.Params {
+			b, err := p.prog.Buffer(p.net.params[i])
+			if err != nil {
+				return err
+			}
+			off, size := p.net.offsets[i], par.Size()
+			for k, v := range theta {
+				if err := dev.Upload(b, k*size, v[off:off+size]); err != nil {
+					return fmt.Errorf("upload %s: %w", par.Name, err)
+				}
+			}
+		}
+		lb, err := p.prog.Buffer(p.logits)
+		if err != nil {
+			return err
+		}
+		idx := make([]int32, e.k*p.rows)
+		for c := 0; c < p.chunks; c++ {
+			for k := 0; k < e.k; k++ {
+				for j := 0; j < p.rows; j++ {
+					idx[k*p.rows+j] = int32(from + j)
+				}
+			}
+			if err := dev.Gather(xb, p.y, e.data.X, e.data.Y, idx, e.data.Dim, e.data.Classes); err != nil {
+				return fmt.Errorf("gather chunk at %d: %w", from, err)
+			}
+			if err := dev.Copy(p.labels, 0, e.data.Y, from, p.rows); err != nil {
+				return err
+			}
+			if err := p.prog.Run(); err != nil {
+				return fmt.Errorf("device forward pass of %s: %w", e.arch.Name, err)
+			}
+			if err := dev.CrossEntropy(p.loss, p.corr, lb, p.labels, e.k, p.rows, e.arch.Classes); err != nil {
+				return err
+			}
+			for _, s := range [][2]kernels.Buffer{{p.sums, p.loss}, {p.csum, p.corr}} {
+				if err := dev.Sum(s[0], s[1], e.k, p.rows, 1); err != nil {
+					return err
+				}
+			}
+			if err := dev.Download(host, p.sums, 0); err != nil {
+				return err
+			}
+			for k, v := range host {
+				loss[k] += v
+			}
+			if err := dev.Download(host, p.csum, 0); err != nil {
+				return err
+			}
+			for k, v := range host {
+				acc[k] += v
+			}
+			from += p.rows
+		}
+	}
+	for k := range loss {
+		loss[k] /= float64(e.data.N)
+		acc[k] /= float64(e.data.N)
+	}
+	return nil
+}

@@ -155,3 +155,56 @@ func TestWalkerUnmappedOp(t *testing.T) {
 }
 
 func gSoftMax(x *G.Node) (*G.Node, error) { return G.SoftMax(x) }
+
+// TestDeviceEvalMatchesPoolEvaluator: the device test-loss evaluation
+// (forward program, fused cross-entropy, per-trial sums) on the CPU twin
+// against the CPU pool evaluator, with a partial last chunk.
+func TestDeviceEvalMatchesPoolEvaluator(t *testing.T) {
+	d := walkData(tensor.Float64, 53)
+	dd, err := UploadData(kernels.NewCPU(kernels.F64), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"logistic", "convnet"} {
+		arch, err := nets.New(name, 1, 28, 28, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vals, err := arch.Init(2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rand.New(rand.NewSource(9))
+		const k = 3
+		theta := make([][]float64, k)
+		for i := range theta {
+			for _, p := range vals {
+				for _, x := range p {
+					theta[i] = append(theta[i], x*(1+0.5*r.NormFloat64()))
+				}
+			}
+		}
+		ev, err := NewPoolEvaluator(arch, d, PoolOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wl, wa := make([]float64, k), make([]float64, k)
+		if err := ev.TestLoss(theta, wl, wa); err != nil {
+			t.Fatal(err)
+		}
+		de, err := NewDeviceEval(arch, dd, k, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gl, ga := make([]float64, k), make([]float64, k)
+		if err := de.TestLoss(theta, gl, ga); err != nil {
+			t.Fatal(err)
+		}
+		de.Close()
+		for i := range gl {
+			if math.Abs(gl[i]-wl[i]) > 1e-10*math.Max(1, wl[i]) || ga[i] != wa[i] {
+				t.Fatalf("%s trial %d: device loss %v acc %v, pool evaluator %v %v", name, i, gl[i], ga[i], wl[i], wa[i])
+			}
+		}
+	}
+}

@@ -74,7 +74,11 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	shardFlag := fs.String("shard", "", "run only shard I of N of the trials (I/N, e.g. 3/8)")
 	maxMem := fs.Float64("max-memory", float64(trials.DefaultMaxBytes)/(1<<30), "memory budget of the working buffers in GiB")
 	scale := fs.Int("scale", 1, "divide the config's trial count by this (rounded up) for a quick look")
+	device := deviceFlag(fs)
 	pos, err := parse(c, fs, args, 1, stderr)
+	if err == nil {
+		err = cpuOnly("run", *device, stderr)
+	}
 	if err != nil {
 		return err
 	}

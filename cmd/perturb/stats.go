@@ -55,7 +55,11 @@ func statsCmd(args []string, stdout, stderr io.Writer) error {
 	workers := fs.Int("workers", 0, "groups estimated in parallel (default: one per CPU)")
 	dataDir := fs.String("data", "", "dataset folder, when the config has no data.dir")
 	scale := fs.Int("scale", 1, "the --scale the run was made with (the statistics record the run's config hash)")
+	device := deviceFlag(fs)
 	pos, err := parse(c, fs, args, 1, stderr)
+	if err == nil {
+		err = cpuOnly("stats", *device, stderr)
+	}
 	if err != nil {
 		return err
 	}
