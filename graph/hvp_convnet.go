@@ -147,11 +147,20 @@ func (w *hvConvnetWorker[T]) add(rows []int, acc []float64) {
 func (w *hvConvnetWorker[T]) col2im2(h1, a []T, n int) {
 	m := w.m
 	ch := m.ch
+	h32, fast := any(h1).([]float32)
+	a32, _ := any(a).([]float32)
+	fast = fast && peHavePatchCopy && ch == 10
 	for i := 0; i < n; i++ {
 		for oy := 0; oy < m.oh2; oy++ {
 			for ox := 0; ox < m.ow2; ox++ {
 				d0 := ((i*m.oh2+oy)*m.ow2 + ox) * m.kc2
 				s0 := (i*m.p1 + peStride*oy*m.ow1 + peStride*ox) * ch
+				if fast {
+					_ = h1[s0+(peKernel-1)*(m.ow1+1)*ch+ch-1] // bounds of the patch
+					_ = a[d0+m.kc2-1]
+					hvAddPatch10(&h32[s0], &a32[d0], uintptr(4*ch), uintptr(4*m.ow1*ch))
+					continue
+				}
 				for ky := 0; ky < peKernel; ky++ {
 					for kx := 0; kx < peKernel; kx++ {
 						dst := h1[s0+(ky*m.ow1+kx)*ch:][:ch]

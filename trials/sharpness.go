@@ -5,9 +5,11 @@ import (
 	"math/rand/v2"
 	"sync"
 
+	"github.com/perturb/perturb/graph"
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/landscape"
 	"github.com/perturb/perturb/trials/config"
+	"github.com/perturb/perturb/trials/optim"
 	"github.com/perturb/perturb/trials/results"
 	"github.com/perturb/perturb/trials/seed"
 	"github.com/perturb/perturb/trials/sharp"
@@ -135,11 +137,17 @@ func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample,
 	out := make([]*sharp.Measures, 0, len(thetas))
 	for lo := 0; lo < len(thetas); lo += sub {
 		hi := min(lo+sub, len(thetas))
-		p := &sharp.Problem{Backend: w.backend(model), Theta: thetas[lo:hi], Sets: sets[lo:hi]}
+		be, fast := w.sharpBackend(model)
+		p := &sharp.Problem{Backend: be, Theta: thetas[lo:hi], Sets: sets[lo:hi]}
 		if m.land == nil {
 			p.Pad = true
 			p.Chunk = max(1, sharpHVPExamples/nextPow2(hi-lo))
 			p.GradChunk = sharpGradChunk
+		}
+		if fast {
+			// The hand-written products take all samples at once, in a
+			// fixed order whatever the sub-batch, and need no padding.
+			p.Chunk, p.PadGradOnly = 0, true
 		}
 		rngs := make([]*rand.Rand, hi-lo)
 		for j := range rngs {
@@ -155,6 +163,29 @@ func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample,
 		}
 	}
 	return out, nil
+}
+
+// sharpBackend returns the backend of the sharpness measures of a model
+// and whether it is the fast one: for an image model that
+// graph.HVPEvaluator supports, the worker's ImageBackend with the
+// hand-written Hessian-vector products (graph.HVPBackend, cached next to
+// it); otherwise the worker's backend (the gorgonia graph, a landscape).
+func (w *worker) sharpBackend(model string) (optim.Backend, bool) {
+	b := w.backend(model)
+	ib, ok := b.(*graph.ImageBackend)
+	if !ok {
+		return b, false
+	}
+	key := model + "\x00hvp"
+	if h, ok := w.backends[key].(*graph.HVPBackend); ok && h.ImageBackend == ib {
+		return h, true
+	}
+	h, err := graph.NewHVPBackend(ib, w.threads)
+	if err != nil {
+		return b, false
+	}
+	w.backends[key] = h
+	return h, true
 }
 
 func nextPow2(k int) int {

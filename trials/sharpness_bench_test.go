@@ -2,11 +2,13 @@ package trials
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,7 +28,10 @@ import (
 // on a 1,000-image subset of the pool: the top eigenvalue to 1e-3
 // relative (Lanczos) and the trace to 5% standard error (Hutchinson
 // deflated by the Lanczos basis), as the runner computes them. It reports
-// the ratio (b)/(a) and the mean Lanczos iterations and trace probes:
+// the ratio (b)/(a) of the wall times measured in the run, the ratio of
+// the process's CPU times (user and system; less sensitive to other
+// processes on a shared machine), and the mean Lanczos iterations and
+// trace probes:
 //
 //	go test -tags openblas -run '^$' -bench SharpnessVsTestLoss -benchtime 1x ./trials/
 func BenchmarkSharpnessVsTestLoss(b *testing.B) {
@@ -92,18 +97,21 @@ max_probes = 100
 	loss, acc := make([]float64, k), make([]float64, k)
 	var ms []*sharp.Measures
 	var tTest, tSharp time.Duration
+	var cTest, cSharp float64
 	b.ResetTimer()
 	for range b.N {
-		t0 := time.Now()
+		t0, c0 := time.Now(), processCPU()
 		if err := w.testLoss("convnet", ob.Theta, loss, acc); err != nil {
 			b.Fatal(err)
 		}
-		t1 := time.Now()
+		t1, c1 := time.Now(), processCPU()
 		if ms, err = w.measure("convnet", ob.Theta, sets, ids); err != nil {
 			b.Fatal(err)
 		}
 		tTest += t1.Sub(t0)
 		tSharp += time.Since(t1)
+		cTest += c1 - c0
+		cSharp += processCPU() - c1
 	}
 	var iters, probes, conv, tconv float64
 	for _, m := range ms {
@@ -118,11 +126,22 @@ max_probes = 100
 	}
 	ratio := tSharp.Seconds() / tTest.Seconds()
 	b.ReportMetric(ratio, "sharpness/testloss")
+	b.ReportMetric(cSharp/cTest, "cpu-sharpness/testloss")
 	b.ReportMetric(tTest.Seconds()/float64(b.N), "testloss-s")
 	b.ReportMetric(tSharp.Seconds()/float64(b.N), "sharpness-s")
 	b.ReportMetric(iters, "lanczos-iters")
 	b.ReportMetric(probes, "trace-probes")
-	b.Logf("K=%d: test loss over the pool %.2fs, sharpness on 1000 images %.2fs, ratio %.2f; Lanczos %.1f iterations (%.0f%% converged), trace %.1f probes (%.0f%% at 5%%); λ1 of trial 0 %.5g, tr H %.5g ± %.2g",
-		k, tTest.Seconds()/float64(b.N), tSharp.Seconds()/float64(b.N), ratio, iters, 100*conv, probes, 100*tconv,
+	b.Logf("K=%d: test loss over the pool %.2fs (CPU %.2fs), sharpness on 1000 images %.2fs (CPU %.2fs), ratio %.2f (CPU time %.2f); Lanczos %.1f iterations (%.0f%% converged), trace %.1f probes (%.0f%% at 5%%); λ1 of trial 0 %.5g, tr H %.5g ± %.2g",
+		k, tTest.Seconds()/float64(b.N), cTest/float64(b.N), tSharp.Seconds()/float64(b.N), cSharp/float64(b.N), ratio, cSharp/cTest, iters, 100*conv, probes, 100*tconv,
 		ms[0].Value(sharp.Lambda), float64(ms[0].TrH.Value), float64(ms[0].TrH.StdErr))
+}
+
+// processCPU is the CPU time (user and system) of the process so far, in
+// seconds.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return math.NaN()
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }

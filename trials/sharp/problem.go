@@ -32,6 +32,10 @@ type Problem struct {
 	// of two (repeating trial 0), so that an image backend, which compiles
 	// one graph per shape, compiles few.
 	Pad bool
+	// PadGradOnly limits Pad to the per-sample gradients, for a backend
+	// whose Hessian-vector products cost nothing for absent trials and
+	// compile nothing per shape (graph.HVPBackend).
+	PadGradOnly bool
 }
 
 // Len is the number of trials.
@@ -72,7 +76,7 @@ func (p *Problem) Apply(dst, v [][]float64) error {
 	}
 	k, n := p.Len(), p.Dim()
 	kp := k
-	if p.Pad {
+	if p.Pad && !p.PadGradOnly {
 		kp = nextPow2(k)
 	}
 	chunk := p.Chunk

@@ -1,0 +1,76 @@
+package graph
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"gorgonia.org/tensor"
+
+	"github.com/perturb/perturb/nets"
+)
+
+// BenchmarkHVP measures one batched Hessian-vector product of K float32
+// trials over the same B Fashion-MNIST-shaped images through the gorgonia
+// graph (ImageBackend.HVP, kind BatchHVP) and through the hand-written
+// HVPEvaluator on one goroutine (the graph runs on one too), and reports
+// the time per image and trial ("us/image-trial"); "forward" is the pool
+// evaluator's loss over the same images and trials, for scale:
+//
+//	go test -tags openblas -run '^$' -bench 'HVP$' ./graph/
+func BenchmarkHVP(b *testing.B) {
+	for _, model := range []string{"convnet", "logistic"} {
+		a, _ := nets.New(model, 1, 28, 28, 10)
+		d := peBenchData(a)
+		const k, imgs = 8, 128
+		r := rand.New(rand.NewPCG(3, 4))
+		_, theta := peTrials(a, k, true, r)
+		v := hvDirections(a.NumParams(), k, -1, r)
+		rows, pts := hvSamples(d.Len(), k, imgs, true, r)
+		out := hvPoison(a.NumParams(), k)
+		report := func(b *testing.B) {
+			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)/(k*imgs)*1e6, "us/image-trial")
+		}
+		b.Run(fmt.Sprintf("%s/graph/K=%d/B=%d", model, k, imgs), func(b *testing.B) {
+			ib := NewImageBackend(a, tensor.Float32, d)
+			defer ib.Close()
+			if err := ib.HVP(theta, pts, v, out); err != nil { // compile
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if err := ib.HVP(theta, pts, v, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			report(b)
+		})
+		b.Run(fmt.Sprintf("%s/forward/K=%d/B=%d", model, k, imgs), func(b *testing.B) {
+			e, err := NewPoolEvaluator(a, d, PoolOptions{Workers: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			loss, acc := make([]float64, k), make([]float64, k)
+			b.ResetTimer()
+			for range b.N {
+				if err := e.Mean(theta, rows[0], loss, acc); err != nil {
+					b.Fatal(err)
+				}
+			}
+			report(b)
+		})
+		b.Run(fmt.Sprintf("%s/hand/K=%d/B=%d", model, k, imgs), func(b *testing.B) {
+			e, err := NewHVPEvaluator(a, d, HVPOptions{Workers: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if err := e.HVP(theta, rows, v, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			report(b)
+		})
+	}
+}
