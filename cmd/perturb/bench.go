@@ -24,7 +24,7 @@ import (
 func init() {
 	register(&command{
 		name:  "bench",
-		args:  "[--json] [--data DIR] [--k K] [--gemm N]",
+		args:  "[--json] [--data DIR] [--k K] [--gemm N] [--device auto|cpu|gpu]",
 		short: "measure BLAS, batched and unbatched trial throughput",
 		long: `Measures, in one process, on the real Fashion-MNIST pool (float32):
 
@@ -43,7 +43,9 @@ func init() {
 
 --json prints one object with gemm_gflops and, per model (logistic,
 convnet), trials_per_s_batched, trials_per_s_unbatched, speedup and
-eval_gflops.`,
+eval_gflops; on a GPU (a gpu build with a usable device), "gpu" adds
+cuBLAS SGEMM (gemm_gflops, gemm_gflops_tf32) and, per model,
+trials_per_s_batched and eval_gflops measured on the device.`,
 		run: benchCmd,
 	})
 }
@@ -65,6 +67,9 @@ type benchReport struct {
 	GemmN      int                    `json:"gemm_n"`
 	GemmGFLOPs float64                `json:"gemm_gflops"`
 	Models     map[string]*modelBench `json:"models"`
+	// GPU holds the measurements on the GPU (--device gpu, or auto with a
+	// usable device in a gpu build).
+	GPU *deviceBench `json:"gpu,omitempty"`
 }
 
 func benchCmd(args []string, stdout, stderr io.Writer) error {
@@ -74,8 +79,16 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	dataDir := fs.String("data", "", "Fashion-MNIST folder (default: $PERTURB_FASHION_MNIST or the Debian folder)")
 	k := fs.Int("k", 0, "trials per batch (default: the runner's choice)")
 	n := fs.Int("gemm", 2048, "size of the square matrix product")
+	device := deviceFlag(fs)
 	if _, err := parse(c, fs, args, 0, stderr); err != nil {
 		return err
+	}
+	dev, err := selectDevice(*device, stderr)
+	if err != nil {
+		return err
+	}
+	if dev != nil {
+		defer dev.Close()
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
 	rep := benchReport{BLAS: graph.BLASName(), GemmN: *n, Models: map[string]*modelBench{}}
@@ -95,6 +108,11 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		rep.Models[m.name] = mb
 	}
+	if dev != nil {
+		if rep.GPU, err = benchDevice(dev, pool, 4096, *k, logf); err != nil {
+			return fmt.Errorf("bench on %s: %w", dev.Name(), err)
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -106,6 +124,13 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 		m := rep.Models[name]
 		fmt.Fprintf(stdout, "%-9s %5d %14.2f %16.3f %8.1f %12.1f %10.2f\n", name, m.K, m.TrialsPerSBatched, m.TrialsPerSUnbatched,
 			m.Speedup, m.EvalGFLOPs, m.EvalGFLOPs/rep.GemmGFLOPs)
+	}
+	if g := rep.GPU; g != nil {
+		fmt.Fprintf(stdout, "GPU %s: gemm %d³ float32 %.1f GFLOP/s, TF32 %.1f\n", g.Device, g.GemmN, g.GemmGFLOPs, g.GemmGFLOPsTF32)
+		for _, name := range []string{"logistic", "convnet"} {
+			m := g.Models[name]
+			fmt.Fprintf(stdout, "%-9s %5d %14.2f %16s %8s %12.1f %10.2f\n", name, m.K, m.TrialsPerSBatched, "", "", m.EvalGFLOPs, m.EvalOverGemm)
+		}
 	}
 	return nil
 }
