@@ -240,7 +240,13 @@ func (b *builder) sharpChanges(d *sharpData, model, loss string) (Section, error
 	sec.Table = [][]string{head}
 	for _, eta := range d.etas {
 		for _, o := range d.opts {
-			first, ok := d.changes[chKey{model, loss, ms[0], o, eta}]
+			var first sharp.Change
+			ok := false
+			for _, m := range ms { // the measure with the most trials
+				if ch, has := d.changes[chKey{model, loss, m, o, eta}]; has && (!ok || ch.Delta.N > first.Delta.N) {
+					first, ok = ch, true
+				}
+			}
 			if !ok {
 				continue
 			}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/perturb/perturb/trials/sharp"
 )
 
 // orient orders a pair of optimisers for display: the reference (SGD)
@@ -32,7 +34,13 @@ func (b *builder) sharpPaired(d *sharpData, model, loss string) (Section, error)
 		for i := range d.opts {
 			for j := i + 1; j < len(d.opts); j++ {
 				a, bb := d.orient(i, j)
-				first, test, ok := d.pair(model, loss, ms[0], eta, a, bb)
+				var first, test sharp.Dist
+				ok := false
+				for _, m := range ms { // the measure with the most pairs
+					if x, t, has := d.pair(model, loss, m, eta, a, bb); has && (!ok || x.N > first.N) {
+						first, test, ok = x, t, true
+					}
+				}
 				if !ok {
 					continue
 				}

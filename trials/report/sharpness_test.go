@@ -156,7 +156,25 @@ func checkPNGs(t *testing.T, rep *Report, dir string) int {
 // measure and disagrees when it goes against it.
 func TestSharpnessReport(t *testing.T) {
 	level := sharpLevel{"sgd": -1, "gd": 1, "gdc": 0}
-	rep, dir := buildSharp(t, synthRows(t, level, 0.5))
+	rows := synthRows(t, level, 0.5)
+	// Lanczos did not converge at the end of sgd's trial 0 at η = 0.1.
+	for i, r := range rows {
+		if r.Optimizer == "sgd" && r.Eta == 0.1 && r.Trial == 0 {
+			rec, err := sharp.Decode(r.Sharpness)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec.End.Train.Lambda = nil
+			if rows[i].Sharpness, err = rec.Encode(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rep, dir := buildSharp(t, rows)
+	if !tableHasSuffix(rep, "training loss, initialisation to end", []string{"0.1", "sgd", "8"}, 4, " (N=7)") ||
+		!tableHasSuffix(rep, "paired differences between optimisers on the training loss", []string{"0.1", "sgd − gd", "8"}, 4, " (N=7)") {
+		t.Errorf("λ1 of sgd at η = 0.1 on the training loss does not say N=7")
+	}
 	if n := checkPNGs(t, rep, dir); n != 2*(4*2+4+4*2) {
 		t.Errorf("%d figures, want %d (per loss: 4 measures × (mean, quartiles) + 4 paired + 4 measures × 2 η scatter)", n, 2*(4*2+4+4*2))
 	}
@@ -220,6 +238,28 @@ func tableHas(rep *Report, title string, lead []string, cell string) bool {
 				if strings.HasPrefix(c, cell) {
 					return true
 				}
+			}
+		}
+	}
+	return false
+}
+
+// tableHasSuffix reports whether the section whose title contains title
+// has a row starting with lead whose column col ends with suffix.
+func tableHasSuffix(rep *Report, title string, lead []string, col int, suffix string) bool {
+	for _, s := range rep.Sections {
+		if !strings.Contains(s.Title, title) {
+			continue
+		}
+	row:
+		for _, r := range s.Table[1:] {
+			for i, l := range lead {
+				if r[i] != l {
+					continue row
+				}
+			}
+			if strings.HasSuffix(r[col], suffix) {
+				return true
 			}
 		}
 	}
