@@ -6,7 +6,7 @@ BIN      := bin/perturb
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build blas data check-go run test test-purego test-slurm vet fuzz bench bench-go clean
+.PHONY: all build build-gpu cuda-check blas data check-go run test test-purego test-slurm vet fuzz bench bench-go clean
 
 # OpenBLAS (Debian's libopenblas-dev) behind gonum and gorgonia: the build
 # tag openblas links it; without the tag everything runs on gonum's pure Go.
@@ -20,6 +20,19 @@ check-go:
 
 build: check-go $(if $(filter openblas,$(TAGS)),blas)
 	$(GO) build $(GOFLAGS_TAGS) -o $(BIN) ./cmd/perturb
+
+# The GPU build (tag gpu, never gorgonia's cuda tag): needs the CUDA
+# toolkit's headers and libraries (cuda, cublas, nvrtc); see docs/gpu.md.
+build-gpu: check-go
+	$(GO) build -tags gpu$(if $(TAGS),$(comma)$(TAGS)) -o bin/perturb-gpu ./cmd/perturb
+
+# Compile and link the GPU build here against Debian's CUDA 11.8 (installs
+# nvidia-cuda-dev and libcuda1 from non-free when missing): CI catches a
+# broken GPU build without a GPU.
+cuda-check: check-go
+	bash scripts/cuda-check.sh
+
+comma := ,
 
 # Install OpenBLAS's development files when they are missing.
 blas:
