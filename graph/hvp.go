@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -78,7 +79,8 @@ type HVPEvaluator struct {
 	opts    HVPOptions
 	model   hvModel
 	workers []hvWorker
-	part    []float64 // per work item partial sums
+	part    []float64  // per work item partial sums
+	cache   []*hvCache // per trial position of the last call
 }
 
 // HVPOptions configures an HVPEvaluator. Zero values select the defaults.
@@ -94,7 +96,15 @@ type HVPOptions struct {
 	// Workers is the number of goroutines; default runtime.NumCPU(). Work
 	// items are (trial, segment) pairs.
 	Workers int
+	// CacheBytes bounds the memory that keeps trials' primal values (the
+	// forward pass and the loss reverse, which do not depend on the
+	// direction) from one call to the next: default
+	// DefaultHVPCacheBytes, negative for none. See HVP.
+	CacheBytes int64
 }
+
+// DefaultHVPCacheBytes is the default HVPOptions.CacheBytes, 256 MiB.
+const DefaultHVPCacheBytes int64 = 256 << 20
 
 // Default chunk sizes and segment length of an HVPEvaluator.
 const (
@@ -107,6 +117,35 @@ const (
 type hvModel interface {
 	defaultChunk() int
 	newWorker() hvWorker
+	// cacheBytes is the size of the primal values of n examples (0: the
+	// model keeps none).
+	cacheBytes(n int) int64
+	// newCache returns a cache for n examples.
+	newCache(n int) *hvCache
+}
+
+// hvCache holds one trial's primal values for its examples between calls:
+// t ([]T) and p, laid out by the model, valid for the parameters theta
+// and examples rows.
+type hvCache struct {
+	t     any
+	p     []float64
+	n     int
+	theta []float64
+	rows  []int
+}
+
+// matches reports whether the cache is for theta and rows.
+func (c *hvCache) matches(theta []float64, rows []int) bool {
+	if c == nil || len(rows) != c.n || !slices.Equal(rows, c.rows) {
+		return false
+	}
+	for i, x := range theta {
+		if math.Float64bits(x) != math.Float64bits(c.theta[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // hvWorker evaluates one trial's chunks; it is one goroutine's.
@@ -115,8 +154,11 @@ type hvWorker interface {
 	// of Arch.Params) to the worker's dtype and layout.
 	load(theta, v []float64)
 	// add adds the product over the examples rows (at most Chunk) of the
-	// loaded trial to acc (flat, in the order of Arch.Params).
-	add(rows []int, acc []float64)
+	// loaded trial to acc (flat, in the order of Arch.Params). With a
+	// cache c, rows are the trial's examples lo, lo+1, ... of c, whose
+	// primal values are read from c when have is set and written to it
+	// otherwise; with c nil they are computed in scratch space.
+	add(rows []int, acc []float64, c *hvCache, lo int, have bool)
 }
 
 // NewHVPEvaluator returns an evaluator of arch (logistic, or convnet of the
@@ -137,6 +179,9 @@ func NewHVPEvaluator(arch *nets.Arch, d *Data, opts HVPOptions) (*HVPEvaluator, 
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.NumCPU()
+	}
+	if opts.CacheBytes == 0 {
+		opts.CacheBytes = DefaultHVPCacheBytes
 	}
 	e := &HVPEvaluator{arch: arch, data: d}
 	var err error
@@ -182,10 +227,22 @@ func newHVModel[T float](arch *nets.Arch, d *Data, x []T) (hvModel, error) {
 // Options returns the options in effect (defaults filled in).
 func (e *HVPEvaluator) Options() HVPOptions { return e.opts }
 
+// CacheBytes is the memory that keeping one trial's primal values for n
+// examples takes (0 where the model keeps none): Fashion-MNIST convnet,
+// 12,960 bytes per example in float32, twice that in float64.
+func (e *HVPEvaluator) CacheBytes(n int) int64 { return e.model.cacheBytes(n) }
+
 // HVP sets out[k] = Σ_{r ∈ rows[k]} ∇²l(theta[k]; example r) · v[k] for
 // every trial k: theta[k], v[k] and out[k] are flat in the order of
 // arch.Params (theta and v are rounded to the dtype), rows[k] are example
 // indices of the data (any number, repetitions allowed; none gives zero).
+//
+// The primal values of a trial (forward pass, softmax and loss reverse)
+// do not depend on the direction: they are kept, within CacheBytes in
+// trial order, and reused by the next call whose trial at the same
+// position has bitwise the same theta and rows (as in the iterations of
+// Lanczos and Hutchinson). Reused values are the values a recomputation
+// would give, so caching never changes a result.
 func (e *HVPEvaluator) HVP(theta [][]float64, rows [][]int, v, out [][]float64) error {
 	k := len(theta)
 	if len(rows) != k || len(v) != k || len(out) != k {
@@ -208,10 +265,35 @@ func (e *HVPEvaluator) HVP(theta [][]float64, rows [][]int, v, out [][]float64) 
 	var items []item
 	first := make([]int, k) // first item of each trial, -1 for none
 	seg := e.opts.Segment
+	for len(e.cache) < k {
+		e.cache = append(e.cache, nil)
+	}
+	clear(e.cache[k:])
+	e.cache = e.cache[:k]
+	have := make([]bool, k)
+	var used int64
 	for j := range theta {
 		first[j] = -1
 		if allZero(v[j]) {
+			if c := e.cache[j]; c != nil {
+				used += e.model.cacheBytes(c.n) // kept for the next call
+			}
 			continue
+		}
+		if c := e.cache[j]; c.matches(theta[j], rows[j]) {
+			have[j] = true
+			used += e.model.cacheBytes(c.n)
+		} else if need := e.model.cacheBytes(len(rows[j])); need > 0 && used+need <= e.opts.CacheBytes {
+			if c == nil || c.n != len(rows[j]) {
+				c = e.model.newCache(len(rows[j]))
+				c.n = len(rows[j])
+				e.cache[j] = c
+			}
+			c.theta = append(c.theta[:0], theta[j]...)
+			c.rows = append(c.rows[:0], rows[j]...)
+			used += need
+		} else {
+			e.cache[j] = nil
 		}
 		first[j] = len(items)
 		for lo := 0; lo < len(rows[j]); lo += seg {
@@ -247,7 +329,7 @@ func (e *HVPEvaluator) HVP(theta [][]float64, rows [][]int, v, out [][]float64) 
 				acc := part[it.part*np : (it.part+1)*np]
 				rs := rows[it.trial]
 				for lo := it.lo; lo < it.hi; lo += e.opts.Chunk {
-					wk.add(rs[lo:min(lo+e.opts.Chunk, it.hi)], acc)
+					wk.add(rs[lo:min(lo+e.opts.Chunk, it.hi)], acc, e.cache[it.trial], lo, have[it.trial])
 				}
 			}
 		}(e.workers[w])
@@ -298,43 +380,58 @@ func hvGemm[T float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, l
 	}
 }
 
-// hvSoftmax computes, for n examples of cls classes, the loss reverse
-// δ = p − e_y and its tangent δ̇ = p ⊙ ż − p·(pᵀ ż) in float64 from the
-// logits z = T(s·zr) + b and tangents ż = T(s·dr) + vb (zr, dr raw
-// products, rows of cls), writing δ to zr and δ̇ to dr (rounded to T) and
-// adding Σ δ̇ per class to gb. The labels are y[rows[i]]. p is the
-// softmax of z shifted by its maximum.
-func hvSoftmax[T float](zr, dr []T, n, cls int, s T, b, vb []T, y []uint8, rows []int, p []float64, gb []float64) {
+// hvSoftmax sets p (n rows of cls) to the softmax, in float64, of the
+// logits z = T(s·zr) + b of the raw products zr, shifted by their maximum.
+func hvSoftmax[T float](p []float64, zr []T, n, cls int, s T, b []T) {
 	for i := 0; i < n; i++ {
-		z, d := zr[i*cls:(i+1)*cls], dr[i*cls:(i+1)*cls]
+		z, pp := zr[i*cls:(i+1)*cls], p[i*cls:(i+1)*cls]
 		m := math.Inf(-1)
-		for c := range p {
-			p[c] = float64(T(s*z[c]) + b[c])
-			m = max(m, p[c])
+		for c := range pp {
+			pp[c] = float64(T(s*z[c]) + b[c])
+			m = max(m, pp[c])
 		}
-		if math.IsInf(m, 0) || math.IsNaN(m) {
-			m = 0 // let the NaN or Inf through
+		if math.IsInf(m, 0) {
+			m = 0 // let the Inf through as NaN
 		}
 		sum := 0.0
-		for c := range p {
-			p[c] = math.Exp(p[c] - m)
-			sum += p[c]
+		for c := range pp {
+			pp[c] = math.Exp(pp[c] - m)
+			sum += pp[c]
 		}
-		q := 0.0
-		for c := range p {
-			p[c] /= sum
-			q += p[c] * float64(T(s*d[c])+vb[c])
+		for c := range pp {
+			pp[c] /= sum
 		}
+	}
+}
+
+// hvDelta sets d to the loss reverse δ = p − e_y of n examples, rounded to
+// T; the labels are y[rows[i]].
+func hvDelta[T float](d []T, p []float64, n, cls int, y []uint8, rows []int) {
+	for i := 0; i < n; i++ {
 		yi := int(y[rows[i]])
-		for c := range p {
-			dd := p[c] * (float64(T(s*d[c])+vb[c]) - q)
+		for c, pc := range p[i*cls : (i+1)*cls] {
+			if c == yi {
+				pc--
+			}
+			d[i*cls+c] = T(pc)
+		}
+	}
+}
+
+// hvJacobian replaces the raw tangent products t of n examples' logits by
+// δ̇ = p ⊙ ż − p·(pᵀ ż), ż = T(s·t) + vb, computed in float64 and rounded
+// to T, and adds Σ δ̇ per class to gb.
+func hvJacobian[T float](t []T, p []float64, n, cls int, s T, vb []T, gb []float64) {
+	for i := 0; i < n; i++ {
+		d, pp := t[i*cls:(i+1)*cls], p[i*cls:(i+1)*cls]
+		q := 0.0
+		for c := range pp {
+			q += pp[c] * float64(T(s*d[c])+vb[c])
+		}
+		for c := range pp {
+			dd := pp[c] * (float64(T(s*d[c])+vb[c]) - q)
 			gb[c] += dd
 			d[c] = T(dd)
-			e := p[c]
-			if c == yi {
-				e--
-			}
-			z[c] = T(e)
 		}
 	}
 }
@@ -351,20 +448,33 @@ func hvTangent[T float](t, a []T, s T, vb []T) {
 	}
 }
 
-// hvBack sets, for a tanh layer with activation a and tangent ad, the
-// reverse δ = (1 − a²) ⊙ g and its tangent δ̇ = (1 − a²) ⊙ gd − 2 a ⊙ ad ⊙ g
-// in place of g and gd, and adds Σ δ̇ per column (width w) to gb.
-func hvBack[T float](g, gd, a, ad []T, w int, gb []float64) {
+// hvScaleTanh sets dst = (1 − a²) ⊙ g: a tanh layer's reverse δ from the
+// reverse g of its activation a.
+func hvScaleTanh[T float](dst, g, a []T) {
+	for i, x := range g {
+		d := 1 - a[i]*a[i]
+		dst[i] = d * x
+	}
+}
+
+// hvBack sets, for a tanh layer with activation a, tangent ad and loss
+// reverse g of its activation, the tangent reverse
+// δ̇ = (1 − a²) ⊙ gd − 2 a ⊙ ad ⊙ g in place of gd (the tangent of g),
+// adding Σ δ̇ per column (width w) to gb, and δ = (1 − a²) ⊙ g to dst
+// unless dst is nil (as hvScaleTanh).
+func hvBack[T float](dst, gd, g, a, ad []T, w int, gb []float64) {
 	for i := 0; i < len(g); i += w {
 		gg, gdd, aa, add := g[i:i+w], gd[i:i+w], a[i:i+w], ad[i:i+w]
 		for j := range w {
 			d := 1 - aa[j]*aa[j]
 			x := gg[j]
 			dd := d*gdd[j] - 2*aa[j]*add[j]*x
-			gg[j] = d * x
 			gdd[j] = dd
 			gb[j] += float64(dd)
 		}
+	}
+	if dst != nil {
+		hvScaleTanh(dst, g, a)
 	}
 }
 

@@ -17,7 +17,7 @@ func (h *hvConvnet[T]) defaultChunk() int { return hvConvChunk }
 func (h *hvConvnet[T]) newWorker() hvWorker {
 	m := h.m
 	in3 := m.p2 * m.ch2
-	w := &hvConvnetWorker[T]{m: m, p: make([]float64, m.cls)}
+	w := &hvConvnetWorker[T]{m: m}
 	for _, s := range []struct {
 		ps   *[2][]T
 		size int
@@ -36,9 +36,9 @@ type hvConvnetWorker[T float] struct {
 	m                   *peConvnet[T]
 	w1, w2, w3, w4      [2][]T // weights; w2 rows in (ky, kx, c) order
 	b1, b2, b3, b4      [2][]T
-	tile1, tile2, tile3 []T // bias tiles of the tanh layers
-	g1, g2, g3, g4      []T // one chunk's weight products
-	p                   []float64
+	tile1, tile2, tile3 []T       // bias tiles of the tanh layers
+	g1, g2, g3, g4      []T       // one chunk's weight products
+	p                   []float64 // softmax without a cache
 	slab                peSlab[T]
 }
 
@@ -62,64 +62,136 @@ func (w *hvConvnetWorker[T]) load(theta, v []float64) {
 	w.tile1, w.tile2, w.tile3 = peTile(w.b1[0]), peTile(w.b2[0]), peTile(w.b3[0])
 }
 
-func (w *hvConvnetWorker[T]) add(rows []int, acc []float64) {
+// perExample is the size of the primal values of one example: the first
+// three layers' activations a and loss reverses ∂a (in T) and the softmax
+// p (float64).
+func (h *hvConvnet[T]) perExample() (nt, np int) {
+	m := h.m
+	return 2 * (m.p1*m.ch + m.p2*m.ch2 + m.hid), m.cls
+}
+
+func (h *hvConvnet[T]) cacheBytes(n int) int64 {
+	nt, np := h.perExample()
+	return int64(n) * (int64(nt)*peSizeOf[T]() + int64(np)*8)
+}
+
+func (h *hvConvnet[T]) newCache(n int) *hvCache {
+	nt, np := h.perExample()
+	return &hvCache{t: make([]T, n*nt), p: make([]float64, n*np)}
+}
+
+// hvPrimal are the primal values of n examples: activations a1 (maps),
+// a2 (the dense layer's input), a3, the loss reverses ∂a1, ∂a2 (as ∂f),
+// ∂a3 (before the tanh derivative) and the softmax p.
+type hvPrimal[T float] struct {
+	a1, da1, a2, df, a3, da3 []T
+	p                        []float64
+}
+
+// primal returns the primal values of examples [lo, lo+n) of a buffer of
+// total examples (field-major: each field of every example together).
+func (w *hvConvnetWorker[T]) primal(t []T, p []float64, total, lo, n int) hvPrimal[T] {
+	m := w.m
+	var pr hvPrimal[T]
+	off := 0
+	for _, f := range []struct {
+		s    *[]T
+		size int
+	}{{&pr.a1, m.p1 * m.ch}, {&pr.da1, m.p1 * m.ch}, {&pr.a2, m.p2 * m.ch2}, {&pr.df, m.p2 * m.ch2},
+		{&pr.a3, m.hid}, {&pr.da3, m.hid}} {
+		*f.s = t[off+lo*f.size : off+(lo+n)*f.size]
+		off += total * f.size
+	}
+	pr.p = p[lo*m.cls : (lo+n)*m.cls]
+	return pr
+}
+
+func (w *hvConvnetWorker[T]) add(rows []int, acc []float64, c *hvCache, lo int, have bool) {
 	m := w.m
 	n := len(rows)
 	r1, r2, in3 := n*m.p1, n*m.p2, m.p2*m.ch2
 	ch, ch2, hid, cls, kc1, kc2 := m.ch, m.ch2, m.hid, m.cls, m.kc1, m.kc2
-	w.slab.reset(r1*(kc1+4*ch) + r2*2*kc2 + n*(4*in3+4*hid+2*cls))
+	nt, np := (&hvConvnet[T]{m: m}).perExample()
+	scratch := r1*(kc1+2*ch) + r2*2*kc2 + n*(3*in3+3*hid+2*cls)
+	if c == nil {
+		scratch += n * nt
+	}
+	w.slab.reset(scratch)
+	var pr hvPrimal[T]
+	if c == nil {
+		if cap(w.p) < n*np {
+			w.p = make([]float64, n*np)
+		}
+		pr = w.primal(w.slab.take(n*nt), w.p[:n*np], n, 0, n)
+	} else {
+		pr = w.primal(c.t.([]T), c.p, c.n, lo, n)
+	}
 	x1 := w.slab.take(r1 * kc1)
-	a1, t1, da1, dda1 := w.slab.take(r1*ch), w.slab.take(r1*ch), w.slab.take(r1*ch), w.slab.take(r1*ch)
+	t1, dda1 := w.slab.take(r1*ch), w.slab.take(r1*ch)
 	x2, xd2 := w.slab.take(r2*kc2), w.slab.take(r2*kc2)
-	a2, t2, df, ddf := w.slab.take(n*in3), w.slab.take(n*in3), w.slab.take(n*in3), w.slab.take(n*in3)
-	a3, t3, da3, dda3 := w.slab.take(n*hid), w.slab.take(n*hid), w.slab.take(n*hid), w.slab.take(n*hid)
+	t2, d2, ddf := w.slab.take(n*in3), w.slab.take(n*in3), w.slab.take(n*in3)
+	t3, d3, dda3 := w.slab.take(n*hid), w.slab.take(n*hid), w.slab.take(n*hid)
 	z4, t4 := w.slab.take(n*cls), w.slab.take(n*cls)
 	off := m.off
 
-	// Forward and tangent.
 	m.im2col1(x1, 0, rows, n)
-	hvGemm(false, false, r1, ch, kc1, 1, x1, kc1, w.w1[0], ch, 0, a1, ch)
-	peTanhScaleBias(a1, m.s1, w.tile1)
+	if !have {
+		// Forward and loss reverse: a, p and ∂a of every layer.
+		hvGemm(false, false, r1, ch, kc1, 1, x1, kc1, w.w1[0], ch, 0, pr.a1, ch)
+		peTanhScaleBias(pr.a1, m.s1, w.tile1)
+		m.im2col2(x2, pr.a1, ch, 0, n)
+		hvGemm(false, false, r2, ch2, kc2, 1, x2, kc2, w.w2[0], ch2, 0, pr.a2, ch2)
+		peTanhScaleBias(pr.a2, m.s2, w.tile2)
+		hvGemm(false, false, n, hid, in3, 1, pr.a2, in3, w.w3[0], hid, 0, pr.a3, hid)
+		peTanhScaleBias(pr.a3, m.s3, w.tile3)
+		hvGemm(false, false, n, cls, hid, 1, pr.a3, hid, w.w4[0], cls, 0, z4, cls)
+		hvSoftmax(pr.p, z4, n, cls, m.s4, w.b4[0])
+		hvDelta(z4, pr.p, n, cls, m.y, rows)
+		hvGemm(false, true, n, hid, cls, m.s4, z4, cls, w.w4[0], cls, 0, pr.da3, hid)
+		hvScaleTanh(d3, pr.da3, pr.a3)
+		hvGemm(false, true, n, in3, hid, m.s3, d3, hid, w.w3[0], hid, 0, pr.df, in3)
+		hvScaleTanh(d2, pr.df, pr.a2)
+		hvGemm(false, true, r2, kc2, ch2, m.s2, d2, ch2, w.w2[0], ch2, 0, xd2, kc2)
+		clear(pr.da1)
+		w.col2im2(pr.da1, xd2, n)
+	} else {
+		m.im2col2(x2, pr.a1, ch, 0, n)
+	}
+
+	// Tangent.
 	hvGemm(false, false, r1, ch, kc1, 1, x1, kc1, w.w1[1], ch, 0, t1, ch)
-	hvTangent(t1, a1, m.s1, w.b1[1])
-	m.im2col2(x2, a1, ch, 0, n)
+	hvTangent(t1, pr.a1, m.s1, w.b1[1])
 	m.im2col2(xd2, t1, ch, 0, n)
-	hvGemm(false, false, r2, ch2, kc2, 1, x2, kc2, w.w2[0], ch2, 0, a2, ch2)
-	peTanhScaleBias(a2, m.s2, w.tile2)
 	hvGemm(false, false, r2, ch2, kc2, 1, x2, kc2, w.w2[1], ch2, 0, t2, ch2)
 	hvGemm(false, false, r2, ch2, kc2, 1, xd2, kc2, w.w2[0], ch2, 1, t2, ch2)
-	hvTangent(t2, a2, m.s2, w.b2[1])
-	hvGemm(false, false, n, hid, in3, 1, a2, in3, w.w3[0], hid, 0, a3, hid)
-	peTanhScaleBias(a3, m.s3, w.tile3)
-	hvGemm(false, false, n, hid, in3, 1, a2, in3, w.w3[1], hid, 0, t3, hid)
+	hvTangent(t2, pr.a2, m.s2, w.b2[1])
+	hvGemm(false, false, n, hid, in3, 1, pr.a2, in3, w.w3[1], hid, 0, t3, hid)
 	hvGemm(false, false, n, hid, in3, 1, t2, in3, w.w3[0], hid, 1, t3, hid)
-	hvTangent(t3, a3, m.s3, w.b3[1])
-	hvGemm(false, false, n, cls, hid, 1, a3, hid, w.w4[0], cls, 0, z4, cls)
-	hvGemm(false, false, n, cls, hid, 1, a3, hid, w.w4[1], cls, 0, t4, cls)
+	hvTangent(t3, pr.a3, m.s3, w.b3[1])
+	hvGemm(false, false, n, cls, hid, 1, pr.a3, hid, w.w4[1], cls, 0, t4, cls)
 	hvGemm(false, false, n, cls, hid, 1, t3, hid, w.w4[0], cls, 1, t4, cls)
 
-	// Loss reverse δ4 (in z4) and its tangent (in t4); dense2.
-	hvSoftmax(z4, t4, n, cls, m.s4, w.b4[0], w.b4[1], m.y, rows, w.p, acc[off[7]:])
+	// Reverse of the tangent: δ4 (in z4) and δ̇4 (in t4), then each layer's
+	// weight product and the tangent reverse below it.
+	hvJacobian(t4, pr.p, n, cls, m.s4, w.b4[1], acc[off[7]:])
+	hvDelta(z4, pr.p, n, cls, m.y, rows)
 	hvGemm(true, false, hid, cls, n, m.s4, t3, hid, z4, cls, 0, w.g4, cls)
-	hvGemm(true, false, hid, cls, n, m.s4, a3, hid, t4, cls, 1, w.g4, cls)
+	hvGemm(true, false, hid, cls, n, m.s4, pr.a3, hid, t4, cls, 1, w.g4, cls)
 	hvWiden(acc[off[6]:off[7]], w.g4)
-	hvGemm(false, true, n, hid, cls, m.s4, z4, cls, w.w4[0], cls, 0, da3, hid)
 	hvGemm(false, true, n, hid, cls, m.s4, t4, cls, w.w4[0], cls, 0, dda3, hid)
 	hvGemm(false, true, n, hid, cls, m.s4, z4, cls, w.w4[1], cls, 1, dda3, hid)
-	hvBack(da3, dda3, a3, t3, hid, acc[off[5]:off[6]])
+	hvBack(d3, dda3, pr.da3, pr.a3, t3, hid, acc[off[5]:off[6]])
 
-	// dense1.
-	hvGemm(true, false, in3, hid, n, m.s3, t2, in3, da3, hid, 0, w.g3, hid)
-	hvGemm(true, false, in3, hid, n, m.s3, a2, in3, dda3, hid, 1, w.g3, hid)
+	hvGemm(true, false, in3, hid, n, m.s3, t2, in3, d3, hid, 0, w.g3, hid)
+	hvGemm(true, false, in3, hid, n, m.s3, pr.a2, in3, dda3, hid, 1, w.g3, hid)
 	hvWiden(acc[off[4]:off[5]], w.g3)
-	hvGemm(false, true, n, in3, hid, m.s3, da3, hid, w.w3[0], hid, 0, df, in3)
 	hvGemm(false, true, n, in3, hid, m.s3, dda3, hid, w.w3[0], hid, 0, ddf, in3)
-	hvGemm(false, true, n, in3, hid, m.s3, da3, hid, w.w3[1], hid, 1, ddf, in3)
-	hvBack(df, ddf, a2, t2, ch2, acc[off[3]:off[4]])
+	hvGemm(false, true, n, in3, hid, m.s3, d3, hid, w.w3[1], hid, 1, ddf, in3)
+	hvBack(d2, ddf, pr.df, pr.a2, t2, ch2, acc[off[3]:off[4]])
 
 	// conv2: the weight product (permuted back to (c, ky, kx) rows), then
-	// the reverse through X2 (into x2 and xd2) and col2im.
-	hvGemm(true, false, kc2, ch2, r2, m.s2, xd2, kc2, df, ch2, 0, w.g2, ch2)
+	// the tangent reverse through X2 (into xd2) and col2im.
+	hvGemm(true, false, kc2, ch2, r2, m.s2, xd2, kc2, d2, ch2, 0, w.g2, ch2)
 	hvGemm(true, false, kc2, ch2, r2, m.s2, x2, kc2, ddf, ch2, 1, w.g2, ch2)
 	const kk = peKernel * peKernel
 	for c := 0; c < ch; c++ {
@@ -127,14 +199,11 @@ func (w *hvConvnetWorker[T]) add(rows []int, acc []float64) {
 			hvWiden(acc[off[2]+(c*kk+k)*ch2:][:ch2], w.g2[(k*ch+c)*ch2:][:ch2])
 		}
 	}
-	hvGemm(false, true, r2, kc2, ch2, m.s2, df, ch2, w.w2[0], ch2, 0, x2, kc2)
 	hvGemm(false, true, r2, kc2, ch2, m.s2, ddf, ch2, w.w2[0], ch2, 0, xd2, kc2)
-	hvGemm(false, true, r2, kc2, ch2, m.s2, df, ch2, w.w2[1], ch2, 1, xd2, kc2)
-	clear(da1)
+	hvGemm(false, true, r2, kc2, ch2, m.s2, d2, ch2, w.w2[1], ch2, 1, xd2, kc2)
 	clear(dda1)
-	w.col2im2(da1, x2, n)
 	w.col2im2(dda1, xd2, n)
-	hvBack(da1, dda1, a1, t1, ch, acc[off[1]:off[2]])
+	hvBack(nil, dda1, pr.da1, pr.a1, t1, ch, acc[off[1]:off[2]])
 
 	// conv1 (its input does not move: only X1ᵀ δ̇1).
 	hvGemm(true, false, kc1, ch, r1, m.s1, x1, kc1, dda1, ch, 0, w.g1, ch)

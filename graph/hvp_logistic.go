@@ -11,11 +11,16 @@ type hvLogistic[T float] struct {
 
 func (h *hvLogistic[T]) defaultChunk() int { return hvLogisticChunk }
 
+// cacheBytes is 0: the logistic model keeps no primal values.
+func (h *hvLogistic[T]) cacheBytes(n int) int64 { return 0 }
+
+func (h *hvLogistic[T]) newCache(n int) *hvCache { return nil }
+
 func (h *hvLogistic[T]) newWorker() hvWorker {
 	m := h.m
 	return &hvLogisticWorker[T]{m: m,
 		w: make([]T, m.npW), vw: make([]T, m.npW), b: make([]T, m.cls), vb: make([]T, m.cls),
-		g: make([]T, m.npW), p: make([]float64, m.cls)}
+		g: make([]T, m.npW)}
 }
 
 type hvLogisticWorker[T float] struct {
@@ -34,10 +39,14 @@ func (w *hvLogisticWorker[T]) load(theta, v []float64) {
 	hvConvert(w.vb, v[np:])
 }
 
-func (w *hvLogisticWorker[T]) add(rows []int, acc []float64) {
+func (w *hvLogisticWorker[T]) add(rows []int, acc []float64, _ *hvCache, _ int, _ bool) {
 	m := w.m
 	n, dim, cls := len(rows), m.dim, m.cls
 	w.slab.reset(n * (dim + 2*cls))
+	if cap(w.p) < n*cls {
+		w.p = make([]float64, n*cls)
+	}
+	p := w.p[:n*cls]
 	x := w.slab.take(n * dim)
 	for i, r := range rows {
 		copy(x[i*dim:(i+1)*dim], m.x[r*dim:(r+1)*dim])
@@ -45,7 +54,8 @@ func (w *hvLogisticWorker[T]) add(rows []int, acc []float64) {
 	z, zd := w.slab.take(n*cls), w.slab.take(n*cls)
 	hvGemm(false, false, n, cls, dim, 1, x, dim, w.w, cls, 0, z, cls)
 	hvGemm(false, false, n, cls, dim, 1, x, dim, w.vw, cls, 0, zd, cls)
-	hvSoftmax(z, zd, n, cls, m.s, w.b, w.vb, m.y, rows, w.p, acc[m.npW:])
+	hvSoftmax(p, z, n, cls, m.s, w.b)
+	hvJacobian(zd, p, n, cls, m.s, w.vb, acc[m.npW:])
 	hvGemm(true, false, dim, cls, n, m.s, x, dim, zd, cls, 0, w.g, cls)
 	hvWiden(acc[:m.npW], w.g)
 }

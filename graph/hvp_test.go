@@ -157,7 +157,7 @@ func TestHVPEvaluatorMatchesGraph(t *testing.T) {
 				}
 			}
 			// The same through HVPBackend.
-			hb, err := NewHVPBackend(ref, 1)
+			hb, err := NewHVPBackend(ref, HVPOptions{Workers: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -308,5 +308,64 @@ func TestHVPEvaluatorErrors(t *testing.T) {
 	}
 	if err := e.HVP(th, [][]int{{1}}, v, [][]float64{make([]float64, 3)}); err == nil {
 		t.Error("short output accepted")
+	}
+}
+
+// TestHVPEvaluatorCache checks that the primal values kept between calls
+// change no result: repeated calls with new directions (and a trial's
+// parameters changed in place, and its rows changed, between calls) give
+// bitwise the products of an evaluator that keeps none, with a budget
+// for every trial, for some of them, and for none.
+func TestHVPEvaluatorCache(t *testing.T) {
+	for _, f32 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("f32=%v", f32), func(t *testing.T) {
+			a, _ := nets.New("convnet", 1, 28, 28, 10)
+			r := rand.New(rand.NewPCG(21, 22))
+			d := randomData(a, 40, r)
+			if f32 {
+				d = to32(d)
+			}
+			const k, b = 4, 9
+			_, theta := peTrials(a, k, f32, r)
+			np := a.NumParams()
+			rows, _ := hvSamples(d.Len(), k, b, false, r)
+			ref, _ := NewHVPEvaluator(a, d, HVPOptions{Chunk: 4, CacheBytes: -1})
+			one, _ := NewHVPEvaluator(a, d, HVPOptions{Chunk: 4})
+			per := one.model.cacheBytes(b)
+			for _, budget := range []int64{-1, per, 2*per + 1, 1 << 30} {
+				e, _ := NewHVPEvaluator(a, d, HVPOptions{Chunk: 4, CacheBytes: budget})
+				for call := range 5 {
+					switch call {
+					case 2:
+						theta[1][100] += 0.5 // in place: the cache must notice
+					case 3:
+						rows[2] = slices.Clone(rows[2])
+						rows[2][3] = (rows[2][3] + 1) % d.Len()
+					}
+					v := hvDirections(np, k, call%k, r)
+					want, got := hvPoison(np, k), hvPoison(np, k)
+					if err := ref.HVP(theta, rows, v, want); err != nil {
+						t.Fatal(err)
+					}
+					if err := e.HVP(theta, rows, v, got); err != nil {
+						t.Fatal(err)
+					}
+					for j := range got {
+						if !slices.Equal(got[j], want[j]) {
+							t.Errorf("budget %d, call %d, trial %d: differs from the product without a cache (by %.3g)", budget, call, j, hvErr(got[j], want[j]))
+						}
+					}
+				}
+				cached := 0
+				for _, c := range e.cache {
+					if c != nil {
+						cached++
+					}
+				}
+				if want := map[int64]int{-1: 0, per: 1, 2*per + 1: 2, 1 << 30: k - 1}[budget]; cached < want {
+					t.Errorf("budget %d: %d trials cached, want at least %d", budget, cached, want)
+				}
+			}
+		})
 	}
 }

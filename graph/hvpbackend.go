@@ -20,11 +20,11 @@ type HVPBackend struct {
 	rows [][]int
 }
 
-// NewHVPBackend returns b with the hand-written HVP, evaluated on workers
-// goroutines (0: runtime.NumCPU()). It fails for models the evaluator
-// does not support (callers keep b then).
-func NewHVPBackend(b *ImageBackend, workers int) (*HVPBackend, error) {
-	e, err := NewHVPEvaluator(b.Arch, b.Data, HVPOptions{Workers: workers})
+// NewHVPBackend returns b with the hand-written HVP, evaluated with opts
+// (see HVPOptions). It fails for models the evaluator does not support
+// (callers keep b then).
+func NewHVPBackend(b *ImageBackend, opts HVPOptions) (*HVPBackend, error) {
+	e, err := NewHVPEvaluator(b.Arch, b.Data, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -127,17 +127,24 @@ func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample,
 	m := w.r.models[model]
 	opts := sharpOptions(s)
 	sub := len(thetas)
+	be, fast := w.sharpBackend(model)
 	if m.land == nil {
 		per := int64(s.MaxIter) * int64(m.numParams()) * 8
+		// The hand-written products keep each trial's primal values
+		// between products within their cache budget: smaller
+		// sub-batches that fit it (which changes no result).
+		var cache, budget int64 = 0, 1
+		if h, ok := be.(*graph.HVPBackend); ok && len(sets) > 0 {
+			cache, budget = h.Eval.CacheBytes(len(sets[0])), h.Eval.Options().CacheBytes
+		}
 		sub = 1
-		for sub*2 <= sharpMaxSubBatchK && int64(sub*2)*per <= sharpBasisBytes {
+		for sub*2 <= sharpMaxSubBatchK && int64(sub*2)*per <= sharpBasisBytes && int64(sub*2)*cache <= budget {
 			sub *= 2
 		}
 	}
 	out := make([]*sharp.Measures, 0, len(thetas))
 	for lo := 0; lo < len(thetas); lo += sub {
 		hi := min(lo+sub, len(thetas))
-		be, fast := w.sharpBackend(model)
 		p := &sharp.Problem{Backend: be, Theta: thetas[lo:hi], Sets: sets[lo:hi]}
 		if m.land == nil {
 			p.Pad = true
@@ -180,7 +187,7 @@ func (w *worker) sharpBackend(model string) (optim.Backend, bool) {
 	if h, ok := w.backends[key].(*graph.HVPBackend); ok && h.ImageBackend == ib {
 		return h, true
 	}
-	h, err := graph.NewHVPBackend(ib, w.threads)
+	h, err := graph.NewHVPBackend(ib, graph.HVPOptions{Workers: w.threads, CacheBytes: w.maxBytes / 4})
 	if err != nil {
 		return b, false
 	}
