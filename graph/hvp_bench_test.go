@@ -14,8 +14,11 @@ import (
 // trials over the same B Fashion-MNIST-shaped images through the gorgonia
 // graph (ImageBackend.HVP, kind BatchHVP) and through the hand-written
 // HVPEvaluator on one goroutine (the graph runs on one too), and reports
-// the time per image and trial ("us/image-trial"); "forward" is the pool
-// evaluator's loss over the same images and trials, for scale:
+// the time per image and trial ("us/image-trial"). "hand" repeats the
+// product at the same parameters, as Lanczos does, reusing the cached
+// primal values after the first call; "hand-nocache" recomputes them;
+// "forward" is the pool evaluator's loss over the same images and trials,
+// for scale:
 //
 //	go test -tags openblas -run '^$' -bench 'HVP$' ./graph/
 func BenchmarkHVP(b *testing.B) {
@@ -59,18 +62,24 @@ func BenchmarkHVP(b *testing.B) {
 			}
 			report(b)
 		})
-		b.Run(fmt.Sprintf("%s/hand/K=%d/B=%d", model, k, imgs), func(b *testing.B) {
-			e, err := NewHVPEvaluator(a, d, HVPOptions{Workers: 1})
-			if err != nil {
-				b.Fatal(err)
+		for _, cache := range []int64{-1, 0} {
+			name := "hand"
+			if cache < 0 {
+				name = "hand-nocache"
 			}
-			b.ResetTimer()
-			for range b.N {
-				if err := e.HVP(theta, rows, v, out); err != nil {
+			b.Run(fmt.Sprintf("%s/%s/K=%d/B=%d", model, name, k, imgs), func(b *testing.B) {
+				e, err := NewHVPEvaluator(a, d, HVPOptions{Workers: 1, CacheBytes: cache})
+				if err != nil {
 					b.Fatal(err)
 				}
-			}
-			report(b)
-		})
+				b.ResetTimer()
+				for range b.N {
+					if err := e.HVP(theta, rows, v, out); err != nil {
+						b.Fatal(err)
+					}
+				}
+				report(b)
+			})
+		}
 	}
 }

@@ -369,3 +369,36 @@ func TestHVPEvaluatorCache(t *testing.T) {
 		})
 	}
 }
+
+// TestHVPEvaluatorPortable checks that the float32 convnet's products are
+// bitwise the same with the assembly patch copies and additions and with
+// their pure-Go fallbacks.
+func TestHVPEvaluatorPortable(t *testing.T) {
+	if !peHavePatchCopy {
+		t.Skip("no assembly patch kernels on this architecture")
+	}
+	a, _ := nets.New("convnet", 1, 28, 28, 10)
+	r := rand.New(rand.NewPCG(31, 32))
+	d := to32(randomData(a, 30, r))
+	_, theta := peTrials(a, 2, true, r)
+	np := a.NumParams()
+	v := hvDirections(np, 2, -1, r)
+	rows, _ := hvSamples(d.Len(), 2, 11, false, r)
+	run := func() [][]float64 {
+		e, _ := NewHVPEvaluator(a, d, HVPOptions{Chunk: 4})
+		out := hvPoison(np, 2)
+		if err := e.HVP(theta, rows, v, out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	fast := run()
+	peHavePatchCopy = false
+	defer func() { peHavePatchCopy = true }()
+	slow := run()
+	for j := range fast {
+		if !slices.Equal(fast[j], slow[j]) {
+			t.Errorf("trial %d: the pure-Go patch copies change the product by %.3g", j, hvErr(fast[j], slow[j]))
+		}
+	}
+}
