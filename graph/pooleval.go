@@ -157,6 +157,15 @@ func newPEModel[T float](arch *nets.Arch, d *Data, x []T) (peModel, error) {
 	return nil, fmt.Errorf("pool evaluator: unsupported model %q (supported: logistic, convnet)", arch.Name)
 }
 
+// PoolSupports returns nil when NewPoolEvaluator can evaluate arch (the
+// logistic model and convnets with the paper's two strided convolutions),
+// and otherwise the error NewPoolEvaluator would give, so that a run can
+// refuse such a model before training anything.
+func PoolSupports(arch *nets.Arch) error {
+	_, err := newPEModel[float64](arch, &Data{Dim: arch.Dim(), Classes: arch.Classes}, nil)
+	return err
+}
+
 // Options returns the options in effect (defaults filled in).
 func (e *PoolEvaluator) Options() PoolOptions { return e.opts }
 

@@ -28,7 +28,7 @@ func peBenchData(a *nets.Arch) *Data {
 // reports trials per second and the effective rate of the dense products.
 // Run with -tags openblas for OpenBLAS.
 func BenchmarkPoolEvaluator(b *testing.B) {
-	for _, model := range nets.Names {
+	for _, model := range poolModels {
 		for _, k := range []int{1, 16, 64} {
 			b.Run(fmt.Sprintf("%s/float32/K=%d", model, k), func(b *testing.B) {
 				a, _ := nets.New(model, 1, 28, 28, 10)
@@ -59,7 +59,7 @@ func BenchmarkPoolEvaluator(b *testing.B) {
 // patch copies), "portable" the pure-Go fallbacks (the rational tanh and
 // math.Exp in float64, copy), "math" the portable path with math.Tanh.
 func BenchmarkPoolEvaluatorKernels(b *testing.B) {
-	for _, model := range nets.Names {
+	for _, model := range poolModels {
 		for _, variant := range []string{"fast", "portable", "math"} {
 			b.Run(model+"/"+variant, func(b *testing.B) {
 				avx, patch, ref := peHaveAVX2, peHavePatchCopy, peMathTanh32

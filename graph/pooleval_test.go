@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -121,12 +122,54 @@ func peMatchGorgonia(t *testing.T) {
 	}
 }
 
+// poolModels are the models of nets.Names that the pool evaluator knows
+// (TestPoolSupports checks the list).
+var poolModels = []string{"logistic", "convnet"}
+
+// TestPoolSupports checks which architectures the pool evaluator accepts:
+// every model of poolModels and the paper's convnet at other widths, but
+// not the mlp family nor deeper convnets, with an error naming the model.
+func TestPoolSupports(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		size nets.Size
+		ok   bool
+	}{
+		{"logistic", nets.Size{}, true},
+		{"convnet", nets.Size{}, true},
+		{"convnet", nets.Size{Width: 16}, true},
+		{"convnet", nets.Size{Depth: 3}, false},
+		{"mlp", nets.Size{}, false},
+	} {
+		a, err := nets.NewSized(tc.name, 1, 28, 28, 10, tc.size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = PoolSupports(a)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s %+v: PoolSupports = %v, want ok %v", tc.name, tc.size, err, tc.ok)
+		}
+		if tc.ok {
+			continue
+		}
+		if !strings.Contains(err.Error(), "pool evaluator") {
+			t.Errorf("%s %+v: error %q does not say what refused it", tc.name, tc.size, err)
+		}
+	}
+	for _, m := range nets.Names {
+		a, _ := nets.New(m, 1, 28, 28, 10)
+		if got := PoolSupports(a) == nil; got != slices.Contains(poolModels, m) {
+			t.Errorf("PoolSupports(%s) = %v, but poolModels says %v", m, got, !got)
+		}
+	}
+}
+
 // TestPoolEvaluatorIndependence checks that a trial's float64 result is the
 // same alone and inside batches of different sizes and positions (across
 // first-layer groups of the convnet), whatever the chunk size and the
 // number of workers.
 func TestPoolEvaluatorIndependence(t *testing.T) {
-	for _, model := range nets.Names {
+	for _, model := range poolModels {
 		t.Run(model, func(t *testing.T) {
 			a, _ := nets.New(model, 1, 28, 28, 10)
 			r := rand.New(rand.NewPCG(5, 6))
@@ -168,7 +211,7 @@ func TestPoolEvaluatorIndependence(t *testing.T) {
 // TestPoolEvaluatorNaN checks that a NaN parameter makes that trial's loss
 // NaN and leaves every other trial of the batch untouched.
 func TestPoolEvaluatorNaN(t *testing.T) {
-	for _, model := range nets.Names {
+	for _, model := range poolModels {
 		for _, f32 := range []bool{false, true} {
 			a, _ := nets.New(model, 1, 28, 28, 10)
 			r := rand.New(rand.NewPCG(7, 8))
@@ -297,7 +340,7 @@ func TestPoolEvaluatorRealFashion(t *testing.T) {
 	for i := range rows {
 		rows[i] = r.IntN(d.Len())
 	}
-	for _, model := range nets.Names {
+	for _, model := range poolModels {
 		a, _ := nets.New(model, 1, 28, 28, 10)
 		vals, flat := peTrials(a, 3, true, r)
 		e, err := NewPoolEvaluator(a, d, PoolOptions{})

@@ -127,6 +127,11 @@ func NewRunner(c *config.Config, pool *data.Pool) (*Runner, error) {
 		if err != nil {
 			return nil, fmt.Errorf("model %s on %s: %w", m.Name, pool.Name, err)
 		}
+		if err := graph.PoolSupports(a); err != nil {
+			return nil, fmt.Errorf("%s: model %s (width %d, depth %d): trials need its test loss, and %w; "+
+				"use the logistic model or a convnet of depth 2 for trials (the mlp family and deeper convnets serve perturb noise)",
+				c.Path, m.Key(), m.Width, m.Depth, err)
+		}
 		r.models[m.Key()] = &model{arch: a}
 	}
 	if err := r.checkSharpness(); err != nil {

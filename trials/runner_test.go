@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -484,4 +485,29 @@ func closeRows(a, b results.Row, tol float64) bool {
 		*p[0], *p[1] = 0, 0
 	}
 	return sameRow(a, b)
+}
+
+// TestRunnerRefusesUnevaluableModels checks that a config whose model the
+// pool evaluator cannot evaluate is refused before any training, naming
+// the file and the model, while a wider depth-2 convnet is accepted.
+func TestRunnerRefusesUnevaluableModels(t *testing.T) {
+	pool := smallPool(t, 40)
+	for _, tc := range []struct {
+		model string
+		ok    bool
+	}{
+		{"name = \"convnet\"\nwidth = 12\ninits = [1]", true},
+		{"name = \"convnet\"\ndepth = 3\ninits = [1]", false},
+		{"name = \"mlp\"\ninits = [1]", false},
+	} {
+		text := strings.Replace(base, "name = \"logistic\"\ninits = [0, 2]", tc.model, 1)
+		_, err := NewRunner(mustConfig(t, text), pool)
+		if (err == nil) != tc.ok {
+			t.Errorf("%q: NewRunner error %v, want ok %v", tc.model, err, tc.ok)
+			continue
+		}
+		if !tc.ok && (!strings.Contains(err.Error(), "test.toml") || !strings.Contains(err.Error(), "perturb noise")) {
+			t.Errorf("%q: error %q does not name the file and the way out", tc.model, err)
+		}
+	}
 }
