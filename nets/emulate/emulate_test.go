@@ -261,3 +261,109 @@ func TestGradNoiseShrinksWithPrecision(t *testing.T) {
 		prev = rel
 	}
 }
+
+// TestTanhTables checks the bf16 and fp16 tanh tables against the direct
+// computation round(tanh32(x)) for every number of both formats (both
+// signs, subnormals, ±Inf and NaN), and a few hand-checked values.
+func TestTanhTables(t *testing.T) {
+	bt, ht := bf16TanhTable(), fp16TanhTable()
+	for i := uint32(0); i < 1<<16; i++ {
+		x := math.Float32frombits(i << 16) // every bf16 bit pattern
+		want := precision.RoundBF16(float32(tanh32(float64(x))))
+		if got := tanhBF16(bt, x); math.Float32bits(got) != math.Float32bits(want) && !(got != got && want != want) {
+			t.Fatalf("bf16 tanh(%g) = %g from the table, %g directly", x, got, want)
+		}
+	}
+	n := 0
+	for i := uint64(0); i < 1<<32; i += 1 << 13 {
+		x := math.Float32frombits(uint32(i))
+		if precision.RoundFP16(x) != x {
+			continue // not an fp16 number
+		}
+		n++
+		want := precision.RoundFP16(float32(tanh32(float64(x))))
+		if got := tanhFP16(ht, x); math.Float32bits(got) != math.Float32bits(want) {
+			t.Fatalf("fp16 tanh(%g) = %g from the table, %g directly", x, got, want)
+		}
+	}
+	// fp16 subnormals (below 2^−14) are not multiples of 2^13 in float32
+	// bits; check them one by one: tanh of a subnormal rounds back to it.
+	for m := 1; m < 1024; m++ {
+		x := float32(m) / (1 << 24)
+		if got := tanhFP16(ht, x); got != x {
+			t.Fatalf("fp16 tanh(%g subnormal) = %g", x, got)
+		}
+	}
+	// 2 finite normal ranges × 30 binades × 1024 + zeros, Inf: at least
+	// the 61440 normal fp16 numbers were checked.
+	if n < 2*30*1024 {
+		t.Errorf("checked %d fp16 numbers", n)
+	}
+	// By hand: tanh(1) = 0.76159…; bf16 numbers near it are spaced 2^−8,
+	// 0.76159·256 = 194.97 → 195/256 = 0.76171875; fp16 spacing 2^−11:
+	// 0.76159·2048 = 1559.74 → 1560/2048 = 0.76171875 too.
+	if got := tanhBF16(bt, 1); got != 0.76171875 {
+		t.Errorf("bf16 tanh(1) = %v, want 0.76171875", got)
+	}
+	if got := tanhFP16(ht, -1); got != -0.76171875 {
+		t.Errorf("fp16 tanh(−1) = %v, want −0.76171875", got)
+	}
+	if got := tanhBF16(bt, float32(math.Inf(-1))); got != -1 {
+		t.Errorf("bf16 tanh(−Inf) = %v", got)
+	}
+}
+
+// TestLossIndependentOfBatch evaluates parameter vectors in a batch with
+// exact duplicates and shared first layers (which Losses evaluates once)
+// and alone: the values must be bit-identical, in every format, for the
+// convnet, the logistic model and an MLP.
+func TestLossIndependentOfBatch(t *testing.T) {
+	const n = 40
+	x, y := testData(n, 1, 28, 28)
+	for _, a := range archs(t) {
+		theta := flatInit(t, a, 1)
+		layers, _ := a.Layers()
+		off := 0
+		for _, p := range a.Params[:layers[0].B+1] {
+			off += p.Size()
+		}
+		vec := func(first, rest float64) []float64 {
+			v := append([]float64(nil), theta...)
+			for i := range v {
+				if i < off {
+					v[i] += first * math.Sin(float64(i))
+				} else {
+					v[i] += rest * math.Cos(float64(i))
+				}
+			}
+			return v
+		}
+		// θ, copies, changes after the first layer only, changes of the
+		// first layer, and tiny changes (identical after rounding in bf16
+		// and fp16, not in float64).
+		batch := [][]float64{theta, vec(0, 1e-3), theta, vec(1e-3, 0), vec(0, 1e-3), vec(1e-9, 1e-9), vec(1e-3, 1e-3)}
+		for i := 0; i < 11; i++ {
+			batch = append(batch, vec(float64(i)*1e-4, 0))
+		}
+		for _, f := range []precision.Format{precision.Float64, precision.Float32, precision.BFloat16, precision.Float16} {
+			e, err := New(a, f, x, y, Options{Workers: 2, Chunk: 7})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make([]float64, len(batch))
+			if err := e.Losses(batch, got); err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range batch {
+				one := make([]float64, 1)
+				e.Losses([][]float64{v}, one)
+				if one[0] != got[i] {
+					t.Errorf("%s %v: vector %d: %.17g in the batch, %.17g alone", a.Name, f, i, got[i], one[0])
+				}
+			}
+			if got[0] != got[2] || (a.Name != "logistic" && got[0] == got[1]) || got[0] == got[3] {
+				t.Errorf("%s %v: losses %v", a.Name, f, got[:4])
+			}
+		}
+	}
+}

@@ -191,29 +191,107 @@ func epilogue64(z []float64, rows, cols, ld int, s float64, b []float64, act boo
 }
 
 // epilogue32 is epilogue for float32 storage: float32, or bf16 and fp16
-// values held in float32.
+// values held in float32. The tanh of a bf16 or fp16 value, rounded to
+// the format, is looked up in a table built from tanh32 (tanhBF16,
+// tanhFP16: the same numbers, checked for every input of the formats).
 func epilogue32(z []float32, rows, cols, ld int, s float32, b []float32, act bool, f precision.Format) {
-	bf, hf := f == precision.BFloat16, f == precision.Float16
-	for r := 0; r < rows; r++ {
-		row := z[r*ld : r*ld+cols]
-		for c, v := range row {
-			v = float32(v*s) + b[c]
-			if bf {
-				v = precision.RoundBF16(v)
-			} else if hf {
-				v = precision.RoundFP16(v)
-			}
-			if act {
-				v = float32(tanh32(float64(v)))
-				if bf {
-					v = precision.RoundBF16(v)
-				} else if hf {
-					v = precision.RoundFP16(v)
+	switch f {
+	case precision.BFloat16:
+		tab := bf16TanhTable()
+		for r := 0; r < rows; r++ {
+			row := z[r*ld : r*ld+cols]
+			for c, v := range row {
+				v = precision.RoundBF16(float32(v*s) + b[c])
+				if act {
+					v = tanhBF16(tab, v)
 				}
+				row[c] = v
 			}
-			row[c] = v
+		}
+	case precision.Float16:
+		tab := fp16TanhTable()
+		for r := 0; r < rows; r++ {
+			row := z[r*ld : r*ld+cols]
+			for c, v := range row {
+				v = precision.RoundFP16(float32(v*s) + b[c])
+				if act {
+					v = tanhFP16(tab, v)
+				}
+				row[c] = v
+			}
+		}
+	default:
+		for r := 0; r < rows; r++ {
+			row := z[r*ld : r*ld+cols]
+			for c, v := range row {
+				v = float32(v*s) + b[c]
+				if act {
+					v = float32(tanh32(float64(v)))
+				}
+				row[c] = v
+			}
 		}
 	}
+}
+
+// Tables of tanh rounded to bf16 and fp16. tanh32 is odd exactly (x·p/q
+// with p and q even in x) and so is rounding to nearest even, so the
+// tables hold non-negative arguments only and the sign is copied.
+var (
+	bf16Tab, fp16Tab   []float32
+	bf16Once, fp16Once sync.Once
+)
+
+// bf16TanhTable holds round_bf16(tanh32(x)) at index bits(x)>>16 for the
+// finite non-negative bf16 numbers and +Inf (indices 0 .. 0x7f80).
+func bf16TanhTable() []float32 {
+	bf16Once.Do(func() {
+		bf16Tab = make([]float32, 0x7f80+1)
+		for i := range bf16Tab {
+			bf16Tab[i] = precision.RoundBF16(float32(tanh32(float64(math.Float32frombits(uint32(i) << 16)))))
+		}
+	})
+	return bf16Tab
+}
+
+// tanhBF16 is round_bf16(tanh32(v)) for a bf16 number v.
+func tanhBF16(tab []float32, v float32) float32 {
+	b := math.Float32bits(v)
+	a := b & 0x7fffffff
+	if a > 0x7f800000 { // NaN
+		return precision.RoundBF16(float32(tanh32(float64(v))))
+	}
+	return math.Float32frombits(math.Float32bits(tab[a>>16]) | b&0x80000000)
+}
+
+// fp16 numbers from the smallest normal 2^−14 (float32 bits 0x38800000)
+// to the largest finite 65504 (0x477fe000) have their low 13 bits clear.
+const (
+	fp16Lo = 0x38800000
+	fp16Hi = 0x477fe000
+)
+
+// fp16TanhTable holds round_fp16(tanh32(x)) at index (bits(x) − fp16Lo)>>13
+// for the normal non-negative fp16 numbers x.
+func fp16TanhTable() []float32 {
+	fp16Once.Do(func() {
+		fp16Tab = make([]float32, (fp16Hi-fp16Lo)>>13+1)
+		for i := range fp16Tab {
+			fp16Tab[i] = precision.RoundFP16(float32(tanh32(float64(math.Float32frombits(uint32(i)<<13 + fp16Lo)))))
+		}
+	})
+	return fp16Tab
+}
+
+// tanhFP16 is round_fp16(tanh32(v)) for an fp16 number v (subnormals,
+// zeros, Inf and NaN computed directly).
+func tanhFP16(tab []float32, v float32) float32 {
+	b := math.Float32bits(v)
+	a := b & 0x7fffffff
+	if a < fp16Lo || a > fp16Hi {
+		return precision.RoundFP16(float32(tanh32(float64(v))))
+	}
+	return math.Float32frombits(math.Float32bits(tab[(a-fp16Lo)>>13]) | b&0x80000000)
 }
 
 // im2colCHW fills a with the patches of examples [from, from+n) of the
@@ -407,31 +485,115 @@ func (m *model[T]) rest(w *lossWorker[T], p *packed[T], h []T, ld, off, n int) [
 	return h
 }
 
+// key hashes the packed weights and biases of layers [lo, hi).
+func (p *packed[T]) key(lo, hi int) uint64 {
+	h := uint64(14695981039346656037)
+	for l := lo; l < hi; l++ {
+		for _, s := range [][]T{p.w[l], p.b[l]} {
+			for _, v := range s {
+				h = (h ^ math.Float64bits(float64(v))) * 1099511628211
+			}
+		}
+	}
+	return h
+}
+
+// same reports whether p and q have bit-identical layers [lo, hi).
+func (p *packed[T]) same(q *packed[T], lo, hi int) bool {
+	for l := lo; l < hi; l++ {
+		for _, s := range [][2][]T{{p.w[l], q.w[l]}, {p.b[l], q.b[l]}} {
+			for i, v := range s[0] {
+				if math.Float64bits(float64(v)) != math.Float64bits(float64(s[1][i])) {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// dedupe returns, for each of ps, the index of the first vector with the
+// same packed layers [lo, hi) among those listed in from (itself when
+// there is none).
+func dedupe[T float](ps []*packed[T], from []int, lo, hi int) []int {
+	first := make([]int, len(ps))
+	seen := map[uint64][]int{}
+	for _, i := range from {
+		k := ps[i].key(lo, hi)
+		first[i] = i
+		for _, j := range seen[k] {
+			if ps[j].same(ps[i], lo, hi) {
+				first[i] = j
+				break
+			}
+		}
+		if first[i] == i {
+			seen[k] = append(seen[k], i)
+		}
+	}
+	return first
+}
+
+// losses evaluates the parameter vectors. Vectors whose rounded
+// parameters are identical (common in bf16 and fp16 at small
+// perturbations) are evaluated once, and vectors with identical rounded
+// first layers share that layer's output; a vector's loss does not depend
+// on the others (tested), so this changes no value.
 func (m *model[T]) losses(thetas [][]float64, dst []float64) {
 	k := len(thetas)
 	ps := make([]*packed[T], k)
+	all := make([]int, k)
 	for i, t := range thetas {
 		ps[i] = m.pack(t)
+		all[i] = i
 	}
+	L := len(m.layers)
+	same := dedupe(ps, all, 0, L)
+	var eval []int // the vectors evaluated
+	for i := range ps {
+		if same[i] == i {
+			eval = append(eval, i)
+		}
+	}
+	firstSame := dedupe(ps, eval, 0, 1)
 	l0 := m.layers[0]
-	// First-layer weights and biases of each group side by side.
+	// The distinct first layers, side by side in groups: vector i reads
+	// column block col[i] (group col[i]/group, position col[i]%group).
+	col := make([]int, k)
+	var firsts []int
+	for _, i := range eval {
+		if firstSame[i] == i {
+			col[i] = len(firsts)
+			firsts = append(firsts, i)
+		} else {
+			col[i] = col[firstSame[i]]
+		}
+	}
 	type grp struct {
-		w, b []T
-		n    int
+		w, b  []T
+		n     int
+		users []int // vectors evaluated from this group
 	}
 	var groups []grp
-	for g0 := 0; g0 < k; g0 += group {
-		gn := min(group, k-g0)
-		ld := gn * l0.Out
+	// Every group's product has the full width group·Out (unused columns
+	// zero): OpenBLAS's result for a column depends on the width of the
+	// product (its edge kernels), not on the other columns' values.
+	ld := group * l0.Out
+	for g0 := 0; g0 < len(firsts); g0 += group {
+		gn := min(group, len(firsts)-g0)
 		g := grp{w: make([]T, l0.In*ld), b: make([]T, ld), n: gn}
 		for j := 0; j < gn; j++ {
-			p := ps[g0+j]
+			p := ps[firsts[g0+j]]
 			for r := 0; r < l0.In; r++ {
 				copy(g.w[r*ld+j*l0.Out:][:l0.Out], p.w[0][r*l0.Out:][:l0.Out])
 			}
 			copy(g.b[j*l0.Out:], p.b[0])
 		}
 		groups = append(groups, g)
+	}
+	for _, i := range eval {
+		gi := col[i] / group
+		groups[gi].users = append(groups[gi].users, i)
 	}
 	chunk := m.chunk()
 	nChunks := (m.e.n + chunk - 1) / chunk
@@ -453,17 +615,16 @@ func (m *model[T]) losses(thetas [][]float64, dst []float64) {
 				a0 := m.firstInput(&w.a0, from, n)
 				rows := n * l0.Positions
 				ys := m.y[from : from+n]
-				for gi, g := range groups {
-					ld := g.n * l0.Out
+				for _, g := range groups {
 					z0 := w.z0.get(rows * ld)
 					gemm(false, false, rows, ld, l0.In, 1, a0, l0.In, g.w, ld, 0, z0, ld)
-					m.epilogue(z0, rows, ld, ld, T(l0.Scale), g.b, l0.Tanh)
-					for j := 0; j < g.n; j++ {
-						t := gi*group + j
+					m.epilogue(z0, rows, g.n*l0.Out, ld, T(l0.Scale), g.b, l0.Tanh)
+					for _, t := range g.users {
+						j := col[t] % group
 						logits := z0
-						if len(m.layers) > 1 {
+						if L > 1 {
 							logits = m.rest(w, ps[t], z0, ld, j*l0.Out, n)
-						} else if g.n > 1 {
+						} else {
 							logits = w.a.get(n * m.cls)
 							for i := 0; i < n; i++ {
 								copy(logits[i*m.cls:][:m.cls], z0[i*ld+j*m.cls:][:m.cls])
@@ -479,7 +640,7 @@ func (m *model[T]) losses(thetas [][]float64, dst []float64) {
 	for t := 0; t < k; t++ {
 		s := 0.0
 		for ci := 0; ci < nChunks; ci++ {
-			s += sums[ci*k+t]
+			s += sums[ci*k+same[t]]
 		}
 		dst[t] = s / float64(m.e.n)
 	}

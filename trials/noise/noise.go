@@ -80,9 +80,10 @@ type Settings struct {
 	Seed uint64
 	// Workers for the evaluators (default: one per CPU).
 	Workers int
-	// Batch is the number of parameter vectors evaluated per call (default
-	// 64).
-	Batch int
+	// Batch is the number of perturbed parameter vectors evaluated per
+	// call, besides θ itself (default: 256, fewer for models above 32,768
+	// parameters, so that a batch takes at most about 128 MiB).
+	Batch int `json:"batch,omitempty"`
 }
 
 func (s *Settings) defaults() {
@@ -100,9 +101,6 @@ func (s *Settings) defaults() {
 	}
 	if len(s.Precisions) == 0 {
 		s.Precisions = []precision.Format{precision.Float64, precision.Float32, precision.BFloat16, precision.Float16}
-	}
-	if s.Batch == 0 {
-		s.Batch = 64
 	}
 }
 
@@ -255,17 +253,27 @@ func Run(a *nets.Arch, init int, theta []float64, ex Examples, s Settings, progr
 	hs := s.Grid()
 	dirs := Directions(a, init, s.Seed, s.Directions)
 	nh, nd := len(hs), len(dirs)
-	// Parameter vectors: θ, then θ + j h v for v, h, j = 1, 2.
-	thetas := [][]float64{theta}
-	for _, v := range dirs {
-		for _, h := range hs {
-			for j := 1; j <= 2; j++ {
-				t := make([]float64, len(theta))
-				for i := range t {
-					t[i] = theta[i] + float64(j)*h*v[i]
-				}
-				thetas = append(thetas, t)
-			}
+	// The parameter vectors: θ, then θ + j h v for v, h and j = 1, 2,
+	// built a batch at a time. Every batch starts with θ, so that the
+	// evaluator shares θ's rounded parameters and first layer with the
+	// perturbations that leave them unchanged (bf16 and fp16 at small h);
+	// θ's loss must come out the same in every batch.
+	np := len(theta)
+	nv := 1 + 2*nh*nd
+	batch := s.Batch
+	if batch == 0 {
+		batch = min(max((1<<27)/(16*np), 4), 256)
+	}
+	vector := func(k int, dst []float64) {
+		if k == 0 {
+			copy(dst, theta)
+			return
+		}
+		q := k - 1
+		j, i, d := q%2+1, (q/2)%nh, q/(2*nh)
+		step := float64(j) * hs[i]
+		for p, v := range dirs[d] {
+			dst[p] = theta[p] + step*v
 		}
 	}
 	at := func(d, i, j int) int { return 1 + (d*nh+i)*2 + j - 1 }
@@ -274,27 +282,47 @@ func Run(a *nets.Arch, init int, theta []float64, ex Examples, s Settings, progr
 		precs = append([]precision.Format{precision.Float64}, precs...)
 	}
 	sc := &Scan{Model: a.Name, Init: init, Params: a.NumParams(), Examples: len(ex.Y), H: hs}
-	total, done := len(precs)*len(thetas), 0
+	total, done := len(precs)*nv, 0
 	diffs := map[precision.Format][][]float64{}
 	losses := map[precision.Format]float64{}
 	values := map[precision.Format][]float64{}
+	bufs := make([][]float64, batch+1)
+	for i := range bufs {
+		bufs[i] = make([]float64, np)
+	}
+	vector(0, bufs[0])
 	for _, f := range precs {
 		e, err := emulate.New(a, f, ex.X, ex.Y, emulate.Options{Workers: s.Workers})
 		if err != nil {
 			return nil, err
 		}
-		fs := make([]float64, len(thetas))
-		for b := 0; b < len(thetas); b += s.Batch {
-			hi := min(b+s.Batch, len(thetas))
-			if err := e.Losses(thetas[b:hi], fs[b:hi]); err != nil {
+		fs := make([]float64, nv)
+		out := make([]float64, batch+1)
+		for b := 1; b < nv; b += batch {
+			hi := min(b+batch, nv)
+			for k := b; k < hi; k++ {
+				vector(k, bufs[1+k-b])
+			}
+			if err := e.Losses(bufs[:1+hi-b], out); err != nil {
 				return nil, err
 			}
+			if b == 1 {
+				fs[0] = out[0]
+			} else if out[0] != fs[0] {
+				return nil, fmt.Errorf("%s %v: the loss at θ is %.17g in one batch and %.17g in another; the evaluator is not deterministic", a.Name, f, fs[0], out[0])
+			}
+			copy(fs[b:hi], out[1:])
 			done += hi - b
 			if progress != nil {
 				progress(done, total)
 			}
 		}
-		sc.Evaluations += len(thetas)
+		if nv == 1 {
+			if err := e.Losses(bufs[:1], fs); err != nil {
+				return nil, err
+			}
+		}
+		sc.Evaluations += nv
 		d := make([][]float64, nd)
 		for v := range d {
 			d[v] = make([]float64, nh)
