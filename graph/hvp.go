@@ -227,6 +227,13 @@ func newHVModel[T float](arch *nets.Arch, d *Data, x []T) (hvModel, error) {
 // Options returns the options in effect (defaults filled in).
 func (e *HVPEvaluator) Options() HVPOptions { return e.opts }
 
+// DropCache releases the primal values kept for the next call (the next
+// call recomputes them; no result changes).
+func (e *HVPEvaluator) DropCache() {
+	clear(e.cache)
+	e.cache = e.cache[:0]
+}
+
 // CacheBytes is the memory that keeping one trial's primal values for n
 // examples takes (0 where the model keeps none): Fashion-MNIST convnet,
 // 12,960 bytes per example in float32, twice that in float64.

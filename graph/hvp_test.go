@@ -314,8 +314,9 @@ func TestHVPEvaluatorErrors(t *testing.T) {
 // TestHVPEvaluatorCache checks that the primal values kept between calls
 // change no result: repeated calls with new directions (and a trial's
 // parameters changed in place, and its rows changed, between calls) give
-// bitwise the products of an evaluator that keeps none, with a budget
-// for every trial, for some of them, and for none.
+// bitwise the products of an evaluator that keeps none (also after
+// DropCache), with a budget for every trial, for some of them, and for
+// none.
 func TestHVPEvaluatorCache(t *testing.T) {
 	for _, f32 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("f32=%v", f32), func(t *testing.T) {
@@ -341,6 +342,8 @@ func TestHVPEvaluatorCache(t *testing.T) {
 					case 3:
 						rows[2] = slices.Clone(rows[2])
 						rows[2][3] = (rows[2][3] + 1) % d.Len()
+					case 4:
+						e.DropCache()
 					}
 					v := hvDirections(np, k, call%k, r)
 					want, got := hvPoison(np, k), hvPoison(np, k)
@@ -362,7 +365,7 @@ func TestHVPEvaluatorCache(t *testing.T) {
 						cached++
 					}
 				}
-				if want := map[int64]int{-1: 0, per: 1, 2*per + 1: 2, 1 << 30: k - 1}[budget]; cached < want {
+				if want := map[int64]int{-1: 0, per: 1, 2*per + 1: 2, 1 << 30: k - 1}[budget]; cached < want || budget < 0 && cached > 0 {
 					t.Errorf("budget %d: %d trials cached, want at least %d", budget, cached, want)
 				}
 			}

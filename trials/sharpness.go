@@ -136,6 +136,7 @@ func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample,
 		var cache, budget int64 = 0, 1
 		if h, ok := be.(*graph.HVPBackend); ok && len(sets) > 0 {
 			cache, budget = h.Eval.CacheBytes(len(sets[0])), h.Eval.Options().CacheBytes
+			defer h.Eval.DropCache()
 		}
 		sub = 1
 		for sub*2 <= sharpMaxSubBatchK && int64(sub*2)*per <= sharpBasisBytes && int64(sub*2)*cache <= budget {

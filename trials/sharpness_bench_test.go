@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -31,7 +32,8 @@ import (
 // the ratio (b)/(a) of the wall times measured in the run, the ratio of
 // the process's CPU times (user and system; less sensitive to other
 // processes on a shared machine), and the mean Lanczos iterations and
-// trace probes:
+// trace probes ($PERTURB_SHARP_MEASURES, e.g. "lambda,tr_h,tr_c,tr_hc",
+// times other measures):
 //
 //	go test -tags openblas -run '^$' -bench SharpnessVsTestLoss -benchtime 1x ./trials/
 func BenchmarkSharpnessVsTestLoss(b *testing.B) {
@@ -44,6 +46,10 @@ func BenchmarkSharpnessVsTestLoss(b *testing.B) {
 		if k, err = strconv.Atoi(s); err != nil || k < 1 {
 			b.Fatalf("PERTURB_SHARP_K=%q: want a positive whole number", s)
 		}
+	}
+	measures := `"lambda", "tr_h"`
+	if s := os.Getenv("PERTURB_SHARP_MEASURES"); s != "" {
+		measures = `"` + strings.ReplaceAll(s, ",", `", "`) + `"`
 	}
 	c := mustConfig(b, fmt.Sprintf(`name = "sharp-bench"
 seed = 1
@@ -61,7 +67,7 @@ inits = [1]
 name = "sgd"
 batch = 1
 [sharpness]
-measures = ["lambda", "tr_h"]
+measures = [%s]
 at = ["end"]
 on = ["pool"]
 subset = 1000
@@ -69,7 +75,7 @@ tol = 1e-3
 trace_se = 0.05
 max_iter = 100
 max_probes = 100
-`, k))
+`, k, measures))
 	r, err := NewRunner(c, pool)
 	if err != nil {
 		b.Fatal(err)
@@ -113,15 +119,20 @@ max_probes = 100
 		cTest += c1 - c0
 		cSharp += processCPU() - c1
 	}
-	var iters, probes, conv, tconv float64
+	var iters, probes, conv, tconv, hcProbes float64
 	for _, m := range ms {
 		iters += float64(m.LanczosIter) / float64(k)
-		probes += float64(m.TrH.Probes) / float64(k)
 		if m.LanczosConverged {
 			conv += 1 / float64(k)
 		}
-		if m.TrH.Converged {
-			tconv += 1 / float64(k)
+		if m.TrH != nil {
+			probes += float64(m.TrH.Probes) / float64(k)
+			if m.TrH.Converged {
+				tconv += 1 / float64(k)
+			}
+		}
+		if m.TrHC != nil {
+			hcProbes += float64(m.TrHC.Probes) / float64(k)
 		}
 	}
 	ratio := tSharp.Seconds() / tTest.Seconds()
@@ -131,9 +142,10 @@ max_probes = 100
 	b.ReportMetric(tSharp.Seconds()/float64(b.N), "sharpness-s")
 	b.ReportMetric(iters, "lanczos-iters")
 	b.ReportMetric(probes, "trace-probes")
-	b.Logf("K=%d: test loss over the pool %.2fs (CPU %.2fs), sharpness on 1000 images %.2fs (CPU %.2fs), ratio %.2f (CPU time %.2f); Lanczos %.1f iterations (%.0f%% converged), trace %.1f probes (%.0f%% at 5%%); λ1 of trial 0 %.5g, tr H %.5g ± %.2g",
-		k, tTest.Seconds()/float64(b.N), cTest/float64(b.N), tSharp.Seconds()/float64(b.N), cSharp/float64(b.N), ratio, cSharp/cTest, iters, 100*conv, probes, 100*tconv,
-		ms[0].Value(sharp.Lambda), float64(ms[0].TrH.Value), float64(ms[0].TrH.StdErr))
+	b.Logf("K=%d, measures %s: test loss over the pool %.2fs (CPU %.2fs), sharpness on 1000 images %.2fs (CPU %.2fs), ratio %.2f (CPU time %.2f); Lanczos %.1f iterations (%.0f%% converged), trace %.1f probes (%.0f%% at 5%%), tr(HC) %.1f terms; trial 0: λ1 %.5g, tr H %.5g, tr C %.5g, tr(HC) %.5g",
+		k, measures, tTest.Seconds()/float64(b.N), cTest/float64(b.N), tSharp.Seconds()/float64(b.N), cSharp/float64(b.N), ratio, cSharp/cTest,
+		iters, 100*conv, probes, 100*tconv, hcProbes,
+		ms[0].Value(sharp.Lambda), ms[0].Value(sharp.TrH), ms[0].Value(sharp.TrC), ms[0].Value(sharp.TrHC))
 }
 
 // processCPU is the CPU time (user and system) of the process so far, in
