@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,6 +80,21 @@ func TestNoiseCommand(t *testing.T) {
 	md, err := noise.Section(out)
 	if err != nil || !strings.Contains(md, "### Training in low precision") {
 		t.Errorf("section: %v\n%s", err, md)
+	}
+	// perturb report reads the noise folder directly.
+	code, stdout, stderr = perturb(t, "report", out, "--out", filepath.Join(dir, "rep"))
+	if code != 0 {
+		t.Fatalf("report exited %d:\n%s%s", code, stdout, stderr)
+	}
+	rep, err := os.ReadFile(filepath.Join(dir, "rep", "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"# Report: floating-point noise, noise-test", "## Floating-point noise against width and depth: noise-test",
+		"](noise-noise-test/grad-layers.png)", fmt.Sprintf("| mlp (width 8, depth 1) | 1 | %d | float32 |", f.Scans[0].Params)} {
+		if !strings.Contains(string(rep), want) {
+			t.Errorf("report.md lacks %q:\n%s", want, rep)
+		}
 	}
 }
 

@@ -24,6 +24,9 @@ gap, GD and GDC against SGD (Corollary 3) on log-log axes with fitted
 slopes, E epochs against one (Corollary 4), SGD against SDE (Corollary 5),
 the Archimedes drift (Corollary 1), Mean Estimation over H (Corollary 2)
 and STIC against GD. Each claim gets a verdict computed by the stated test.
+A floating-point noise study stored with a run (RUN/noise/noise.json from
+"perturb noise") adds its tables, plots and verdicts; a RUN may also be an
+output folder of "perturb noise" itself.
 DIR defaults to the first RUN's report/ folder.`,
 		run: reportCmd,
 	})
@@ -43,7 +46,12 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	}
 	var runs []*report.Run
+	var noiseDirs []string // output folders of perturb noise
 	for _, p := range pos {
+		if report.IsNoiseDir(p) {
+			noiseDirs = append(noiseDirs, p)
+			continue
+		}
 		r, err := report.Load(p)
 		if err != nil {
 			return err
@@ -51,15 +59,29 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 		runs = append(runs, r)
 	}
 	dir := *out
-	if dir == "" {
+	if dir == "" && len(runs) > 0 {
 		dir = filepath.Join(runs[0].Dir, "report")
+	} else if dir == "" {
+		dir = filepath.Join(noiseDirs[0], "report")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return runDirError("create", dir, err)
 	}
-	rep, err := report.Build(runs, dir, report.Options{EtaTLimit: *limit})
-	if err != nil {
-		return err
+	rep := &report.Report{}
+	if len(runs) > 0 {
+		if rep, err = report.Build(runs, dir, report.Options{EtaTLimit: *limit}); err != nil {
+			return err
+		}
+	}
+	if len(noiseDirs) > 0 {
+		nr, err := report.NoiseReport(noiseDirs, dir)
+		if err != nil {
+			return err
+		}
+		if len(runs) == 0 {
+			rep.Title = nr.Title
+		}
+		rep.Sections = append(rep.Sections, nr.Sections...)
 	}
 	var buf bytes.Buffer
 	if err := rep.Markdown(&buf); err != nil {

@@ -197,48 +197,103 @@ func scanName(s *Scan) string {
 	return fmt.Sprintf("%s-init%d", n, s.Init)
 }
 
+// Figures names the PNG plots Draw wrote (file names in its folder), by
+// part of the study.
+type Figures struct {
+	// Scans[i] are scan i's plots: the noise against h, then the
+	// histograms of the float64 and float32 noise.
+	Scans [][]string
+	// Sweeps[i] is sweep i's floor against width or depth.
+	Sweeps []string
+	// Grads is the per-layer gradient error ("" without gradients).
+	Grads string
+	// Training is the drift of low-precision SGD ("" without training).
+	Training string
+}
+
+// Draw writes the CSV tables and the PNG and SVG plots of f into dir and
+// returns the PNGs' names.
+func Draw(dir string, f *File) (Figures, error) {
+	var figs Figures
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return figs, fmt.Errorf("noise plots: %w", err)
+	}
+	for _, s := range f.Scans {
+		name := scanName(s)
+		if err := scanOutputs(dir, name, s); err != nil {
+			return figs, err
+		}
+		names := []string{"noise-" + name + ".png"}
+		for _, r := range s.Precisions {
+			h := fmt.Sprintf("hist-%s-%v.png", name, r.Format)
+			if (r.Format == precision.Float32 || r.Format == precision.Float64) && exists(filepath.Join(dir, h)) {
+				names = append(names, h)
+			}
+		}
+		figs.Scans = append(figs.Scans, names)
+	}
+	for _, sw := range f.Sweeps {
+		name := fmt.Sprintf("sweep-%s-%s", sw.Model, sw.Axis)
+		if err := sweepOutputs(dir, name, sw); err != nil {
+			return figs, err
+		}
+		figs.Sweeps = append(figs.Sweeps, name+".png")
+	}
+	if len(f.Grads) > 0 {
+		if err := gradOutputs(dir, f.Grads); err != nil {
+			return figs, err
+		}
+		figs.Grads = "grad-layers.png"
+	}
+	if f.Training != nil {
+		if err := trainingOutputs(dir, f.Training); err != nil {
+			return figs, err
+		}
+		figs.Training = "train-drift.png"
+	}
+	return figs, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
 // render writes the CSVs and plots of f into dir and returns the Markdown.
 func render(dir string, f *File) (string, error) {
+	figs, err := Draw(dir, f)
+	if err != nil {
+		return "", err
+	}
 	var md strings.Builder
 	fmt.Fprintf(&md, "## Floating-point noise of the loss\n\n")
 	fmt.Fprintf(&md, "Config %s (%.12s), %s; losses over %s. Command: `%s`. %d directions, %d values of h from %.3g to %.3g. Time %.0f s%s.\n\n",
 		f.ConfigName, f.ConfigHash, f.Data, f.Examples, f.Command, f.Settings.Directions, f.Settings.Steps, f.Settings.HMin, f.Settings.HMax, f.Seconds, loadNote(f.Load))
-	md.WriteString("Second difference D(h) = f(θ) − 2f(θ+hv) + f(θ+2hv) along random unit directions v; noise = rms over v of D_P − D_64 (float64: D_64 minus its smooth fit, for h < 1e-5); floor = median noise where it exceeds the signal rms D_64 and the perturbation survives rounding; crossover = smallest h where the signal reaches the noise.\n\n")
+	md.WriteString(Method + "\n\n")
 	md.WriteString("| model | init | params | precision | loss | loss bias | loss noise | D noise floor | crossover h | h from √(floor/rms f'') | skew | excess kurtosis | JB p | looks like |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, s := range f.Scans {
-		for _, r := range s.Precisions {
-			fmt.Fprintf(&md, "| %s | %d | %d | %v | %.6g | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", displayName(s), s.Init, s.Params, r.Format, r.Loss,
-				sig(r.LossBias), sig(r.LossNoise), sig(r.Floor), sig(r.Crossover), sig(r.CrossoverFormula), sig(r.Dist.Skewness), sig(r.Dist.Kurtosis), sig(r.Dist.P), r.Dist.Kind)
-		}
+	for _, row := range ScanTable(f)[1:] {
+		md.WriteString("| " + strings.Join(row, " | ") + " |\n")
 	}
 	md.WriteString("\n")
-	for _, s := range f.Scans {
+	for i, s := range f.Scans {
 		name := scanName(s)
-		if err := scanOutputs(dir, name, s); err != nil {
-			return "", err
-		}
-		fmt.Fprintf(&md, "![noise against h, %s](%s.png)\n\n", name, "noise-"+name)
-		for _, r := range s.Precisions {
-			if r.Format == precision.Float32 || r.Format == precision.Float64 {
-				fmt.Fprintf(&md, "![noise distribution, %s %v](hist-%s-%v.png)\n", name, r.Format, name, r.Format)
+		for k, png := range figs.Scans[i] {
+			if k == 0 {
+				fmt.Fprintf(&md, "![noise against h, %s](%s)\n\n", name, png)
+			} else {
+				fmt.Fprintf(&md, "![noise distribution, %s](%s)\n", name, png)
 			}
 		}
 		md.WriteString("\n")
 	}
 	if len(f.Sweeps) > 0 {
 		md.WriteString("### Noise floor against width and depth\n\n| model | axis | fixed | sizes | precision | exponent | 95% interval |\n|---|---|---|---|---|---|---|\n")
-		for _, sw := range f.Sweeps {
-			for _, fit := range sw.Fits {
-				fmt.Fprintf(&md, "| %s | %s | %d | %v | %v | %.3f ± %.3f | [%.3f, %.3f] |\n", sw.Model, sw.Axis, sw.Fixed, sw.X, fit.Format, fit.Exponent, fit.SE, fit.Lo, fit.Hi)
-			}
+		for _, row := range SweepTable(f)[1:] {
+			md.WriteString("| " + strings.Join(row, " | ") + " |\n")
 		}
 		md.WriteString("\n")
-		for _, sw := range f.Sweeps {
-			name := fmt.Sprintf("sweep-%s-%s", sw.Model, sw.Axis)
-			if err := sweepOutputs(dir, name, sw); err != nil {
-				return "", err
-			}
-			fmt.Fprintf(&md, "![floor against %s, %s](%s.png)\n", sw.Axis, sw.Model, name)
+		for i, sw := range f.Sweeps {
+			fmt.Fprintf(&md, "![floor against %s, %s](%s)\n", sw.Axis, sw.Model, figs.Sweeps[i])
 		}
 		md.WriteString("\n")
 	}
@@ -259,18 +314,42 @@ func render(dir string, f *File) (string, error) {
 			}
 			md.WriteString("\n")
 		}
-		if err := gradOutputs(dir, f.Grads); err != nil {
-			return "", err
-		}
-		md.WriteString("![gradient error by layer](grad-layers.png)\n\n")
+		fmt.Fprintf(&md, "![gradient error by layer](%s)\n\n", figs.Grads)
 	}
 	if f.Training != nil {
-		if err := trainingOutputs(dir, f.Training); err != nil {
-			return "", err
-		}
 		md.WriteString(trainingMarkdown(f.Training))
 	}
 	return md.String(), nil
+}
+
+// Method is a one-paragraph statement of what the tables measure.
+const Method = "Second difference D(h) = f(θ) − 2f(θ+hv) + f(θ+2hv) along random unit directions v; noise = rms over v of D_P − D_64 (float64: D_64 minus its smooth fit, for h < 1e-5); floor = median noise where it exceeds the signal rms D_64 and the perturbation survives rounding; crossover = the h above which the signal exceeds the noise; the distribution of the noise at the floor's h is tested for normality by Jarque–Bera (p ≥ 0.01: gaussian) after ruling out quantisation (mostly exact zeros or few distinct values)."
+
+// ScanTable is the scans' results, one row per model and precision, with
+// a header row: model, init, params, precision, loss, loss bias, loss
+// noise, floor, crossover, √(floor/rms f”), skewness, excess kurtosis,
+// Jarque–Bera p-value, verdict.
+func ScanTable(f *File) [][]string {
+	rows := [][]string{{"model", "init", "params", "precision", "loss", "loss bias", "loss noise", "D noise floor", "crossover h", "h from √(floor/rms f'')", "skew", "excess kurtosis", "JB p", "looks like"}}
+	for _, s := range f.Scans {
+		for _, r := range s.Precisions {
+			rows = append(rows, []string{displayName(s), strconv.Itoa(s.Init), strconv.Itoa(s.Params), r.Format.String(), fmt.Sprintf("%.6g", r.Loss),
+				sig(r.LossBias), sig(r.LossNoise), sig(r.Floor), sig(r.Crossover), sig(r.CrossoverFormula), sig(r.Dist.Skewness), sig(r.Dist.Kurtosis), sig(r.Dist.P), r.Dist.Kind})
+		}
+	}
+	return rows
+}
+
+// SweepTable is the fitted exponents of the sweeps with a header row.
+func SweepTable(f *File) [][]string {
+	rows := [][]string{{"model", "axis", "fixed", "sizes", "precision", "exponent", "95% interval"}}
+	for _, sw := range f.Sweeps {
+		for _, fit := range sw.Fits {
+			rows = append(rows, []string{sw.Model, sw.Axis, strconv.Itoa(sw.Fixed), fmt.Sprint(sw.X), fit.Format.String(),
+				fmt.Sprintf("%.3f ± %.3f", fit.Exponent, fit.SE), fmt.Sprintf("[%.3f, %.3f]", fit.Lo, fit.Hi)})
+		}
+	}
+	return rows
 }
 
 func loadNote(l string) string {
