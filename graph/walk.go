@@ -5,8 +5,8 @@ import (
 	"strconv"
 	"strings"
 
-	G "gorgonia.org/gorgonia"
 	gonumgraph "gonum.org/v1/gonum/graph"
+	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"github.com/perturb/perturb/kernels"

@@ -364,7 +364,7 @@ func TestCPUGatherMoments(t *testing.T) {
 
 // TestCPUTanhJet checks the recurrence against closed forms: tanh(ε) =
 // ε − ε³/3 + 2ε⁵/15 − 17ε⁷/315, and for z = a + bε the coefficients
-// b^k tanh^(k)(a)/k! with T' = 1 − T², T'' = −2T(1 − T²), T''' = (1 −
+// b^k tanh^(k)(a)/k! with T' = 1 − T², T” = −2T(1 − T²), T”' = (1 −
 // T²)(6T² − 2).
 func TestCPUTanhJet(t *testing.T) {
 	for _, d := range devices() {

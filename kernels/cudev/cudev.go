@@ -349,7 +349,7 @@ func ptrs(bs ...kernels.Buffer) ([]*cu.DevicePtr, []int, error) {
 	return ps, ns, nil
 }
 
-func i64(v int) *int64 { x := int64(v); return &x }
+func i64(v int) *int64       { x := int64(v); return &x }
 func f64(v float64) *float64 { return &v }
 func b64(v bool) *int64 {
 	if v {
