@@ -118,11 +118,16 @@ func noiseCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	set := noise.Settings{Directions: *dirs, Steps: *steps, HMin: *hmin, HMax: *hmax, Precisions: formats, Workers: *workers}
 	if err := set.Check(); err != nil {
-		return fmt.Errorf("settings: %w", err)
+		return fmt.Errorf("--directions %d --steps %d --hmin %g --hmax %g: %w", *dirs, *steps, *hmin, *hmax, err)
 	}
 	swSet := noise.Settings{Directions: *swDirs, Steps: *swSteps, HMin: *swHmin, HMax: *swHmax, Precisions: swFormats, Workers: *workers}
 	if (len(ws) > 0 || len(ds) > 0) && swSet.Check() != nil {
-		return fmt.Errorf("sweep settings: %w", swSet.Check())
+		return fmt.Errorf("--sweep-directions %d --sweep-steps %d --sweep-hmin %g --sweep-hmax %g: %w", *swDirs, *swSteps, *swHmin, *swHmax, swSet.Check())
+	}
+	if e := *examples; e != "test" && e != "pool" {
+		if n, err := strconv.Atoi(e); err != nil || n < 1 || n > 10000 {
+			return fmt.Errorf("--examples %q: use test, pool or a number of test images from 1 to 10000", e)
+		}
 	}
 	cfg, err := config.Load(pos[0])
 	if err != nil {

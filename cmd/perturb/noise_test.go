@@ -109,7 +109,10 @@ func TestNoiseBadInput(t *testing.T) {
 		{[]string{"--precisions", "tf32"}, "tf32 is not emulated on the CPU"},
 		{[]string{"--widths", "8,x"}, `--widths "8,x": "x" is not a positive whole number`},
 		{[]string{"--directions", "1"}, "1 directions: need at least 2"},
-		{[]string{"--hmin", "1", "--hmax", "0.1"}, "need 0 < hmin < hmax"},
+		{[]string{"--hmin", "1", "--hmax", "0.1"}, "--hmin 1 --hmax 0.1: h range [1, 0.1]: need 0 < hmin < hmax"},
+		{[]string{"--steps", "1"}, "--steps 1 --hmin 1e-09 --hmax 0.1: 1 h values: need at least 2"},
+		{[]string{"--widths", "4", "--sweep-directions", "1"}, "--sweep-directions 1 --sweep-steps 12"},
+		{[]string{"--examples", "0"}, `--examples "0": use test, pool or a number of test images from 1 to 10000`},
 	} {
 		code, _, stderr := perturb(t, append([]string{"noise", cfg, "--out", filepath.Join(dir, "x")}, tc.args...)...)
 		if code == 0 || !strings.Contains(stderr, tc.want) {
