@@ -210,8 +210,9 @@ func (n *BatchNet) logits() (*G.Node, error) {
 
 // DeviceEval is the test-loss evaluation on a device: the forward pass of
 // K trials over chunks of the pool (the walked forward part of the batched
-// graph), then the fused log-sum-exp cross-entropy kernel and a per-trial
-// sum, accumulated in float64 on the host chunk by chunk.
+// graph), then the fused log-sum-exp cross-entropy kernel; the
+// per-example losses and hits are added in float64 on the host in example
+// order, so the result does not depend on the chunk size.
 type DeviceEval struct {
 	arch  *nets.Arch
 	data  *DeviceData
@@ -221,12 +222,11 @@ type DeviceEval struct {
 
 // evalPart is the program for one chunk length.
 type evalPart struct {
-	net                 *BatchNet
-	prog                *Program
-	logits              *G.Node
-	y, loss, corr, sums kernels.Buffer
-	csum, labels        kernels.Buffer
-	from, rows, chunks  int
+	net                   *BatchNet
+	prog                  *Program
+	logits                *G.Node
+	y, loss, corr, labels kernels.Buffer
+	from, rows, chunks    int
 }
 
 // NewDeviceEval prepares the evaluation of k trials over the whole pool in
@@ -270,7 +270,7 @@ func (e *DeviceEval) part(b int) (*evalPart, error) {
 	for _, a := range []struct {
 		b *kernels.Buffer
 		n int
-	}{{&p.y, e.k * b * e.arch.Classes}, {&p.loss, e.k * b}, {&p.corr, e.k * b}, {&p.sums, e.k}, {&p.csum, e.k}, {&p.labels, b}} {
+	}{{&p.y, e.k * b * e.arch.Classes}, {&p.loss, e.k * b}, {&p.corr, e.k * b}, {&p.labels, b}} {
 		if *a.b, err = dev.Alloc(a.n); err != nil {
 			return nil, fmt.Errorf("device evaluation buffers: %w", err)
 		}
@@ -284,7 +284,7 @@ func (e *DeviceEval) Close() error {
 		if p.prog != nil {
 			p.prog.Close()
 		}
-		for _, b := range []kernels.Buffer{p.y, p.loss, p.corr, p.sums, p.csum, p.labels} {
+		for _, b := range []kernels.Buffer{p.y, p.loss, p.corr, p.labels} {
 			if b != nil {
 				e.data.Dev.Free(b)
 			}
@@ -304,7 +304,11 @@ func (e *DeviceEval) TestLoss(theta [][]float64, loss, acc []float64) error {
 	dev := e.data.Dev
 	clear(loss)
 	clear(acc)
-	host := make([]float64, e.k)
+	var most int
+	for _, p := range e.parts {
+		most = max(most, p.rows)
+	}
+	rowLoss, rowCorr := make([]float64, e.k*most), make([]float64, e.k*most)
 	from := 0
 	for _, p := range e.parts {
 		xb, err := p.prog.Buffer(p.net.x)
@@ -346,22 +350,20 @@ func (e *DeviceEval) TestLoss(theta [][]float64, loss, acc []float64) error {
 			if err := dev.CrossEntropy(p.loss, p.corr, lb, p.labels, e.k, p.rows, e.arch.Classes); err != nil {
 				return err
 			}
-			for _, s := range [][2]kernels.Buffer{{p.sums, p.loss}, {p.csum, p.corr}} {
-				if err := dev.Sum(s[0], s[1], e.k, p.rows, 1); err != nil {
-					return err
+			// Per-example values are added on the host in example order, so
+			// a trial's loss does not depend on the chunk size (nor,
+			// therefore, on K or the memory budget).
+			if err := dev.Download(rowLoss[:e.k*p.rows], p.loss, 0); err != nil {
+				return fmt.Errorf("download losses: %w", err)
+			}
+			if err := dev.Download(rowCorr[:e.k*p.rows], p.corr, 0); err != nil {
+				return fmt.Errorf("download accuracies: %w", err)
+			}
+			for k := 0; k < e.k; k++ {
+				for j := 0; j < p.rows; j++ {
+					loss[k] += rowLoss[k*p.rows+j]
+					acc[k] += rowCorr[k*p.rows+j]
 				}
-			}
-			if err := dev.Download(host, p.sums, 0); err != nil {
-				return err
-			}
-			for k, v := range host {
-				loss[k] += v
-			}
-			if err := dev.Download(host, p.csum, 0); err != nil {
-				return err
-			}
-			for k, v := range host {
-				acc[k] += v
 			}
 			from += p.rows
 		}

@@ -31,18 +31,43 @@ type Program struct {
 	dev   kernels.Device
 	net   *BatchNet
 	steps []func() error
-	// bufs maps node IDs to their buffers.
-	bufs  map[int64]kernels.Buffer
+	// slots maps node IDs to their storage (a reshape shares its input's).
+	slots map[int64]*slot
+	all   []*slot
 	owned []kernels.Buffer
 	// uniform holds folded nodes: every element is the value.
 	uniform map[int64]float64
 	ops     []string // the mapped operations, in execution order (tests, docs)
+	// plan holds, per step, its output and input slots (liveness).
+	plan []stepSlots
+	// elements is the number of elements allocated.
+	elements int64
+}
+
+// slot is the storage of one or more nodes (a node and its reshapes).
+// Pinned slots (inputs, outputs, folded constants) get a buffer of their
+// own; the others share buffers by liveness (see Compile).
+type slot struct {
+	n      int
+	pinned bool
+	last   int // the last step that reads it, -1 for none
+	buf    kernels.Buffer
+}
+
+type stepSlots struct {
+	out *slot
+	in  []*slot
 }
 
 // Compile maps the subgraph of n that computes outs (nodes of n's graph)
-// onto dev.
+// onto dev. Inputs (x, y, parameters, tangents), the outputs outs and
+// materialised constants get buffers of their own; every other node's
+// buffer is taken, when its step runs, from those of earlier nodes whose
+// last reader has run (equal lengths only), so a program allocates about
+// its live set rather than one buffer per node. Buffers are allocated here,
+// once: running the program again allocates nothing.
 func (n *BatchNet) Compile(dev kernels.Device, outs ...*G.Node) (*Program, error) {
-	p := &Program{dev: dev, net: n, bufs: map[int64]kernels.Buffer{}, uniform: map[int64]float64{}}
+	p := &Program{dev: dev, net: n, slots: map[int64]*slot{}, uniform: map[int64]float64{}}
 	sorted, err := G.Sort(n.g.ExactSubgraphRoots(outs...))
 	if err != nil {
 		return nil, fmt.Errorf("device program of %s: %w", n.Arch.Name, err)
@@ -59,15 +84,92 @@ func (n *BatchNet) Compile(dev kernels.Device, outs ...*G.Node) (*Program, error
 			p.Close()
 			return nil, err
 		}
+		p.slots[o.ID()].pinned = true
+	}
+	if err := p.assign(); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("device program of %s (%s, K=%d, B=%d) on %s: %w", n.Arch.Name, n.Kind, n.K, n.B, dev.Name(), err)
 	}
 	return p, nil
 }
 
+// assign gives every slot a buffer: pinned slots their own, the others,
+// in step order, a free buffer of the same length released by a slot
+// whose last reader ran before, else a new one.
+func (p *Program) assign() error {
+	for _, s := range p.all {
+		s.last = -1
+	}
+	for i, st := range p.plan {
+		for _, s := range st.in {
+			s.last = i
+		}
+	}
+	for _, s := range p.all {
+		if s.pinned && s.buf == nil {
+			if err := p.allocSlot(s); err != nil {
+				return err
+			}
+		}
+	}
+	free := map[int][]kernels.Buffer{}
+	release := func(s *slot) {
+		if !s.pinned && s.buf != nil {
+			free[s.n] = append(free[s.n], s.buf)
+		}
+	}
+	for i, st := range p.plan {
+		if o := st.out; o.buf == nil {
+			if l := free[o.n]; len(l) > 0 {
+				o.buf, free[o.n] = l[len(l)-1], l[:len(l)-1]
+			} else if err := p.allocSlot(o); err != nil {
+				return err
+			}
+			if o.last < i { // never read: its buffer is free again at once
+				release(o)
+			}
+		}
+		seen := map[*slot]bool{}
+		for _, s := range st.in {
+			if s.last == i && !seen[s] {
+				seen[s] = true
+				release(s)
+			}
+		}
+	}
+	return nil
+}
+
+func (p *Program) allocSlot(s *slot) error {
+	b, err := p.dev.Alloc(s.n)
+	if err != nil {
+		return fmt.Errorf("alloc %d elements: %w", s.n, err)
+	}
+	p.owned = append(p.owned, b)
+	p.elements += int64(s.n)
+	s.buf = b
+	return nil
+}
+
+// Elements is the number of elements the program allocated on its device.
+func (p *Program) Elements() int64 { return p.elements }
+
 // Ops lists the operations the program runs, in order.
 func (p *Program) Ops() []string { return p.ops }
 
-// Buffer returns the device buffer of a node of the program.
-func (p *Program) Buffer(nd *G.Node) (kernels.Buffer, error) { return p.buffer(nd) }
+// Buffer returns the device buffer of an input, an output or a folded
+// constant of the program; other nodes share buffers and have none of
+// their own.
+func (p *Program) Buffer(nd *G.Node) (kernels.Buffer, error) {
+	s, ok := p.slots[nd.ID()]
+	if !ok {
+		return nil, fmt.Errorf("node %d (%v) has no buffer", nd.ID(), nd.Op())
+	}
+	if !s.pinned || s.buf == nil {
+		return nil, fmt.Errorf("node %d (%v) is an intermediate of the program: its buffer is shared (compile it as an output)", nd.ID(), nd.Op())
+	}
+	return s.buf, nil
+}
 
 // Run executes the program on the device buffers as they are.
 func (p *Program) Run() error {
@@ -103,33 +205,33 @@ func (p *Program) children(nd *G.Node) []*G.Node {
 
 var _ gonumgraph.Node = (*G.Node)(nil)
 
-func (p *Program) alloc(nd *G.Node) (kernels.Buffer, error) {
-	b, err := p.dev.Alloc(max(nd.Shape().TotalSize(), 1))
-	if err != nil {
-		return nil, fmt.Errorf("alloc %v: %w", nd.Shape(), err)
-	}
-	p.owned = append(p.owned, b)
-	p.bufs[nd.ID()] = b
-	return b, nil
+// alloc gives nd a new slot; its buffer is assigned after the walk.
+func (p *Program) alloc(nd *G.Node) *slot {
+	s := &slot{n: max(nd.Shape().TotalSize(), 1)}
+	p.all = append(p.all, s)
+	p.slots[nd.ID()] = s
+	return s
 }
 
-// buffer returns nd's buffer, materialising a folded node (filled once).
-func (p *Program) buffer(nd *G.Node) (kernels.Buffer, error) {
-	if b, ok := p.bufs[nd.ID()]; ok {
-		return b, nil
+// buffer returns nd's slot, materialising a folded node (a pinned buffer
+// filled once).
+func (p *Program) buffer(nd *G.Node) (*slot, error) {
+	if s, ok := p.slots[nd.ID()]; ok {
+		return s, nil
 	}
 	v, ok := p.uniform[nd.ID()]
 	if !ok {
 		return nil, fmt.Errorf("node %d (%v) has no buffer", nd.ID(), nd.Op())
 	}
-	b, err := p.alloc(nd)
-	if err != nil {
+	s := p.alloc(nd)
+	s.pinned = true
+	if err := p.allocSlot(s); err != nil {
 		return nil, err
 	}
-	if err := p.dev.Fill(b, v); err != nil {
+	if err := p.dev.Fill(s.buf, v); err != nil {
 		return nil, fmt.Errorf("fill %v with %g: %w", nd.Shape(), v, err)
 	}
-	return b, nil
+	return s, nil
 }
 
 func (p *Program) step(name string, f func() error) {
@@ -147,8 +249,8 @@ func (p *Program) add(nd *G.Node) error {
 	op := nd.Op()
 	in := p.children(nd)
 	if op == nil { // an input: x, y, parameters, tangents
-		_, err := p.alloc(nd)
-		return err
+		p.alloc(nd).pinned = true
+		return nil
 	}
 	name := op.String()
 	// Folding of scalars and constant fills.
@@ -183,14 +285,14 @@ func (p *Program) add(nd *G.Node) error {
 			p.uniform[nd.ID()] = v
 			return nil
 		}
-		b, err := p.buffer(in[0])
+		s, err := p.buffer(in[0])
 		if err != nil {
 			return err
 		}
-		if b.Len() != max(nd.Shape().TotalSize(), 1) {
-			return fmt.Errorf("reshape of %d elements to %v", b.Len(), nd.Shape())
+		if s.n != max(nd.Shape().TotalSize(), 1) {
+			return fmt.Errorf("reshape of %d elements to %v", s.n, nd.Shape())
 		}
-		p.bufs[nd.ID()] = b
+		p.slots[nd.ID()] = s
 		return nil
 	case strings.HasPrefix(name, "Repeat"):
 		if v, ok := p.uniform[in[0].ID()]; ok {
@@ -262,21 +364,25 @@ func (p *Program) unaryStep(nd *G.Node, in []*G.Node, name string, f func(o, x k
 	return p.nStep(nd, in[:1], name, func(o kernels.Buffer, x []kernels.Buffer) error { return f(o, x[0]) })
 }
 
-// nStep allocates nd's output and adds a step computing it from in.
+// nStep gives nd a slot and adds a step computing it from in.
 func (p *Program) nStep(nd *G.Node, in []*G.Node, name string, f func(o kernels.Buffer, x []kernels.Buffer) error) error {
-	xs := make([]kernels.Buffer, len(in))
+	ins := make([]*slot, len(in))
 	for i, c := range in {
-		b, err := p.buffer(c)
+		s, err := p.buffer(c)
 		if err != nil {
 			return err
 		}
-		xs[i] = b
+		ins[i] = s
 	}
-	o, err := p.alloc(nd)
-	if err != nil {
-		return err
-	}
-	p.step(name, func() error { return f(o, xs) })
+	o := p.alloc(nd)
+	p.plan = append(p.plan, stepSlots{out: o, in: ins})
+	xs := make([]kernels.Buffer, len(ins))
+	p.step(name, func() error {
+		for i, s := range ins {
+			xs[i] = s.buf
+		}
+		return f(o.buf, xs)
+	})
 	return nil
 }
 
