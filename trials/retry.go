@@ -89,6 +89,7 @@ func (w *worker) safeRun(b batch) (rows []results.Row, err error) {
 		if err != nil {
 			delete(w.backends, b.model)
 			delete(w.evals, b.model)
+			w.dropDevice(b.model)
 		}
 	}()
 	if batchFault != nil {

@@ -64,6 +64,8 @@ type Runner struct {
 	data   *graph.Data // nil when every model is a landscape
 	models map[string]*model
 
+	dev *runnerDevice // image models on a device (UseDevice), or nil
+
 	mu    sync.Mutex
 	inits map[initKey]*initState
 	sharp sharpState // sharpness at initialisation and the pool subset (sharpness.go)
@@ -202,6 +204,8 @@ type worker struct {
 	threads  int // goroutines of the pool evaluator
 	backends map[string]optim.Backend
 	evals    map[string]*graph.PoolEvaluator
+	batchK   func(model string) int // trials per batch (device padding), nil: AutoK
+	dev      *workerDevice          // device programs (device.go)
 }
 
 func (r *Runner) newWorker(maxBytes int64, threads int) *worker {
@@ -214,9 +218,12 @@ func (w *worker) backend(name string) optim.Backend {
 	}
 	m := w.r.models[name]
 	var b optim.Backend
-	if m.land != nil {
+	switch {
+	case m.land != nil:
 		b = m.land
-	} else {
+	case w.r.dev != nil:
+		b = w.deviceBackend(name, m.arch)
+	default:
 		b = graph.NewImageBackend(m.arch, w.r.dt, w.r.data)
 	}
 	w.backends[name] = b
@@ -240,6 +247,9 @@ func (w *worker) testLoss(name string, theta [][]float64, loss, acc []float64) e
 	if l := w.r.models[name].land; l != nil {
 		return l.TestLoss(theta, loss, acc)
 	}
+	if w.r.dev != nil {
+		return w.deviceTestLoss(name, theta, loss, acc)
+	}
 	e, err := w.evaluator(name)
 	if err != nil {
 		return err
@@ -255,6 +265,9 @@ func (w *worker) trainLoss(name string, theta [][]float64, sets [][]nets.Sample,
 			grad[k] = make([]float64, len(theta[k]))
 		}
 		return w.backend(name).Grad(theta, sets, loss, grad)
+	}
+	if w.r.dev != nil {
+		return w.deviceTrainLoss(name, theta, sets, loss)
 	}
 	e, err := w.evaluator(name)
 	if err != nil {
@@ -432,6 +445,7 @@ func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 // RunOne runs a single trial on a fresh worker (for tests and debugging).
 func (r *Runner) RunOne(t Trial) (results.Row, error) {
 	w := r.newWorker(DefaultMaxBytes, runtime.NumCPU())
+	defer w.dropDevice("")
 	rows, err := w.run(batch{model: t.Model, init: t.Init, opt: t.Opt, trials: []Trial{t}})
 	if err != nil {
 		return results.Row{}, err
@@ -459,16 +473,8 @@ func (r *Runner) Run(ctx context.Context, rec Recorder, s Settings) error {
 		maxBytes = DefaultMaxBytes
 	}
 	perWorker := maxBytes / int64(workers)
-	byName := map[string]config.Model{}
-	for _, m := range r.cfg.Models {
-		byName[m.Key()] = m
-	}
-	bs := batches(todo, func(name string) int {
-		if s.K > 0 {
-			return s.K
-		}
-		return AutoK(byName[name], perWorker)
-	})
+	batchK := batchKFunc(r.cfg.Models, s, perWorker)
+	bs := batches(todo, batchK)
 	workers = min(workers, max(len(bs), 1))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -493,6 +499,8 @@ func (r *Runner) Run(ctx context.Context, rec Recorder, s Settings) error {
 			defer wg.Done()
 			// The CPUs left over by the workers go to their evaluators.
 			w := r.newWorker(perWorker, runtime.NumCPU()/workers)
+			w.batchK = batchK
+			defer w.dropDevice("")
 			log := func(msg string) {
 				if s.Log != nil {
 					mu.Lock()

@@ -1,0 +1,198 @@
+package trials
+
+import (
+	"fmt"
+
+	"gorgonia.org/tensor"
+
+	"github.com/perturb/perturb/graph"
+	"github.com/perturb/perturb/kernels"
+	"github.com/perturb/perturb/nets"
+	"github.com/perturb/perturb/trials/config"
+	"github.com/perturb/perturb/trials/optim"
+)
+
+// deviceEvalBytes is the device memory budgeted per example·trial of a
+// test-loss chunk (the evaluation's share of a worker's budget is divided
+// by it to choose the chunk length; the result does not depend on it).
+const deviceEvalBytes = 8 << 10
+
+// runnerDevice is the device of a runner's image models (UseDevice): the
+// device, serialised so that workers can share it, and the data pool
+// uploaded once.
+type runnerDevice struct {
+	dev  kernels.Device
+	data *graph.DeviceData
+}
+
+// UseDevice makes the runner compute its image-model trials on dev: the
+// gradients and Hessian-vector products of the optimisers (sgd, gd, gdc,
+// igr, smith; graph.DeviceBackend), the test loss (graph.DeviceTestLoss)
+// and the train loss. Landscapes stay on the CPU, and so do the sharpness
+// measures' fast Hessian-vector products (they fall back to the device
+// graphs) and the statistics (StatsGroups). dev must compute in the
+// config's dtype (the GPU computes in float32). The pool is uploaded once;
+// workers share dev through kernels.Serial. Call Close to release it.
+//
+// A trial's row depends only on the config and the trial's identity, as on
+// the CPU: not on K, the workers or the order. On the CPU twin
+// (kernels.CPU) it equals the CPU path's row to rounding (see
+// TestDevicePathMatchesCPU).
+func (r *Runner) UseDevice(dev kernels.Device) error {
+	want := kernels.F64
+	if r.dt == tensor.Float32 {
+		want = kernels.F32
+	}
+	if dev.DType() != want {
+		return fmt.Errorf("device %s computes in %s, config %s is %s", dev.Name(), dev.DType(), r.cfg.Name, r.cfg.DType)
+	}
+	if r.data == nil {
+		return nil // landscapes only: nothing to put on the device
+	}
+	if r.dev != nil {
+		if err := r.Close(); err != nil {
+			return err
+		}
+	}
+	sdev := kernels.Serial(dev)
+	dd, err := graph.UploadData(sdev, r.data)
+	if err != nil {
+		return fmt.Errorf("upload the data pool to %s: %w", dev.Name(), err)
+	}
+	r.dev = &runnerDevice{dev: sdev, data: dd}
+	return nil
+}
+
+// Device returns the device UseDevice set, or nil.
+func (r *Runner) Device() kernels.Device {
+	if r.dev == nil {
+		return nil
+	}
+	return r.dev.dev
+}
+
+// Close releases the device memory of UseDevice (the pool); the device
+// itself is the caller's.
+func (r *Runner) Close() error {
+	if r.dev == nil {
+		return nil
+	}
+	d := r.dev
+	r.dev = nil
+	var first error
+	for _, b := range []kernels.Buffer{d.data.X, d.data.Y} {
+		if err := d.dev.Free(b); err != nil && first == nil {
+			first = fmt.Errorf("free the device data pool: %w", err)
+		}
+	}
+	return first
+}
+
+// workerDevice holds a worker's device programs.
+type workerDevice struct {
+	backends map[string]*graph.DeviceBackend
+	evals    map[string]*graph.DeviceTestLoss
+}
+
+// capTrials is the number of trials of the worker's batches of a model
+// (calls with fewer are padded to it on the device).
+func (w *worker) capTrials(name string) int {
+	if w.batchK != nil {
+		return w.batchK(name)
+	}
+	for _, m := range w.r.cfg.Models {
+		if m.Key() == name {
+			return AutoK(m, w.maxBytes)
+		}
+	}
+	return 1
+}
+
+func (w *worker) devState() *workerDevice {
+	if w.dev == nil {
+		w.dev = &workerDevice{backends: map[string]*graph.DeviceBackend{}, evals: map[string]*graph.DeviceTestLoss{}}
+	}
+	return w.dev
+}
+
+// deviceBackend returns the worker's device backend of an image model.
+func (w *worker) deviceBackend(name string, arch *nets.Arch) optim.Backend {
+	s := w.devState()
+	if b, ok := s.backends[name]; ok {
+		return b
+	}
+	b, err := graph.NewDeviceBackend(arch, w.r.dev.data, w.capTrials(name))
+	if err != nil {
+		panic(err) // the pool and the models were checked by NewRunner
+	}
+	s.backends[name] = b
+	return b
+}
+
+// deviceTestLoss is testLoss on the device.
+func (w *worker) deviceTestLoss(name string, theta [][]float64, loss, acc []float64) error {
+	s := w.devState()
+	e, ok := s.evals[name]
+	if !ok {
+		k := w.capTrials(name)
+		chunk := int(max(w.maxBytes/2/(int64(k)*deviceEvalBytes), 1))
+		var err error
+		if e, err = graph.NewDeviceTestLoss(w.r.models[name].arch, w.r.dev.data, k, chunk); err != nil {
+			return err
+		}
+		s.evals[name] = e
+	}
+	return e.TestLoss(theta, loss, acc)
+}
+
+// deviceTrainLoss is trainLoss on the device: the loss output of the
+// gradient program over each trial's training set.
+func (w *worker) deviceTrainLoss(name string, theta [][]float64, sets [][]nets.Sample, loss []float64) error {
+	grad := make([][]float64, len(theta))
+	for k := range grad {
+		grad[k] = make([]float64, len(theta[k]))
+	}
+	return w.backend(name).Grad(theta, sets, loss, grad)
+}
+
+// dropDevice releases the worker's device programs of a model (after a
+// failed batch) or, with name "", of every model.
+func (w *worker) dropDevice(name string) error {
+	if w.dev == nil {
+		return nil
+	}
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	for n, b := range w.dev.backends {
+		if name == "" || n == name {
+			keep(b.Close())
+			delete(w.dev.backends, n)
+		}
+	}
+	for n, e := range w.dev.evals {
+		if name == "" || n == name {
+			keep(e.Close())
+			delete(w.dev.evals, n)
+		}
+	}
+	return first
+}
+
+// batchKFunc returns the number of trials per batch of each model for s
+// and a worker budget.
+func batchKFunc(models []config.Model, s Settings, perWorker int64) func(string) int {
+	byName := map[string]config.Model{}
+	for _, m := range models {
+		byName[m.Key()] = m
+	}
+	return func(name string) int {
+		if s.K > 0 {
+			return s.K
+		}
+		return AutoK(byName[name], perWorker)
+	}
+}
