@@ -788,7 +788,7 @@ func TestImageBackendCache(t *testing.T) {
 // shaped samples (28×28, 10 classes) per model and dtype, and reports the
 // time per trial-step (ns/trial).
 func benchBatch(b *testing.B, f func(b *testing.B, e *ImageBackend, th, v [][]float64, pts [][]nets.Sample)) {
-	for _, model := range nets.Names {
+	for _, model := range poolModels {
 		for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
 			for _, K := range []int{1, 64} {
 				b.Run(fmt.Sprintf("%s/%s/K=%d", model, dt, K), func(b *testing.B) {
