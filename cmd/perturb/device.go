@@ -6,6 +6,8 @@ import (
 	"io"
 
 	"github.com/perturb/perturb/kernels"
+	"github.com/perturb/perturb/trials"
+	"github.com/perturb/perturb/trials/config"
 )
 
 // deviceFlag adds --device auto|cpu|gpu to fs.
@@ -24,7 +26,7 @@ func selectDevice(mode string, stderr io.Writer) (kernels.Device, error) {
 	default:
 		return nil, fmt.Errorf("--device %q: want auto, cpu or gpu", mode)
 	}
-	dev, why := openGPU()
+	dev, why := gpuOpener()
 	if dev != nil {
 		fmt.Fprintf(stderr, "device: GPU %s (--device %s)\n", dev.Name(), mode)
 		return dev, nil
@@ -36,24 +38,86 @@ func selectDevice(mode string, stderr io.Writer) (kernels.Device, error) {
 	return nil, nil
 }
 
-// cpuOnly resolves --device for a command whose GPU path is not wired yet:
-// the CPU, or an error for --device gpu.
-func cpuOnly(cmd, mode string, stderr io.Writer) error {
-	dev, err := selectDevice(mode, io.Discard)
-	if err != nil {
+// gpuOpener opens the GPU (openGPU; tests substitute the CPU twin).
+var gpuOpener = openGPU
+
+// checkDeviceMode checks the value of --device.
+func checkDeviceMode(mode string) error {
+	switch mode {
+	case "auto", "cpu", "gpu":
+		return nil
+	}
+	return fmt.Errorf("--device %q: want auto, cpu or gpu", mode)
+}
+
+// attachDevice resolves --device for perturb run: with a usable GPU (gpu,
+// or auto) and a config with image models in float32, the runner computes
+// them on it (trials.Runner.UseDevice); it says in one line on stderr
+// where the trials run and why. --device gpu without a usable GPU, or for
+// a float64 config (the GPU computes in float32), is an error; auto falls
+// back to the CPU. The returned function releases the device.
+func attachDevice(mode string, cfg *config.Config, runner *trials.Runner, stderr io.Writer) (func(), error) {
+	none := func() {}
+	if err := checkDeviceMode(mode); err != nil || mode == "cpu" {
+		return none, err
+	}
+	dev, why := gpuOpener()
+	if dev == nil {
+		if mode == "gpu" {
+			return none, fmt.Errorf("--device gpu: %s", why)
+		}
+		fmt.Fprintf(stderr, "device: CPU (%s)\n", why)
+		return none, nil
+	}
+	release := func() { dev.Close() }
+	if !cfg.NeedsData() {
+		fmt.Fprintf(stderr, "device: CPU (config %s has only landscape models, which run on the CPU; GPU %s left idle)\n", cfg.Name, dev.Name())
+		release()
+		return none, nil
+	}
+	if dt := dev.DType().String(); dt != cfg.DType {
+		release()
+		if mode == "gpu" {
+			return none, fmt.Errorf("--device gpu: config %s is %s and the GPU %s computes in %s: set dtype = %q in %s or use --device cpu",
+				cfg.Name, cfg.DType, dev.Name(), dt, dt, cfg.Path)
+		}
+		fmt.Fprintf(stderr, "device: CPU (config %s is %s, the GPU %s computes in %s; GPU left idle)\n", cfg.Name, cfg.DType, dev.Name(), dt)
+		return none, nil
+	}
+	if err := runner.UseDevice(dev); err != nil {
+		release()
+		return none, fmt.Errorf("--device %s: %w", mode, err)
+	}
+	what := "image-model trials"
+	for _, m := range cfg.Models {
+		if m.IsLandscape() {
+			what += "; landscapes on the CPU"
+			break
+		}
+	}
+	fmt.Fprintf(stderr, "device: GPU %s (--device %s): %s\n", dev.Name(), mode, what)
+	return func() {
+		runner.Close()
+		dev.Close()
+	}, nil
+}
+
+// statsDevice resolves --device for perturb stats, whose estimators (the
+// jets) run on the CPU: it says so in one line, naming the GPU left idle;
+// --device gpu without a usable GPU is an error.
+func statsDevice(mode string, stderr io.Writer) error {
+	if err := checkDeviceMode(mode); err != nil || mode == "cpu" {
 		return err
 	}
+	dev, why := gpuOpener()
 	if dev == nil {
-		if mode == "auto" {
-			_, why := openGPU()
-			fmt.Fprintf(stderr, "device: CPU (%s)\n", why)
+		if mode == "gpu" {
+			return fmt.Errorf("--device gpu: %s", why)
 		}
+		fmt.Fprintf(stderr, "device: CPU (%s)\n", why)
 		return nil
 	}
 	defer dev.Close()
-	if mode == "gpu" {
-		return fmt.Errorf("--device gpu: perturb %s does not run on the GPU yet (the batched graphs, the evaluation and the kernels do: see perturb bench and docs/gpu.md)", cmd)
-	}
-	fmt.Fprintf(stderr, "device: CPU (perturb %s does not run on the GPU yet; GPU %s left idle)\n", cmd, dev.Name())
+	fmt.Fprintf(stderr, "device: CPU (perturb stats's estimators run on the CPU; GPU %s left idle: see docs/gpu.md)\n", dev.Name())
 	return nil
 }

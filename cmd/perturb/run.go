@@ -59,7 +59,12 @@ Trials of one model, initialisation and optimiser advance K at a time in
 one computation (--k; by default chosen per model: 64 image trials, 1024
 landscape trials, fewer if the memory budget --max-memory, default 3 GiB
 for all workers together, needs it). K, --workers and the resume point
-never change the results.`,
+never change the results.
+
+--device gpu (a gpu build with a usable GPU; auto picks it when there is
+one) computes the image-model trials of a float32 config on the GPU: the
+optimisers' gradients and Hessian-vector products, the test and train
+losses. Landscapes stay on the CPU. See docs/gpu.md.`,
 		run: runCmd,
 	})
 }
@@ -77,7 +82,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	device := deviceFlag(fs)
 	pos, err := parse(c, fs, args, 1, stderr)
 	if err == nil {
-		err = cpuOnly("run", *device, stderr)
+		err = checkDeviceMode(*device)
 	}
 	if err != nil {
 		return err
@@ -121,6 +126,11 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	release, err := attachDevice(*device, cfg, runner, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	store, skip, err := openRun(dir, cfg, shard)
 	if err != nil {
 		return err

@@ -58,7 +58,7 @@ func statsCmd(args []string, stdout, stderr io.Writer) error {
 	device := deviceFlag(fs)
 	pos, err := parse(c, fs, args, 1, stderr)
 	if err == nil {
-		err = cpuOnly("stats", *device, stderr)
+		err = statsDevice(*device, stderr)
 	}
 	if err != nil {
 		return err
