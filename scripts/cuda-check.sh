@@ -41,6 +41,7 @@ echo "the CUDA 13 shim is transparent on these headers"
 CGO_CFLAGS="-I$PWD/kernels/cuda13shim" $GO build -tags "$tags" -o /dev/null ./cmd/perturb
 echo "GPU parity tests (skip without a device):"
 $GO test -tags "$tags" -count=1 -v ./kernels/cudev/ 2>&1 | grep -E '^(--- |ok|FAIL|PASS)' | sed 's/^/  /'
+$GO test -tags "$tags" -count=1 -v -run 'GPUTrialPath' ./trials/ 2>&1 | grep -E '^(--- |ok|FAIL|PASS)' | sed 's/^/  /'
 echo "the gpu build starts without a GPU (cu's init does not exit) and says what is missing:"
 $GO run -tags "$tags" ./cmd/perturb bench --device gpu --gemm 8 2>&1 | head -1 | sed 's/^/  /' || true
 echo "cuda-check: ok"

@@ -26,6 +26,7 @@ export LD_LIBRARY_PATH="$cuda/lib64:${LD_LIBRARY_PATH:-}"
 { nvidia-smi -L; go version; echo "CUDA at $cuda"; } 2>&1 | tee "$OUT/env.txt"
 go build -tags gpu -o "$OUT/perturb-gpu" ./cmd/perturb 2>&1 | tee "$OUT/build.txt" || exit 1
 go test -tags gpu -count=1 -v ./kernels/cudev/ 2>&1 | tee "$OUT/parity.txt"
+go test -tags gpu -count=1 -v -run 'GPUTrialPath' ./trials/ 2>&1 | tee -a "$OUT/parity.txt"
 go test -count=1 ./kernels/ ./kernels/cuda13shim/ 2>&1 | tee -a "$OUT/parity.txt"
 data=""
 [ -d .device/fashion-mnist ] && data="--data .device/fashion-mnist"
