@@ -155,7 +155,9 @@ func (d *sharpData) flatterGeneralises(model, loss, m string) []Verdict {
 		}
 		differ := len(agree) + len(contra) + len(undecided)
 		res := fmt.Sprintf("%d of %d pairs differ in %s", differ, pairs, measureLabel[m])
-		if differ > 0 {
+		if differ == 0 {
+			res += ": inconclusive"
+		} else {
 			res += fmt.Sprintf("; the flatter one has the lower test loss in %d%s, the higher in %d%s, undecided in %d",
 				len(agree), nameList(agree), len(contra), nameList(contra), len(undecided))
 		}
@@ -183,7 +185,7 @@ func nameList(names []string) string {
 func (b *builder) sharpRelations(d *sharpData, model, loss string) (Section, error) {
 	c := b.run.Config
 	sec := Section{Title: fmt.Sprintf("%s: %s — sharpness change on the %s against test-loss change", c.Name, model, lossText[loss])}
-	sec.Text = append(sec.Text, "Across the measured trials of one η: Pearson's r between a measure's change and the test-loss change, with its 95% interval (Fisher's z), and the least-squares slope of the test-loss change on the measure's change with its 95% t interval; per optimiser, and for all optimisers together (\"all\", the fitted line in the figures).")
+	sec.Text = append(sec.Text, "Across the measured trials of one η: Pearson's r between a measure's change and the test-loss change, with its 95% interval (Fisher's z), and the least-squares slope of the test-loss change on the measure's change with its 95% t interval; per optimiser, and for all optimisers together (\"all\", the fitted line in the figures). The optimisers were trained on the same training sets, so the points of \"all\" are not independent and its intervals are too narrow; within one optimiser the trials are independent. Across trials, a measure's change and the test-loss change both follow how far training went, so a correlation here need not mean that flatness causes generalisation: the paired differences compare optimisers on equal training sets.")
 	sec.Table = [][]string{{"measure", "η", "optimizer", "N", "r [95%]", "slope [95%]"}}
 	ms := d.measures(model, loss)
 	for _, m := range ms {
