@@ -177,8 +177,14 @@ type Result struct {
 	// reference: float64 above 1e-5).
 	Noise []float64 `json:"noise"`
 	// Moved[i] is the mean fraction of parameters that change.
-	Moved            []float64    `json:"moved"`
-	Floor            float64      `json:"floor"`
+	Moved []float64 `json:"moved"`
+	Floor float64   `json:"floor"`
+	// RoundingFloor is the floor the rounding of the parameters alone
+	// would give: √6 · sqrt(Σ_i g_i² ulp_P(θ_i)²/12), with g the float64
+	// gradient at θ (each of D's three points rounds θ + jhv to P,
+	// independently, moving the loss by g·δθ with δθ_i uniform within
+	// half an ulp).
+	RoundingFloor    float64      `json:"rounding_floor"`
 	Crossover        float64      `json:"crossover"`
 	CrossoverFormula float64      `json:"crossover_formula"`
 	Dist             Distribution `json:"distribution"`
@@ -286,6 +292,13 @@ func Run(a *nets.Arch, init int, theta []float64, ex Examples, s Settings, progr
 	diffs := map[precision.Format][][]float64{}
 	losses := map[precision.Format]float64{}
 	values := map[precision.Format][]float64{}
+	// The float64 gradient at θ, for the parameter-rounding floor.
+	g64 := make([]float64, np)
+	if e, err := emulate.New(a, precision.Float64, ex.X, ex.Y, emulate.Options{Workers: s.Workers}); err != nil {
+		return nil, err
+	} else if _, err := e.Grad(theta, g64); err != nil {
+		return nil, err
+	}
 	bufs := make([][]float64, batch+1)
 	for i := range bufs {
 		bufs[i] = make([]float64, np)
@@ -396,11 +409,25 @@ func Run(a *nets.Arch, init int, theta []float64, ex Examples, s Settings, progr
 			}
 			r.LossBias, r.LossNoise = meanStd(e)
 		}
+		r.RoundingFloor = roundingFloor(f, theta, g64)
 		r.summarise(hs, sc.Signal, rmsCurv, diffs[f])
 		sc.Precisions = append(sc.Precisions, r)
 	}
 	sc.Seconds = time.Since(start).Seconds()
 	return sc, nil
+}
+
+// roundingFloor is √6 · sqrt(Σ_i g_i² ulp_f(θ_i)²/12): the standard
+// deviation of D's error if the only rounding were that of the parameters
+// to f (the loss moving by g·δθ, δθ_i uniform in ±ulp/2, independently at
+// the three points).
+func roundingFloor(f precision.Format, theta, g []float64) float64 {
+	ss := 0.0
+	for i, t := range theta {
+		u := f.Ulp(t)
+		ss += g[i] * g[i] * u * u / 12
+	}
+	return math.Sqrt(6 * ss)
 }
 
 // moved is the fraction of parameters whose value in format f changes

@@ -234,3 +234,15 @@ func TestWriteAndSection(t *testing.T) {
 		t.Errorf("read back: %v", err)
 	}
 }
+
+// TestRoundingFloor: θ = (1, 3), g = (2, 1) in float32: ulps 2^−23 and
+// 2^−22, Σ g² ulp²/12 = (4·2^−46 + 2^−44)/12 = 8·2^−46/12, times 6 is
+// 4·2^−46, whose root is 2^−22.
+func TestRoundingFloor(t *testing.T) {
+	if got := roundingFloor(precision.Float32, []float64{1, 3}, []float64{2, 1}); got != math.Ldexp(1, -22) {
+		t.Errorf("rounding floor %v, want 2^-22 = %v", got, math.Ldexp(1, -22))
+	}
+	if got := roundingFloor(precision.BFloat16, []float64{1, 3}, []float64{2, 1}); got != math.Ldexp(1, -6) {
+		t.Errorf("bf16 rounding floor %v, want 2^-6", got)
+	}
+}

@@ -270,7 +270,7 @@ func render(dir string, f *File) (string, error) {
 	fmt.Fprintf(&md, "Config %s (%.12s), %s; losses over %s. Command: `%s`. %d directions, %d values of h from %.3g to %.3g. Time %.0f s%s.\n\n",
 		f.ConfigName, f.ConfigHash, f.Data, f.Examples, f.Command, f.Settings.Directions, f.Settings.Steps, f.Settings.HMin, f.Settings.HMax, f.Seconds, loadNote(f.Load))
 	md.WriteString(Method + "\n\n")
-	md.WriteString("| model | init | params | precision | loss | loss bias | loss noise | D noise floor | crossover h | h from √(floor/rms f'') | skew | excess kurtosis | JB p | looks like |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	md.WriteString("| model | init | params | precision | loss | loss bias | loss noise | D noise floor | crossover h | h from √(floor/rms f'') | skew | excess kurtosis | JB p | looks like | floor from rounding θ alone |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, row := range ScanTable(f)[1:] {
 		md.WriteString("| " + strings.Join(row, " | ") + " |\n")
 	}
@@ -330,11 +330,11 @@ const Method = "Second difference D(h) = f(θ) − 2f(θ+hv) + f(θ+2hv) along r
 // noise, floor, crossover, √(floor/rms f”), skewness, excess kurtosis,
 // Jarque–Bera p-value, verdict.
 func ScanTable(f *File) [][]string {
-	rows := [][]string{{"model", "init", "params", "precision", "loss", "loss bias", "loss noise", "D noise floor", "crossover h", "h from √(floor/rms f'')", "skew", "excess kurtosis", "JB p", "looks like"}}
+	rows := [][]string{{"model", "init", "params", "precision", "loss", "loss bias", "loss noise", "D noise floor", "crossover h", "h from √(floor/rms f'')", "skew", "excess kurtosis", "JB p", "looks like", "floor from rounding θ alone"}}
 	for _, s := range f.Scans {
 		for _, r := range s.Precisions {
 			rows = append(rows, []string{displayName(s), strconv.Itoa(s.Init), strconv.Itoa(s.Params), r.Format.String(), fmt.Sprintf("%.6g", r.Loss),
-				sig(r.LossBias), sig(r.LossNoise), sig(r.Floor), sig(r.Crossover), sig(r.CrossoverFormula), sig(r.Dist.Skewness), sig(r.Dist.Kurtosis), sig(r.Dist.P), r.Dist.Kind})
+				sig(r.LossBias), sig(r.LossNoise), sig(r.Floor), sig(r.Crossover), sig(r.CrossoverFormula), sig(r.Dist.Skewness), sig(r.Dist.Kurtosis), sig(r.Dist.P), r.Dist.Kind, sig(r.RoundingFloor)})
 		}
 	}
 	return rows
