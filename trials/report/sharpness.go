@@ -44,6 +44,33 @@ type sharpData struct {
 	etas      []float64
 	opts      []string // optimiser labels, config order
 	ref, gd   string   // SGD and GD labels, "" when absent
+	// eps is the relative size below which a paired difference counts as
+	// rounding (negligible), whatever its interval: about the dtype's
+	// precision times a few hundred steps.
+	eps float64
+}
+
+// roundingEps is the relative size of a negligible difference per dtype.
+var roundingEps = map[string]float64{"float32": 1e-5, "float64": 1e-12}
+
+// decide returns the signs of the paired differences a − b of the
+// measure's change and of the test-loss change (ciSign), each 0 when the
+// difference is negligible: its mean within eps of the larger of the two
+// cells' mean end values (for the test loss, of their mean changes).
+func (d *sharpData) decide(model, loss, m string, eta float64, a, b string) (sx, st int, ok bool) {
+	x, t, ok := d.pair(model, loss, m, eta, a, b)
+	if !ok || x.N < 2 {
+		return 0, 0, false
+	}
+	ca, cb := d.changes[chKey{model, loss, m, a, eta}], d.changes[chKey{model, loss, m, b, eta}]
+	sx, st = ciSign(x), ciSign(t)
+	if math.Abs(x.Mean) <= d.eps*math.Max(math.Abs(ca.End.Mean), math.Abs(cb.End.Mean)) {
+		sx = 0
+	}
+	if math.Abs(t.Mean) <= d.eps*math.Max(math.Abs(ca.TestLossDelta.Mean), math.Abs(cb.TestLossDelta.Mean)) {
+		st = 0
+	}
+	return sx, st, true
 }
 
 func newSharpData(an *sharp.Analysis, optOrder []string, sgd, gd string) *sharpData {
@@ -179,6 +206,7 @@ func (b *builder) sharpness() error {
 		}
 	}
 	d := newSharpData(an, order, sgd, gd)
+	d.eps = roundingEps[c.DType]
 	for _, model := range d.models {
 		for _, loss := range sharp.Losses {
 			if !d.hasLoss(model, loss) {

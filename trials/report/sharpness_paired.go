@@ -92,24 +92,25 @@ func (d *sharpData) sgdBelowGD(model, loss, m string) []Verdict {
 	var out []Verdict
 	for _, eta := range d.etas {
 		x, _, ok := d.pair(model, loss, m, eta, d.ref, d.gd)
+		sx, _, _ := d.decide(model, loss, m, eta, d.ref, d.gd)
 		if !ok || x.N < 2 {
 			continue
 		}
 		var res string
-		switch ciSign(x) {
+		switch sx {
 		case -1:
 			res = fmt.Sprintf("%s lower", d.ref)
 		case 1:
 			res = fmt.Sprintf("%s higher (the opposite)", d.ref)
 		default:
-			res = "inconclusive (the interval contains 0)"
+			res = "inconclusive (the interval contains 0, or the difference is rounding-sized)"
 		}
 		out = append(out, Verdict{
 			Claim: fmt.Sprintf("%s ends with a lower %s than %s on the %s (%s, η = %g; Corollary 3: SGD moves away from high-C regions)",
 				d.ref, measureLabel[m], d.gd, lossText[loss], model, eta),
-			Test:   fmt.Sprintf("paired difference Δ%s − Δ%s over %d training sets, 95%% t interval below 0", d.ref, d.gd, x.N),
+			Test:   fmt.Sprintf("paired difference Δ%s − Δ%s over %d training sets, 95%% t interval below 0 and the mean beyond rounding (relative %g)", d.ref, d.gd, x.N, d.eps),
 			Result: fmt.Sprintf("%s: %s", fmtDist(x), res),
-			Agrees: ciSign(x) < 0,
+			Agrees: sx < 0,
 		})
 	}
 	return out
@@ -130,17 +131,16 @@ func (d *sharpData) flatterGeneralises(model, loss, m string) []Verdict {
 		for i := range d.opts {
 			for j := i + 1; j < len(d.opts); j++ {
 				a, bb := d.orient(i, j)
-				x, t, ok := d.pair(model, loss, m, eta, a, bb)
-				if !ok || x.N < 2 {
+				sx, st, ok := d.decide(model, loss, m, eta, a, bb)
+				if !ok {
 					continue
 				}
 				pairs++
-				sx := ciSign(x)
 				if sx == 0 {
 					continue
 				}
 				name := a + " − " + bb
-				switch st := ciSign(t); {
+				switch {
 				case st == sx:
 					agree = append(agree, name)
 				case st == -sx:
@@ -164,7 +164,7 @@ func (d *sharpData) flatterGeneralises(model, loss, m string) []Verdict {
 		out = append(out, Verdict{
 			Claim: fmt.Sprintf("of two optimisers, the one ending with the lower %s on the %s also ends with the lower test loss (%s, η = %g)",
 				measureLabel[m], lossText[loss], model, eta),
-			Test:   fmt.Sprintf("sign agreement of the paired differences ΔA − ΔB of %s and of the test loss, over the pairs whose %s difference has a 95%% t interval excluding 0; agrees when more of them have a test-loss interval excluding 0 on the same side than on the opposite side", measureLabel[m], measureLabel[m]),
+			Test:   fmt.Sprintf("sign agreement of the paired differences ΔA − ΔB of %s and of the test loss, over the pairs whose %s difference has a 95%% t interval excluding 0; agrees when more of them have a test-loss interval excluding 0 on the same side than on the opposite side; differences within a relative %g (rounding) count as none", measureLabel[m], measureLabel[m], d.eps),
 			Result: res,
 			Agrees: len(agree) > len(contra),
 		})

@@ -53,16 +53,16 @@ type sharpLevel map[string]float64
 // of every measure on both losses is level[opt] + e_i + u_{opt,i}, with e_i
 // shared across optimisers (the training set's effect) and u a small
 // optimiser-specific part, and whose test-loss change is
-// testSlope·level[opt] + 0.01·e_i (so the paired test-loss differences
+// testSlope·level[opt] + 0.01·e_i, u scaled by uScale (so the paired test-loss differences
 // have the sign of testSlope times the paired measure differences).
-func synthRows(t *testing.T, level sharpLevel, testSlope float64) []results.Row {
+func synthRows(t *testing.T, level sharpLevel, testSlope, uScale float64) []results.Row {
 	t.Helper()
 	var rows []results.Row
 	for oi, opt := range []string{"sgd", "gd", "gdc"} {
 		for _, eta := range []float64{0.1, 0.2} {
 			for i := range 8 {
 				e := 0.1 * math.Sin(float64(i+1))
-				delta := level[opt] + e + synthU(oi, i)
+				delta := level[opt] + e + uScale*synthU(oi, i)
 				m0 := func(base float64) *sharp.Measures {
 					return &sharp.Measures{Samples: 10, Lambda: []sharp.Num{sharp.Num(base + 5)},
 						TrH: &sharp.Stat{Value: sharp.Num(base + 20)}, TrC: &sharp.Stat{Value: sharp.Num(base + 3)},
@@ -156,7 +156,7 @@ func checkPNGs(t *testing.T, rep *Report, dir string) int {
 // measure and disagrees when it goes against it.
 func TestSharpnessReport(t *testing.T) {
 	level := sharpLevel{"sgd": -1, "gd": 1, "gdc": 0}
-	rows := synthRows(t, level, 0.5)
+	rows := synthRows(t, level, 0.5, 1)
 	// Lanczos did not converge at the end of sgd's trial 0 at η = 0.1.
 	for i, r := range rows {
 		if r.Optimizer == "sgd" && r.Eta == 0.1 && r.Trial == 0 {
@@ -203,17 +203,28 @@ func TestSharpnessReport(t *testing.T) {
 		t.Errorf("no row 0.1 | sgd | 8 with Δ tr Ĉ %.3g in the changes table", wantSGD)
 	}
 
-	flipped, _ := buildSharp(t, synthRows(t, sharpLevel{"sgd": 1, "gd": -1, "gdc": 0}, 0.5))
+	flipped, _ := buildSharp(t, synthRows(t, sharpLevel{"sgd": 1, "gd": -1, "gdc": 0}, 0.5, 1))
 	v := verdict(t, flipped, "sgd ends with a lower tr Ĉ than gd on the pool loss", "η = 0.2;")
 	if v.Agrees || !strings.Contains(v.Result, "sgd higher") {
 		t.Errorf("levels swapped: %+v, want disagrees (sgd higher)", v)
 	}
-	against, _ := buildSharp(t, synthRows(t, level, -0.5))
+	against, _ := buildSharp(t, synthRows(t, level, -0.5, 1))
 	v = verdict(t, against, "lower tr Ĉ on the pool loss also ends with the lower test loss", "η = 0.1)")
 	if v.Agrees || !strings.Contains(v.Result, "higher in 3") {
 		t.Errorf("test loss against the measure: %+v, want disagrees with 3 contradicting pairs", v)
 	}
-	same, _ := buildSharp(t, synthRows(t, sharpLevel{"sgd": 0, "gd": 0, "gdc": 0}, 0.5))
+	// A difference of rounding size (1e-13 on values near 3, with no
+	// spread) is significant by its interval but counts as none.
+	tiny, _ := buildSharp(t, synthRows(t, sharpLevel{"sgd": 0, "gd": 1e-13, "gdc": 1}, 0.5, 0))
+	v = verdict(t, tiny, "sgd ends with a lower tr Ĉ than gd on the pool loss", "η = 0.1;")
+	if v.Agrees || !strings.Contains(v.Result, "inconclusive") {
+		t.Errorf("rounding-sized difference: %+v, want inconclusive", v)
+	}
+	v = verdict(t, tiny, "lower tr Ĉ on the pool loss also ends with the lower test loss", "η = 0.1)")
+	if !v.Agrees || !strings.Contains(v.Result, "2 of 3 pairs differ") {
+		t.Errorf("rounding-sized difference: %+v, want 2 of 3 pairs differing (sgd − gdc, gd − gdc)", v)
+	}
+	same, _ := buildSharp(t, synthRows(t, sharpLevel{"sgd": 0, "gd": 0, "gdc": 0}, 0.5, 1))
 	v = verdict(t, same, "sgd ends with a lower tr(HĈ) than gd on the training loss", "η = 0.1;")
 	if v.Agrees || !strings.Contains(v.Result, "inconclusive") {
 		t.Errorf("equal levels: %+v, want inconclusive", v)
