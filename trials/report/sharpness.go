@@ -51,7 +51,7 @@ type sharpData struct {
 }
 
 // roundingEps is the relative size of a negligible difference per dtype.
-var roundingEps = map[string]float64{"float32": 1e-5, "float64": 1e-12}
+var roundingEps = map[string]float64{"float32": 1e-5, "float64": 1e-9}
 
 // decide returns the signs of the paired differences a − b of the
 // measure's change and of the test-loss change (ciSign), each 0 when the
