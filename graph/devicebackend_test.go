@@ -194,8 +194,10 @@ func TestDeviceMemoryReused(t *testing.T) {
 			}
 			got := dn.Prog.Elements()
 			t.Logf("%s gradient program (K=3, B=2): %d elements allocated, %d with one buffer per node (%.2f)", name, got, perNode, float64(got)/float64(perNode))
-			if got >= perNode {
-				t.Errorf("%d elements allocated, no fewer than one buffer per node (%d)", got, perNode)
+			// The logistic graph is mostly its pinned parameters, gradients
+			// and inputs; the convnet's patch matrices and activations share.
+			if limit := map[string]float64{"logistic": 0.999, "convnet": 0.85}[name]; float64(got) > limit*float64(perNode) {
+				t.Errorf("%d elements allocated, more than %.3g of one buffer per node (%d)", got, limit, perNode)
 			}
 			for _, c := range []interface{ Close() error }{dn, be, ev} {
 				if err := c.Close(); err != nil {

@@ -52,6 +52,7 @@ type slot struct {
 	pinned bool
 	last   int // the last step that reads it, -1 for none
 	buf    kernels.Buffer
+	phys   kernels.Buffer // the allocated buffer buf is (a view of)
 }
 
 type stepSlots struct {
@@ -63,8 +64,9 @@ type stepSlots struct {
 // onto dev. Inputs (x, y, parameters, tangents), the outputs outs and
 // materialised constants get buffers of their own; every other node's
 // buffer is taken, when its step runs, from those of earlier nodes whose
-// last reader has run (equal lengths only), so a program allocates about
-// its live set rather than one buffer per node. Buffers are allocated here,
+// last reader has run (the smallest free one that is long enough, through
+// a Device.View), so a program allocates about its live set rather than
+// one buffer per node. Buffers are allocated here,
 // once: running the program again allocates nothing.
 func (n *BatchNet) Compile(dev kernels.Device, outs ...*G.Node) (*Program, error) {
 	p := &Program{dev: dev, net: n, slots: map[int64]*slot{}, uniform: map[int64]float64{}}
@@ -94,8 +96,8 @@ func (n *BatchNet) Compile(dev kernels.Device, outs ...*G.Node) (*Program, error
 }
 
 // assign gives every slot a buffer: pinned slots their own, the others,
-// in step order, a free buffer of the same length released by a slot
-// whose last reader ran before, else a new one.
+// in step order, a view of the smallest free buffer that is long enough
+// (released by a slot whose last reader ran before), else a new one.
 func (p *Program) assign() error {
 	for _, s := range p.all {
 		s.last = -1
@@ -112,18 +114,35 @@ func (p *Program) assign() error {
 			}
 		}
 	}
-	free := map[int][]kernels.Buffer{}
+	var free []kernels.Buffer // whole buffers whose slots are done
 	release := func(s *slot) {
-		if !s.pinned && s.buf != nil {
-			free[s.n] = append(free[s.n], s.buf)
+		if !s.pinned && s.phys != nil {
+			free = append(free, s.phys)
 		}
 	}
 	for i, st := range p.plan {
 		if o := st.out; o.buf == nil {
-			if l := free[o.n]; len(l) > 0 {
-				o.buf, free[o.n] = l[len(l)-1], l[:len(l)-1]
-			} else if err := p.allocSlot(o); err != nil {
-				return err
+			best := -1
+			for j, b := range free {
+				if b.Len() >= o.n && (best < 0 || b.Len() < free[best].Len()) {
+					best = j
+				}
+			}
+			if best < 0 {
+				if err := p.allocSlot(o); err != nil {
+					return err
+				}
+			} else {
+				o.phys = free[best]
+				free = append(free[:best], free[best+1:]...)
+				o.buf = o.phys
+				if o.phys.Len() != o.n {
+					v, err := p.dev.View(o.phys, o.n)
+					if err != nil {
+						return fmt.Errorf("view of %d elements: %w", o.n, err)
+					}
+					o.buf = v
+				}
 			}
 			if o.last < i { // never read: its buffer is free again at once
 				release(o)
@@ -147,7 +166,7 @@ func (p *Program) allocSlot(s *slot) error {
 	}
 	p.owned = append(p.owned, b)
 	p.elements += int64(s.n)
-	s.buf = b
+	s.buf, s.phys = b, b
 	return nil
 }
 

@@ -59,6 +59,18 @@ func (CPU[T]) Free(b Buffer) error {
 	return err
 }
 
+// View returns the first n elements of b, sharing its memory.
+func (CPU[T]) View(b Buffer, n int) (Buffer, error) {
+	d, err := buf[T](b)
+	if err != nil {
+		return nil, err
+	}
+	if n < 0 || n > len(d) {
+		return nil, fmt.Errorf("cpu: view of %d elements of a buffer of %d", n, len(d))
+	}
+	return &cpuBuf[T]{d: d[:n:n]}, nil
+}
+
 // Data returns the elements of a buffer of a CPU device (tests).
 func Data[T float](b Buffer) []T { return b.(*cpuBuf[T]).d }
 

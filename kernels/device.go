@@ -148,8 +148,12 @@ type Device interface {
 	DType() DType
 	// Alloc returns a buffer of n elements (contents undefined).
 	Alloc(n int) (Buffer, error)
-	// Free releases a buffer.
+	// Free releases a buffer (not a view).
 	Free(b Buffer) error
+	// View returns a buffer of the first n elements of b, sharing its
+	// memory (valid while b is; not to be freed): the walker reuses a
+	// larger free buffer for a smaller node.
+	View(b Buffer, n int) (Buffer, error)
 	// Upload copies src (converted to the dtype) into dst[off:].
 	Upload(dst Buffer, off int, src []float64) error
 	// Upload32 copies src into dst[off:] (no conversion for F32 devices).

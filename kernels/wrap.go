@@ -96,6 +96,10 @@ func (s *serial) Alloc(n int) (Buffer, error) {
 	return s.d.Alloc(n)
 }
 func (s *serial) Free(b Buffer) error { defer s.lock()(); return s.d.Free(b) }
+func (s *serial) View(b Buffer, n int) (Buffer, error) {
+	defer s.lock()()
+	return s.d.View(b, n)
+}
 func (s *serial) Upload(dst Buffer, off int, src []float64) error {
 	defer s.lock()()
 	return s.d.Upload(dst, off, src)

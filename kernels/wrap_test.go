@@ -95,3 +95,38 @@ func TestSerial(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestView: a view shares its buffer's memory, cannot reach past it, and
+// is not a buffer of its own to free.
+func TestView(t *testing.T) {
+	for _, dev := range []Device{CPU[float64]{}, CPU[float32]{}} {
+		c := Count(dev)
+		b, _ := c.Alloc(6)
+		v, err := c.View(b, 4)
+		if err != nil || v.Len() != 4 {
+			t.Fatalf("%s: view of 4: %v, %v", dev.Name(), v, err)
+		}
+		if err := c.Upload(v, 0, []float64{1, 2, 3, 4}); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]float64, 6)
+		if err := c.Download(got, b, 0); err != nil {
+			t.Fatal(err)
+		}
+		if want := []float64{1, 2, 3, 4, 0, 0}; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: buffer %v after writing its view, want %v", dev.Name(), got, want)
+		}
+		if err := c.Upload(v, 2, []float64{1, 2, 3}); err == nil {
+			t.Errorf("%s: upload past the view's end: no error", dev.Name())
+		}
+		if _, err := c.View(b, 7); err == nil {
+			t.Errorf("%s: view longer than its buffer: no error", dev.Name())
+		}
+		if err := c.Free(v); err == nil {
+			t.Errorf("%s: Free of a view: no error", dev.Name())
+		}
+		if s := c.Stats(); s.Allocs != 1 || s.Live != 6 {
+			t.Errorf("%s: a view counted as an allocation: %+v", dev.Name(), s)
+		}
+	}
+}

@@ -96,10 +96,11 @@ type Device struct {
 	debug bool
 }
 
-// buf is device memory of n float32.
+// buf is device memory of n float32 (a view shares another buffer's).
 type buf struct {
-	p cu.DevicePtr
-	n int
+	p    cu.DevicePtr
+	n    int
+	view bool
 }
 
 func (b *buf) Len() int { return b.n }
@@ -234,7 +235,22 @@ func (d *Device) Free(b kernels.Buffer) error {
 	if err != nil {
 		return err
 	}
+	if g.view {
+		return fmt.Errorf("cudev: Free of a view (free the buffer it views)")
+	}
 	return d.do(func() error { return cu.MemFree(g.p) })
+}
+
+// View returns the first n elements of b, sharing its memory.
+func (d *Device) View(b kernels.Buffer, n int) (kernels.Buffer, error) {
+	g, err := dbuf(b)
+	if err != nil {
+		return nil, err
+	}
+	if n < 0 || n > g.n {
+		return nil, fmt.Errorf("cudev: view of %d elements of a buffer of %d", n, g.n)
+	}
+	return &buf{p: g.p, n: n, view: true}, nil
 }
 
 // Upload converts src to float32 and copies it to dst[off:].

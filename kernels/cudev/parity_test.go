@@ -66,6 +66,21 @@ func ops() []op {
 			return d.BiasAct(o[0], 4, 6, 7, 0.37, i[1], false, false)
 		}, 1},
 		{"neg", []int{1000}, []int{1000}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Unary(kernels.Neg, o[0], i[0]) }, 1},
+		{"view", []int{10}, []int{10}, func(d kernels.Device, o, i []kernels.Buffer) error {
+			// out = (−in[0:4], in[4:10]) through views of both buffers.
+			if err := d.Copy(o[0], 0, i[0], 0, 10); err != nil {
+				return err
+			}
+			vo, err := d.View(o[0], 4)
+			if err != nil {
+				return err
+			}
+			vi, err := d.View(i[0], 4)
+			if err != nil {
+				return err
+			}
+			return d.Unary(kernels.Neg, vo, vi)
+		}, 0},
 		{"exp", []int{1000}, []int{1000}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Unary(kernels.Exp, o[0], i[0]) }, 1},
 		{"tanh", []int{1000}, []int{1000}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Unary(kernels.Tanh, o[0], i[0]) }, 1},
 		{"add", []int{999, 999}, []int{999}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Binary(kernels.Add, o[0], i[0], i[1]) }, 1},
