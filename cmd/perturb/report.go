@@ -23,7 +23,10 @@ intervals against η beside the order-1/2/3 predictions, the generalisation
 gap, GD and GDC against SGD (Corollary 3) on log-log axes with fitted
 slopes, E epochs against one (Corollary 4), SGD against SDE (Corollary 5),
 the Archimedes drift (Corollary 1), Mean Estimation over H (Corollary 2)
-and STIC against GD. Each claim gets a verdict computed by the stated test.
+and STIC against GD; for runs with a [sharpness] table, each measure's
+change per optimiser and η, the paired differences between optimisers and
+their relation to the test loss (docs/sharpness.md). Each claim gets a
+verdict computed by the stated test.
 A floating-point noise study stored with a run (RUN/noise/noise.json from
 "perturb noise") adds its tables, plots and verdicts; a RUN may also be an
 output folder of "perturb noise" itself.
