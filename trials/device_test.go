@@ -2,6 +2,7 @@ package trials
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -243,4 +244,86 @@ func TestUseDeviceDType(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "float32") || !strings.Contains(err.Error(), "float64") {
 		t.Fatalf("float32 device for a float64 config: %v", err)
 	}
+}
+
+// TestDevicePathSharpness runs a config with [sharpness] (a landscape and
+// the logistic model) through the device path on the float64 CPU twin:
+// the sharpness measures then use the device backend's graph HVPs, and the
+// rows (losses and the sharpness record) match the CPU path's.
+func TestDevicePathSharpness(t *testing.T) {
+	pool := smallPool(t, 40)
+	c := mustConfig(t, sharpConfig)
+	cpu := runOn(t, c, pool, nil, Settings{Workers: 1})
+	dev := runOn(t, c, pool, kernels.CPU[float64]{}, Settings{Workers: 1})
+	measured := 0
+	for key, a := range cpu {
+		b := dev[key]
+		if d := rowDiff(t, "sharpness", a, b); !(d <= 1e-9) {
+			t.Errorf("%v: losses differ by %.2g", key, d)
+		}
+		if (a.Sharpness == nil) != (b.Sharpness == nil) {
+			t.Fatalf("%v: sharpness recorded on one path only", key)
+		}
+		if a.Sharpness != nil && key.Model == "logistic" {
+			measured++
+			if d := jsonNumbersDiff(t, a.Sharpness, b.Sharpness); !(d <= 1e-6) {
+				t.Errorf("%v: sharpness records differ by %.2g relative:\nCPU    %s\ndevice %s", key, d, a.Sharpness, b.Sharpness)
+			}
+		}
+	}
+	if measured == 0 {
+		t.Fatal("no logistic sharpness record compared")
+	}
+}
+
+// jsonNumbersDiff returns the largest relative difference between the
+// numbers of two JSON documents of the same structure.
+func jsonNumbersDiff(t *testing.T, a, b []byte) float64 {
+	t.Helper()
+	var x, y any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(x, y any) float64
+	walk = func(x, y any) float64 {
+		switch x := x.(type) {
+		case float64:
+			y, ok := y.(float64)
+			if !ok {
+				return math.Inf(1)
+			}
+			if x == y {
+				return 0
+			}
+			return math.Abs(x-y) / math.Max(math.Abs(x), 1e-12)
+		case []any:
+			y, ok := y.([]any)
+			if !ok || len(x) != len(y) {
+				return math.Inf(1)
+			}
+			w := 0.0
+			for i := range x {
+				w = math.Max(w, walk(x[i], y[i]))
+			}
+			return w
+		case map[string]any:
+			y, ok := y.(map[string]any)
+			if !ok || len(x) != len(y) {
+				return math.Inf(1)
+			}
+			w := 0.0
+			for k := range x {
+				w = math.Max(w, walk(x[k], y[k]))
+			}
+			return w
+		}
+		if fmt.Sprint(x) != fmt.Sprint(y) {
+			return math.Inf(1)
+		}
+		return 0
+	}
+	return walk(x, y)
 }
