@@ -1,6 +1,10 @@
 package graph
 
-import "math"
+import (
+	"math"
+
+	"github.com/perturb/perturb/nets/fastmath"
+)
 
 // Fast float32 tanh for the pool evaluator.
 //
@@ -11,35 +15,8 @@ import "math"
 // error is 7.4e-9 (0.12 ulp of float32); evaluated in float32 with fused
 // multiply-adds (the AVX2 kernel) the result is within a few ulp of
 // math.Tanh (see TestTanh32Accuracy), evaluated in float64 (the portable
-// fallback) within one ulp. NaN gives NaN and ±Inf gives ±1.
-const (
-	peTanhClamp = 9.1
-	peTanhP0    = 0.999999992553147084013984
-	peTanhP1    = 0.1307972464566337480764774
-	peTanhP2    = 0.003099162649516449733365152
-	peTanhP3    = 0.00001110393291143734450501557
-	peTanhP4    = -2.001916440115375826829991e-8
-	peTanhP5    = 5.177698657540824585567704e-11
-	peTanhP6    = -8.228487866765369867791152e-14
-	peTanhQ1    = 0.4641305101893512702445021
-	peTanhQ2    = 0.02447610818671081356295237
-	peTanhQ3    = 0.0002539151699179223879086896
-)
-
-// peTanh64 evaluates the rational approximation in float64 (for the float32
-// fallback: rounding the result to float32 gives at most one ulp of error).
-func peTanh64(x float64) float64 {
-	switch {
-	case x >= peTanhClamp:
-		return 1
-	case x <= -peTanhClamp:
-		return -1
-	}
-	t := x * x
-	p := ((((((peTanhP6*t+peTanhP5)*t+peTanhP4)*t+peTanhP3)*t+peTanhP2)*t+peTanhP1)*t + peTanhP0)
-	q := ((peTanhQ3*t+peTanhQ2)*t+peTanhQ1)*t + 1
-	return x * p / q // NaN stays NaN
-}
+// fallback, fastmath.Tanh, which owns the coefficients) within one ulp. NaN
+// gives NaN and ±Inf gives ±1.
 
 // peTanhScaleBias sets x[i] = tanh(s·x[i] + tile[i mod len(tile)]) for every
 // i: the tanh of an affine layer whose bias (of width w) repeats along the
@@ -83,7 +60,7 @@ func peTanhScaleBias32(x []float32, s float32, tile []float32) {
 			for j := 0; j < len(tile) && i < len(x); j++ {
 				// Round the affine part to float32 as the kernel does.
 				z := float32(x[i]*s) + tile[j]
-				x[i] = float32(peTanh64(float64(z)))
+				x[i] = float32(fastmath.Tanh(float64(z)))
 				i++
 			}
 		}

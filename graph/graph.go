@@ -75,7 +75,7 @@ func (p Params) Clone() Params {
 }
 
 // float is the element type of a dtype the models run in.
-type float interface{ ~float32 | ~float64 }
+type float interface{ float32 | float64 }
 
 // Step performs p ← p − eta·g in p's dtype, for every tensor.
 func (p Params) Step(eta float64, g []tensor.Tensor) {

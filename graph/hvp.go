@@ -8,10 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
-	"gonum.org/v1/gonum/blas/blas64"
-
 	"github.com/perturb/perturb/nets"
 )
 
@@ -364,27 +360,6 @@ func allZero(v []float64) bool {
 		}
 	}
 	return true
-}
-
-// hvGemm sets c = alpha·op(a)·op(b) + beta·c for row-major matrices, op
-// the transpose where tA (tB) is set: op(a) is m × k, op(b) k × n, c
-// m × n. It goes through the registered blas32 or blas64 implementation.
-func hvGemm[T float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
-	ta, tb := blas.NoTrans, blas.NoTrans
-	if tA {
-		ta = blas.Trans
-	}
-	if tB {
-		tb = blas.Trans
-	}
-	switch a := any(a).(type) {
-	case []float32:
-		blas32.Implementation().Sgemm(ta, tb, m, n, k, float32(alpha),
-			a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
-	case []float64:
-		blas64.Implementation().Dgemm(ta, tb, m, n, k, float64(alpha),
-			a, lda, any(b).([]float64), ldb, float64(beta), any(c).([]float64), ldc)
-	}
 }
 
 // hvSoftmax sets p (n rows of cls) to the softmax, in float64, of the

@@ -1,5 +1,7 @@
 package graph
 
+import "github.com/perturb/perturb/nets/fastmath"
+
 // hvConvnet is the Hessian-vector product of the convnet of depth 2 (see
 // HVPEvaluator for the passes), on the layouts of peConvnet: the first
 // layer's im2col matrix X1 has one row per (example, y, x) and columns in
@@ -137,21 +139,21 @@ func (w *hvConvnetWorker[T]) add(rows []int, acc []float64, c *hvCache, lo int, 
 	m.im2col1(x1, 0, rows, n)
 	if !have {
 		// Forward and loss reverse: a, p and ∂a of every layer.
-		hvGemm(false, false, r1, ch, kc1, 1, x1, kc1, w.w1[0], ch, 0, pr.a1, ch)
+		fastmath.Gemm(false, false, r1, ch, kc1, 1, x1, kc1, w.w1[0], ch, 0, pr.a1, ch)
 		peTanhScaleBias(pr.a1, m.s1, w.tile1)
 		m.im2col2(x2, pr.a1, ch, 0, n)
-		hvGemm(false, false, r2, ch2, kc2, 1, x2, kc2, w.w2[0], ch2, 0, pr.a2, ch2)
+		fastmath.Gemm(false, false, r2, ch2, kc2, 1, x2, kc2, w.w2[0], ch2, 0, pr.a2, ch2)
 		peTanhScaleBias(pr.a2, m.s2, w.tile2)
-		hvGemm(false, false, n, hid, in3, 1, pr.a2, in3, w.w3[0], hid, 0, pr.a3, hid)
+		fastmath.Gemm(false, false, n, hid, in3, 1, pr.a2, in3, w.w3[0], hid, 0, pr.a3, hid)
 		peTanhScaleBias(pr.a3, m.s3, w.tile3)
-		hvGemm(false, false, n, cls, hid, 1, pr.a3, hid, w.w4[0], cls, 0, z4, cls)
+		fastmath.Gemm(false, false, n, cls, hid, 1, pr.a3, hid, w.w4[0], cls, 0, z4, cls)
 		hvSoftmax(pr.p, z4, n, cls, m.s4, w.b4[0])
 		hvDelta(z4, pr.p, n, cls, m.y, rows)
-		hvGemm(false, true, n, hid, cls, m.s4, z4, cls, w.w4[0], cls, 0, pr.da3, hid)
+		fastmath.Gemm(false, true, n, hid, cls, m.s4, z4, cls, w.w4[0], cls, 0, pr.da3, hid)
 		hvScaleTanh(d3, pr.da3, pr.a3)
-		hvGemm(false, true, n, in3, hid, m.s3, d3, hid, w.w3[0], hid, 0, pr.df, in3)
+		fastmath.Gemm(false, true, n, in3, hid, m.s3, d3, hid, w.w3[0], hid, 0, pr.df, in3)
 		hvScaleTanh(d2, pr.df, pr.a2)
-		hvGemm(false, true, r2, kc2, ch2, m.s2, d2, ch2, w.w2[0], ch2, 0, xd2, kc2)
+		fastmath.Gemm(false, true, r2, kc2, ch2, m.s2, d2, ch2, w.w2[0], ch2, 0, xd2, kc2)
 		clear(pr.da1)
 		w.col2im2(pr.da1, xd2, n)
 	} else {
@@ -159,54 +161,54 @@ func (w *hvConvnetWorker[T]) add(rows []int, acc []float64, c *hvCache, lo int, 
 	}
 
 	// Tangent.
-	hvGemm(false, false, r1, ch, kc1, 1, x1, kc1, w.w1[1], ch, 0, t1, ch)
+	fastmath.Gemm(false, false, r1, ch, kc1, 1, x1, kc1, w.w1[1], ch, 0, t1, ch)
 	hvTangent(t1, pr.a1, m.s1, w.b1[1])
 	m.im2col2(xd2, t1, ch, 0, n)
-	hvGemm(false, false, r2, ch2, kc2, 1, x2, kc2, w.w2[1], ch2, 0, t2, ch2)
-	hvGemm(false, false, r2, ch2, kc2, 1, xd2, kc2, w.w2[0], ch2, 1, t2, ch2)
+	fastmath.Gemm(false, false, r2, ch2, kc2, 1, x2, kc2, w.w2[1], ch2, 0, t2, ch2)
+	fastmath.Gemm(false, false, r2, ch2, kc2, 1, xd2, kc2, w.w2[0], ch2, 1, t2, ch2)
 	hvTangent(t2, pr.a2, m.s2, w.b2[1])
-	hvGemm(false, false, n, hid, in3, 1, pr.a2, in3, w.w3[1], hid, 0, t3, hid)
-	hvGemm(false, false, n, hid, in3, 1, t2, in3, w.w3[0], hid, 1, t3, hid)
+	fastmath.Gemm(false, false, n, hid, in3, 1, pr.a2, in3, w.w3[1], hid, 0, t3, hid)
+	fastmath.Gemm(false, false, n, hid, in3, 1, t2, in3, w.w3[0], hid, 1, t3, hid)
 	hvTangent(t3, pr.a3, m.s3, w.b3[1])
-	hvGemm(false, false, n, cls, hid, 1, pr.a3, hid, w.w4[1], cls, 0, t4, cls)
-	hvGemm(false, false, n, cls, hid, 1, t3, hid, w.w4[0], cls, 1, t4, cls)
+	fastmath.Gemm(false, false, n, cls, hid, 1, pr.a3, hid, w.w4[1], cls, 0, t4, cls)
+	fastmath.Gemm(false, false, n, cls, hid, 1, t3, hid, w.w4[0], cls, 1, t4, cls)
 
 	// Reverse of the tangent: δ4 (in z4) and δ̇4 (in t4), then each layer's
 	// weight product and the tangent reverse below it.
 	hvJacobian(t4, pr.p, n, cls, m.s4, w.b4[1], acc[off[7]:])
 	hvDelta(z4, pr.p, n, cls, m.y, rows)
-	hvGemm(true, false, hid, cls, n, m.s4, t3, hid, z4, cls, 0, w.g4, cls)
-	hvGemm(true, false, hid, cls, n, m.s4, pr.a3, hid, t4, cls, 1, w.g4, cls)
+	fastmath.Gemm(true, false, hid, cls, n, m.s4, t3, hid, z4, cls, 0, w.g4, cls)
+	fastmath.Gemm(true, false, hid, cls, n, m.s4, pr.a3, hid, t4, cls, 1, w.g4, cls)
 	hvWiden(acc[off[6]:off[7]], w.g4)
-	hvGemm(false, true, n, hid, cls, m.s4, t4, cls, w.w4[0], cls, 0, dda3, hid)
-	hvGemm(false, true, n, hid, cls, m.s4, z4, cls, w.w4[1], cls, 1, dda3, hid)
+	fastmath.Gemm(false, true, n, hid, cls, m.s4, t4, cls, w.w4[0], cls, 0, dda3, hid)
+	fastmath.Gemm(false, true, n, hid, cls, m.s4, z4, cls, w.w4[1], cls, 1, dda3, hid)
 	hvBack(d3, dda3, pr.da3, pr.a3, t3, hid, acc[off[5]:off[6]])
 
-	hvGemm(true, false, in3, hid, n, m.s3, t2, in3, d3, hid, 0, w.g3, hid)
-	hvGemm(true, false, in3, hid, n, m.s3, pr.a2, in3, dda3, hid, 1, w.g3, hid)
+	fastmath.Gemm(true, false, in3, hid, n, m.s3, t2, in3, d3, hid, 0, w.g3, hid)
+	fastmath.Gemm(true, false, in3, hid, n, m.s3, pr.a2, in3, dda3, hid, 1, w.g3, hid)
 	hvWiden(acc[off[4]:off[5]], w.g3)
-	hvGemm(false, true, n, in3, hid, m.s3, dda3, hid, w.w3[0], hid, 0, ddf, in3)
-	hvGemm(false, true, n, in3, hid, m.s3, d3, hid, w.w3[1], hid, 1, ddf, in3)
+	fastmath.Gemm(false, true, n, in3, hid, m.s3, dda3, hid, w.w3[0], hid, 0, ddf, in3)
+	fastmath.Gemm(false, true, n, in3, hid, m.s3, d3, hid, w.w3[1], hid, 1, ddf, in3)
 	hvBack(d2, ddf, pr.df, pr.a2, t2, ch2, acc[off[3]:off[4]])
 
 	// conv2: the weight product (permuted back to (c, ky, kx) rows), then
 	// the tangent reverse through X2 (into xd2) and col2im.
-	hvGemm(true, false, kc2, ch2, r2, m.s2, xd2, kc2, d2, ch2, 0, w.g2, ch2)
-	hvGemm(true, false, kc2, ch2, r2, m.s2, x2, kc2, ddf, ch2, 1, w.g2, ch2)
+	fastmath.Gemm(true, false, kc2, ch2, r2, m.s2, xd2, kc2, d2, ch2, 0, w.g2, ch2)
+	fastmath.Gemm(true, false, kc2, ch2, r2, m.s2, x2, kc2, ddf, ch2, 1, w.g2, ch2)
 	const kk = peKernel * peKernel
 	for c := 0; c < ch; c++ {
 		for k := 0; k < kk; k++ {
 			hvWiden(acc[off[2]+(c*kk+k)*ch2:][:ch2], w.g2[(k*ch+c)*ch2:][:ch2])
 		}
 	}
-	hvGemm(false, true, r2, kc2, ch2, m.s2, ddf, ch2, w.w2[0], ch2, 0, xd2, kc2)
-	hvGemm(false, true, r2, kc2, ch2, m.s2, d2, ch2, w.w2[1], ch2, 1, xd2, kc2)
+	fastmath.Gemm(false, true, r2, kc2, ch2, m.s2, ddf, ch2, w.w2[0], ch2, 0, xd2, kc2)
+	fastmath.Gemm(false, true, r2, kc2, ch2, m.s2, d2, ch2, w.w2[1], ch2, 1, xd2, kc2)
 	clear(dda1)
 	w.col2im2(dda1, xd2, n)
 	hvBack(nil, dda1, pr.da1, pr.a1, t1, ch, acc[off[1]:off[2]])
 
 	// conv1 (its input does not move: only X1ᵀ δ̇1).
-	hvGemm(true, false, kc1, ch, r1, m.s1, x1, kc1, dda1, ch, 0, w.g1, ch)
+	fastmath.Gemm(true, false, kc1, ch, r1, m.s1, x1, kc1, dda1, ch, 0, w.g1, ch)
 	hvWiden(acc[off[0]:off[1]], w.g1)
 }
 

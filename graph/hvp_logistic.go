@@ -1,5 +1,7 @@
 package graph
 
+import "github.com/perturb/perturb/nets/fastmath"
+
 // hvLogistic is the Hessian-vector product of the logistic model
 // z = s·(x W) + b: with ż = s·(x V_W) + V_b and δ̇ the softmax Jacobian
 // times ż (see HVPEvaluator), (H v)_W = s·xᵀ δ̇ and (H v)_b = Σ δ̇ (the
@@ -52,10 +54,10 @@ func (w *hvLogisticWorker[T]) add(rows []int, acc []float64, _ *hvCache, _ int, 
 		copy(x[i*dim:(i+1)*dim], m.x[r*dim:(r+1)*dim])
 	}
 	z, zd := w.slab.take(n*cls), w.slab.take(n*cls)
-	hvGemm(false, false, n, cls, dim, 1, x, dim, w.w, cls, 0, z, cls)
-	hvGemm(false, false, n, cls, dim, 1, x, dim, w.vw, cls, 0, zd, cls)
+	fastmath.Gemm(false, false, n, cls, dim, 1, x, dim, w.w, cls, 0, z, cls)
+	fastmath.Gemm(false, false, n, cls, dim, 1, x, dim, w.vw, cls, 0, zd, cls)
 	hvSoftmax(p, z, n, cls, m.s, w.b)
 	hvJacobian(zd, p, n, cls, m.s, w.vb, acc[m.npW:])
-	hvGemm(true, false, dim, cls, n, m.s, x, dim, zd, cls, 0, w.g, cls)
+	fastmath.Gemm(true, false, dim, cls, n, m.s, x, dim, zd, cls, 0, w.g, cls)
 	hvWiden(acc[:m.npW], w.g)
 }

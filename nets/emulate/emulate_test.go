@@ -9,6 +9,7 @@ import (
 
 	"github.com/perturb/perturb/graph"
 	"github.com/perturb/perturb/nets"
+	"github.com/perturb/perturb/nets/fastmath"
 	"github.com/perturb/perturb/nets/precision"
 )
 
@@ -263,13 +264,13 @@ func TestGradNoiseShrinksWithPrecision(t *testing.T) {
 }
 
 // TestTanhTables checks the bf16 and fp16 tanh tables against the direct
-// computation round(tanh32(x)) for every number of both formats (both
+// computation round(fastmath.Tanh(x)) for every number of both formats (both
 // signs, subnormals, ±Inf and NaN), and a few hand-checked values.
 func TestTanhTables(t *testing.T) {
 	bt, ht := bf16TanhTable(), fp16TanhTable()
 	for i := uint32(0); i < 1<<16; i++ {
 		x := math.Float32frombits(i << 16) // every bf16 bit pattern
-		want := precision.RoundBF16(float32(tanh32(float64(x))))
+		want := precision.RoundBF16(float32(fastmath.Tanh(float64(x))))
 		if got := tanhBF16(bt, x); math.Float32bits(got) != math.Float32bits(want) && !(got != got && want != want) {
 			t.Fatalf("bf16 tanh(%g) = %g from the table, %g directly", x, got, want)
 		}
@@ -281,7 +282,7 @@ func TestTanhTables(t *testing.T) {
 			continue // not an fp16 number
 		}
 		n++
-		want := precision.RoundFP16(float32(tanh32(float64(x))))
+		want := precision.RoundFP16(float32(fastmath.Tanh(float64(x))))
 		if got := tanhFP16(ht, x); math.Float32bits(got) != math.Float32bits(want) {
 			t.Fatalf("fp16 tanh(%g) = %g from the table, %g directly", x, got, want)
 		}

@@ -5,11 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
-	"gonum.org/v1/gonum/blas/blas64"
-
 	"github.com/perturb/perturb/nets"
+	"github.com/perturb/perturb/nets/fastmath"
 	"github.com/perturb/perturb/nets/precision"
 )
 
@@ -92,34 +89,13 @@ func (m *model[T]) pack(theta []float64) *packed[T] {
 	return p
 }
 
-// gemm sets c = alpha·op(a)·op(b) + beta·c (row-major) through the
-// registered blas32 or blas64 implementation.
-func gemm[T float](ta, tb bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
-	if m == 0 || n == 0 {
-		return
-	}
-	tA, tB := blas.NoTrans, blas.NoTrans
-	if ta {
-		tA = blas.Trans
-	}
-	if tb {
-		tB = blas.Trans
-	}
-	switch a := any(a).(type) {
-	case []float32:
-		blas32.Implementation().Sgemm(tA, tB, m, n, k, float32(alpha), a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
-	case []float64:
-		blas64.Implementation().Dgemm(tA, tB, m, n, k, float64(alpha), a, lda, any(b).([]float64), ldb, float64(beta), any(c).([]float64), ldc)
-	}
-}
-
 // mul sets the m × n matrix c (stride n) to a·b for a (m × k, stride lda)
 // and b (k × n, contiguous): through the BLAS, or for the small weight
 // matrices of the output layers (k·n ≤ 256) by a Go loop accumulating in
 // T, which avoids a cgo call per chunk and layer.
 func mul[T float](m, n, k int, a []T, lda int, b, c []T) {
 	if k*n > 256 {
-		gemm(false, false, m, n, k, 1, a, lda, b, n, 0, c, n)
+		fastmath.Gemm(false, false, m, n, k, 1, a, lda, b, n, 0, c, n)
 		return
 	}
 	for i := 0; i < m; i++ {
@@ -131,37 +107,6 @@ func mul[T float](m, n, k int, a []T, lda int, b, c []T) {
 			}
 		}
 	}
-}
-
-// Fast float32 tanh: the rational approximation of perturb's pool
-// evaluator (graph/fastmath.go: relative error 7.4e-9 on [0, 9.1], ±1
-// beyond), evaluated in float64 and rounded to float32, within one ulp of
-// the correctly rounded tanh. float64 uses math.Tanh.
-const (
-	tanhClamp = 9.1
-	tanhP0    = 0.999999992553147084013984
-	tanhP1    = 0.1307972464566337480764774
-	tanhP2    = 0.003099162649516449733365152
-	tanhP3    = 0.00001110393291143734450501557
-	tanhP4    = -2.001916440115375826829991e-8
-	tanhP5    = 5.177698657540824585567704e-11
-	tanhP6    = -8.228487866765369867791152e-14
-	tanhQ1    = 0.4641305101893512702445021
-	tanhQ2    = 0.02447610818671081356295237
-	tanhQ3    = 0.0002539151699179223879086896
-)
-
-func tanh32(x float64) float64 {
-	switch {
-	case x >= tanhClamp:
-		return 1
-	case x <= -tanhClamp:
-		return -1
-	}
-	t := x * x
-	p := ((((((tanhP6*t+tanhP5)*t+tanhP4)*t+tanhP3)*t+tanhP2)*t+tanhP1)*t + tanhP0)
-	q := ((tanhQ3*t+tanhQ2)*t+tanhQ1)*t + 1
-	return x * p / q
 }
 
 // epilogue sets the rows × cols block z (stride ld) to round(s·z + b[col])
@@ -226,7 +171,7 @@ func epilogue32(z []float32, rows, cols, ld int, s float32, b []float32, act boo
 			for c, v := range row {
 				v = float32(v*s) + b[c]
 				if act {
-					v = float32(tanh32(float64(v)))
+					v = float32(fastmath.Tanh(float64(v)))
 				}
 				row[c] = v
 			}
@@ -242,24 +187,24 @@ var (
 	bf16Once, fp16Once sync.Once
 )
 
-// bf16TanhTable holds round_bf16(tanh32(x)) at index bits(x)>>16 for the
+// bf16TanhTable holds round_bf16(fastmath.Tanh(x)) at index bits(x)>>16 for the
 // finite non-negative bf16 numbers and +Inf (indices 0 .. 0x7f80).
 func bf16TanhTable() []float32 {
 	bf16Once.Do(func() {
 		bf16Tab = make([]float32, 0x7f80+1)
 		for i := range bf16Tab {
-			bf16Tab[i] = precision.RoundBF16(float32(tanh32(float64(math.Float32frombits(uint32(i) << 16)))))
+			bf16Tab[i] = precision.RoundBF16(float32(fastmath.Tanh(float64(math.Float32frombits(uint32(i) << 16)))))
 		}
 	})
 	return bf16Tab
 }
 
-// tanhBF16 is round_bf16(tanh32(v)) for a bf16 number v.
+// tanhBF16 is round_bf16(fastmath.Tanh(v)) for a bf16 number v.
 func tanhBF16(tab []float32, v float32) float32 {
 	b := math.Float32bits(v)
 	a := b & 0x7fffffff
 	if a > 0x7f800000 { // NaN
-		return precision.RoundBF16(float32(tanh32(float64(v))))
+		return precision.RoundBF16(float32(fastmath.Tanh(float64(v))))
 	}
 	return math.Float32frombits(math.Float32bits(tab[a>>16]) | b&0x80000000)
 }
@@ -271,25 +216,25 @@ const (
 	fp16Hi = 0x477fe000
 )
 
-// fp16TanhTable holds round_fp16(tanh32(x)) at index (bits(x) − fp16Lo)>>13
+// fp16TanhTable holds round_fp16(fastmath.Tanh(x)) at index (bits(x) − fp16Lo)>>13
 // for the normal non-negative fp16 numbers x.
 func fp16TanhTable() []float32 {
 	fp16Once.Do(func() {
 		fp16Tab = make([]float32, (fp16Hi-fp16Lo)>>13+1)
 		for i := range fp16Tab {
-			fp16Tab[i] = precision.RoundFP16(float32(tanh32(float64(math.Float32frombits(uint32(i)<<13 + fp16Lo)))))
+			fp16Tab[i] = precision.RoundFP16(float32(fastmath.Tanh(float64(math.Float32frombits(uint32(i)<<13 + fp16Lo)))))
 		}
 	})
 	return fp16Tab
 }
 
-// tanhFP16 is round_fp16(tanh32(v)) for an fp16 number v (subnormals,
+// tanhFP16 is round_fp16(fastmath.Tanh(v)) for an fp16 number v (subnormals,
 // zeros, Inf and NaN computed directly).
 func tanhFP16(tab []float32, v float32) float32 {
 	b := math.Float32bits(v)
 	a := b & 0x7fffffff
 	if a < fp16Lo || a > fp16Hi {
-		return precision.RoundFP16(float32(tanh32(float64(v))))
+		return precision.RoundFP16(float32(fastmath.Tanh(float64(v))))
 	}
 	return math.Float32frombits(math.Float32bits(tab[(a-fp16Lo)>>13]) | b&0x80000000)
 }
@@ -617,7 +562,7 @@ func (m *model[T]) losses(thetas [][]float64, dst []float64) {
 				ys := m.y[from : from+n]
 				for _, g := range groups {
 					z0 := w.z0.get(rows * ld)
-					gemm(false, false, rows, ld, l0.In, 1, a0, l0.In, g.w, ld, 0, z0, ld)
+					fastmath.Gemm(false, false, rows, ld, l0.In, 1, a0, l0.In, g.w, ld, 0, z0, ld)
 					m.epilogue(z0, rows, g.n*l0.Out, ld, T(l0.Scale), g.b, l0.Tanh)
 					for _, t := range g.users {
 						j := col[t] % group
@@ -731,7 +676,7 @@ func (m *model[T]) gradChunk(w *gradWorker[T], p *packed[T], g []T, from, n int,
 		}
 		lds[li] = l.In
 		z := w.h[li].get(rows * l.Out)
-		gemm(false, false, rows, l.Out, l.In, 1, ins[li], l.In, p.w[li], l.Out, 0, z, l.Out)
+		fastmath.Gemm(false, false, rows, l.Out, l.In, 1, ins[li], l.In, p.w[li], l.Out, 0, z, l.Out)
 		m.epilogue(z, rows, l.Out, l.Out, T(l.Scale), p.b[li], l.Tanh)
 		h = z
 	}
@@ -760,7 +705,7 @@ func (m *model[T]) gradChunk(w *gradWorker[T], p *packed[T], g []T, from, n int,
 		rows := n * l.Positions
 		s := T(l.Scale)
 		gw := g[m.off[l.W] : m.off[l.W]+l.In*l.Out]
-		gemm(true, false, l.In, l.Out, rows, s, ins[li], lds[li], dz, l.Out, 1, gw, l.Out)
+		fastmath.Gemm(true, false, l.In, l.Out, rows, s, ins[li], lds[li], dz, l.Out, 1, gw, l.Out)
 		gb := g[m.off[l.B] : m.off[l.B]+l.Out]
 		for r := 0; r < rows; r++ {
 			for o, v := range dz[r*l.Out : (r+1)*l.Out] {
@@ -771,7 +716,7 @@ func (m *model[T]) gradChunk(w *gradWorker[T], p *packed[T], g []T, from, n int,
 			break
 		}
 		da := w.da.get(rows * l.In)
-		gemm(false, true, rows, l.In, l.Out, s, dz, l.Out, p.w[li], l.Out, 0, da, l.In)
+		fastmath.Gemm(false, true, rows, l.In, l.Out, s, dz, l.Out, p.w[li], l.Out, 0, da, l.In)
 		m.round(da)
 		prev := m.layers[li-1]
 		dh := da
