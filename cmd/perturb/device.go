@@ -50,23 +50,41 @@ func checkDeviceMode(mode string) error {
 	return fmt.Errorf("--device %q: want auto, cpu or gpu", mode)
 }
 
-// attachDevice resolves --device for perturb run: with a usable GPU (gpu,
-// or auto) and a config with image models in float32, the runner computes
-// them on it (trials.Runner.UseDevice); it says in one line on stderr
-// where the trials run and why. --device gpu without a usable GPU, or for
-// a float64 config (the GPU computes in float32), is an error; auto falls
-// back to the CPU. The returned function releases the device.
-func attachDevice(mode string, cfg *config.Config, runner *trials.Runner, stderr io.Writer) (func(), error) {
-	none := func() {}
+// runDevice is --device of perturb run, resolved before the data is
+// loaded (openRunDevice) and attached to the runner after (attach).
+type runDevice struct {
+	mode string
+	dev  kernels.Device // nil: the CPU
+	why  string         // why there is no GPU
+}
+
+// openRunDevice checks --device and opens the GPU for auto and gpu;
+// --device gpu without a usable GPU is an error, at once.
+func openRunDevice(mode string) (*runDevice, error) {
 	if err := checkDeviceMode(mode); err != nil || mode == "cpu" {
-		return none, err
+		return &runDevice{mode: mode}, err
 	}
 	dev, why := gpuOpener()
+	if dev == nil && mode == "gpu" {
+		return nil, fmt.Errorf("--device gpu: %s", why)
+	}
+	return &runDevice{mode: mode, dev: dev, why: why}, nil
+}
+
+// attach resolves --device for perturb run: with a usable GPU (gpu, or
+// auto) and a config with image models in float32, the runner computes
+// them on it (trials.Runner.UseDevice); it says in one line on stderr
+// where the trials run and why. --device gpu for a float64 config (the GPU
+// computes in float32) is an error; auto falls back to the CPU. The
+// returned function releases the device.
+func (d *runDevice) attach(cfg *config.Config, runner *trials.Runner, stderr io.Writer) (func(), error) {
+	none := func() {}
+	mode, dev := d.mode, d.dev
+	if mode == "cpu" {
+		return none, nil
+	}
 	if dev == nil {
-		if mode == "gpu" {
-			return none, fmt.Errorf("--device gpu: %s", why)
-		}
-		fmt.Fprintf(stderr, "device: CPU (%s)\n", why)
+		fmt.Fprintf(stderr, "device: CPU (%s)\n", d.why)
 		return none, nil
 	}
 	release := func() { dev.Close() }

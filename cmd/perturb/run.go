@@ -81,12 +81,19 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	scale := fs.Int("scale", 1, "divide the config's trial count by this (rounded up) for a quick look")
 	device := deviceFlag(fs)
 	pos, err := parse(c, fs, args, 1, stderr)
+	var gpu *runDevice
 	if err == nil {
-		err = checkDeviceMode(*device)
+		gpu, err = openRunDevice(*device)
 	}
 	if err != nil {
 		return err
 	}
+	release := func() {
+		if gpu.dev != nil {
+			gpu.dev.Close()
+		}
+	}
+	defer func() { release() }()
 	cfg, err := config.Load(pos[0])
 	if err != nil {
 		return err
@@ -126,11 +133,9 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	release, err := attachDevice(*device, cfg, runner, stderr)
-	if err != nil {
+	if release, err = gpu.attach(cfg, runner, stderr); err != nil {
 		return err
 	}
-	defer release()
 	store, skip, err := openRun(dir, cfg, shard)
 	if err != nil {
 		return err
