@@ -94,15 +94,6 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 	if err := writeAtomic(path, buf.Bytes()); err != nil {
 		return err
 	}
-	agree, total := 0, 0
-	for _, s := range rep.Sections {
-		for _, v := range s.Verdicts {
-			total++
-			if v.Agrees {
-				agree++
-			}
-		}
-	}
-	fmt.Fprintf(stdout, "wrote %s (%d sections; %d of %d claims agree)\n", path, len(rep.Sections), agree, total)
+	fmt.Fprintf(stdout, "wrote %s (%d sections; %s)\n", path, len(rep.Sections), rep.TallyText())
 	return nil
 }

@@ -29,6 +29,53 @@ type Verdict struct {
 	Test   string
 	Result string
 	Agrees bool
+	// Inconclusive marks a test whose data decide neither way (an
+	// interval containing 0, no decided pairs); Agrees is then false and
+	// the claim counts as neither agreeing nor disagreeing.
+	Inconclusive bool
+}
+
+// Word is the verdict's word in reports: agrees, disagrees or
+// inconclusive.
+func (v Verdict) Word() string {
+	switch {
+	case v.Inconclusive:
+		return "inconclusive"
+	case v.Agrees:
+		return "agrees"
+	}
+	return "disagrees"
+}
+
+// Tally counts the verdicts of rep by outcome.
+func (r *Report) Tally() (agree, disagree, inconclusive int) {
+	for _, s := range r.Sections {
+		for _, v := range s.Verdicts {
+			switch {
+			case v.Inconclusive:
+				inconclusive++
+			case v.Agrees:
+				agree++
+			default:
+				disagree++
+			}
+		}
+	}
+	return agree, disagree, inconclusive
+}
+
+// TallyText is the tally in words, e.g. "5 of 7 claims agree, 1
+// disagrees, 1 inconclusive".
+func (r *Report) TallyText() string {
+	a, d, i := r.Tally()
+	t := fmt.Sprintf("%d of %d claims agree", a, a+d+i)
+	if d > 0 || i > 0 {
+		t += fmt.Sprintf(", %d disagree", d)
+	}
+	if i > 0 {
+		t += fmt.Sprintf(", %d inconclusive", i)
+	}
+	return t
 }
 
 // Section is one part of a report.
@@ -364,15 +411,9 @@ func (r *Report) Markdown(w io.Writer) error {
 		all = append(all, s.Verdicts...)
 	}
 	if len(all) > 0 {
-		agree := 0
+		fmt.Fprintf(&sb, "## Verdicts\n\n%s with the measurements.\n\n| claim | test | result | verdict |\n| --- | --- | --- | --- |\n", r.TallyText())
 		for _, v := range all {
-			if v.Agrees {
-				agree++
-			}
-		}
-		fmt.Fprintf(&sb, "## Verdicts\n\n%d of %d claims agree with the measurements.\n\n| claim | test | result | verdict |\n| --- | --- | --- | --- |\n", agree, len(all))
-		for _, v := range all {
-			fmt.Fprintf(&sb, "| %s | %s | %s | %s |\n", v.Claim, v.Test, v.Result, verdictWord(v.Agrees))
+			fmt.Fprintf(&sb, "| %s | %s | %s | %s |\n", v.Claim, v.Test, v.Result, v.Word())
 		}
 		sb.WriteString("\n")
 	}
@@ -396,7 +437,7 @@ func (r *Report) Markdown(w io.Writer) error {
 			fmt.Fprintf(&sb, "![%s](%s)\n\n", strings.TrimSuffix(filepath.Base(f), ".png"), f)
 		}
 		for _, v := range s.Verdicts {
-			fmt.Fprintf(&sb, "- **%s**: %s — %s (%s).\n", verdictWord(v.Agrees), v.Claim, v.Result, v.Test)
+			fmt.Fprintf(&sb, "- **%s**: %s — %s (%s).\n", v.Word(), v.Claim, v.Result, v.Test)
 		}
 		if len(s.Verdicts) > 0 {
 			sb.WriteString("\n")
@@ -404,13 +445,6 @@ func (r *Report) Markdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, sb.String())
 	return err
-}
-
-func verdictWord(ok bool) string {
-	if ok {
-		return "agrees"
-	}
-	return "disagrees"
 }
 
 var _ = results.StatusOK

@@ -108,9 +108,10 @@ func (d *sharpData) sgdBelowGD(model, loss, m string) []Verdict {
 		out = append(out, Verdict{
 			Claim: fmt.Sprintf("%s ends with a lower %s than %s on the %s (%s, η = %g; Corollary 3: SGD moves away from high-C regions)",
 				d.ref, measureLabel[m], d.gd, lossText[loss], model, eta),
-			Test:   fmt.Sprintf("paired difference Δ%s − Δ%s over %d training sets, 95%% t interval below 0 and the mean beyond rounding (relative %g)", d.ref, d.gd, x.N, d.eps),
-			Result: fmt.Sprintf("%s: %s", fmtDist(x), res),
-			Agrees: sx < 0,
+			Test:         fmt.Sprintf("paired difference Δ%s − Δ%s over %d training sets, 95%% t interval below 0 and the mean beyond rounding (relative %g)", d.ref, d.gd, x.N, d.eps),
+			Result:       fmt.Sprintf("%s: %s", fmtDist(x), res),
+			Agrees:       sx < 0,
+			Inconclusive: sx == 0,
 		})
 	}
 	return out
@@ -164,9 +165,10 @@ func (d *sharpData) flatterGeneralises(model, loss, m string) []Verdict {
 		out = append(out, Verdict{
 			Claim: fmt.Sprintf("of two optimisers, the one ending with the lower %s on the %s also ends with the lower test loss (%s, η = %g)",
 				measureLabel[m], lossText[loss], model, eta),
-			Test:   fmt.Sprintf("sign agreement of the paired differences ΔA − ΔB of %s and of the test loss, over the pairs whose %s difference has a 95%% t interval excluding 0; agrees when more of them have a test-loss interval excluding 0 on the same side than on the opposite side; differences within a relative %g (rounding) count as none", measureLabel[m], measureLabel[m], d.eps),
-			Result: res,
-			Agrees: len(agree) > len(contra),
+			Test:         fmt.Sprintf("sign agreement of the paired differences ΔA − ΔB of %s and of the test loss, over the pairs whose %s difference has a 95%% t interval excluding 0; agrees when more of them have a test-loss interval excluding 0 on the same side than on the opposite side; differences within a relative %g (rounding) count as none", measureLabel[m], measureLabel[m], d.eps),
+			Result:       res,
+			Agrees:       len(agree) > len(contra),
+			Inconclusive: len(agree) == len(contra),
 		})
 	}
 	return out
