@@ -11,6 +11,8 @@ import (
 	"gonum.org/v1/gonum/blas/gonum"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/perturb/perturb/kernels"
 )
 
 // Custom gorgonia operations of the batched graphs (BatchNet).
@@ -920,33 +922,8 @@ func (k logSoftmaxKernel) shape(in []tensor.Shape) (tensor.Shape, error) {
 func (k logSoftmaxKernel) run(out *tensor.Dense, in []*tensor.Dense) error {
 	c := in[0].Shape()[1]
 	return dispatch(out, in,
-		func(o []float64, in [][]float64) { logSoftmaxRows(o, in[0], c, math.Exp, math.Log) },
-		func(o []float32, in [][]float32) { logSoftmaxRows(o, in[0], c, exp32, log32) })
-}
-
-func exp32(x float32) float32 { return float32(math.Exp(float64(x))) }
-func log32(x float32) float32 { return float32(math.Log(float64(x))) }
-
-// logSoftmaxRows sets out to the log-softmax of every row of length c of x.
-func logSoftmaxRows[T float](out, x []T, c int, exp, log func(T) T) {
-	for r := 0; r+c <= len(x); r += c {
-		row, o := x[r:r+c], out[r:r+c]
-		m := row[0]
-		for _, v := range row[1:] {
-			if v > m {
-				m = v
-			}
-		}
-		var sum T
-		for j, v := range row {
-			o[j] = v - m
-			sum += exp(o[j])
-		}
-		ls := log(sum)
-		for j := range o {
-			o[j] -= ls
-		}
-	}
+		func(o []float64, in [][]float64) { kernels.LogSoftmaxRows(o, in[0], c) },
+		func(o []float32, in [][]float32) { kernels.LogSoftmaxRows(o, in[0], c) })
 }
 
 // diff: dx = g − softmax(x) Σ_j g_j row by row, with softmax = exp(output).
@@ -975,18 +952,6 @@ func (k logSoftmaxBackKernel) shape(in []tensor.Shape) (tensor.Shape, error) {
 func (k logSoftmaxBackKernel) run(out *tensor.Dense, in []*tensor.Dense) error {
 	c := in[0].Shape()[1]
 	return dispatch(out, in,
-		func(o []float64, in [][]float64) { logSoftmaxAdjoint(o, in[0], in[1], c, math.Exp) },
-		func(o []float32, in [][]float32) { logSoftmaxAdjoint(o, in[0], in[1], c, exp32) })
-}
-
-func logSoftmaxAdjoint[T float](out, y, g []T, c int, exp func(T) T) {
-	for r := 0; r+c <= len(y); r += c {
-		var sum T
-		for _, v := range g[r : r+c] {
-			sum += v
-		}
-		for j := r; j < r+c; j++ {
-			out[j] = g[j] - exp(y[j])*sum
-		}
-	}
+		func(o []float64, in [][]float64) { kernels.LogSoftmaxAdjoint(o, in[0], in[1], c) },
+		func(o []float32, in [][]float32) { kernels.LogSoftmaxAdjoint(o, in[0], in[1], c) })
 }

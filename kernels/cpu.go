@@ -482,8 +482,17 @@ func (CPU[T]) LogSoftmax(out, in Buffer, rows, c int) error {
 	if err := same("logsoftmax", rows*c, bs[0], bs[1]); err != nil {
 		return err
 	}
-	for r := 0; r < rows; r++ {
-		row, o := bs[1][r*c:(r+1)*c], bs[0][r*c:(r+1)*c]
+	LogSoftmaxRows(bs[0], bs[1], c)
+	return nil
+}
+
+// LogSoftmaxRows sets out to the log-softmax of every row of length c of
+// x, shifted by the row's maximum (a NaN row stays NaN), with exp and log
+// in float64: the arithmetic of the CPU engine's batched op (graph) and of
+// the CPU twin alike.
+func LogSoftmaxRows[T float](out, x []T, c int) {
+	for r := 0; r+c <= len(x); r += c {
+		row, o := x[r:r+c], out[r:r+c]
 		m := row[0]
 		for _, v := range row[1:] {
 			if v > m {
@@ -500,7 +509,6 @@ func (CPU[T]) LogSoftmax(out, in Buffer, rows, c int) error {
 			o[j] -= ls
 		}
 	}
-	return nil
 }
 
 // LogSoftmaxBack is the log-softmax's adjoint.
@@ -512,17 +520,23 @@ func (CPU[T]) LogSoftmaxBack(out, y, g Buffer, rows, c int) error {
 	if err := same("logsoftmaxback", rows*c, bs[0], bs[1], bs[2]); err != nil {
 		return err
 	}
-	o, ys, gs := bs[0], bs[1], bs[2]
-	for r := 0; r < rows; r++ {
+	LogSoftmaxAdjoint(bs[0], bs[1], bs[2], c)
+	return nil
+}
+
+// LogSoftmaxAdjoint sets out to the adjoint of the row-wise log-softmax
+// y = LogSoftmaxRows(x) for the output adjoint g, rows of length c:
+// out = g − exp(y)·Σ_row g.
+func LogSoftmaxAdjoint[T float](out, y, g []T, c int) {
+	for r := 0; r+c <= len(y); r += c {
 		var sum T
-		for _, v := range gs[r*c : (r+1)*c] {
+		for _, v := range g[r : r+c] {
 			sum += v
 		}
-		for j := r * c; j < (r+1)*c; j++ {
-			o[j] = gs[j] - expT(ys[j])*sum
+		for j := r; j < r+c; j++ {
+			out[j] = g[j] - expT(y[j])*sum
 		}
 	}
-	return nil
 }
 
 // CrossEntropy sets each row's loss and correctness.
