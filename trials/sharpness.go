@@ -123,6 +123,9 @@ func sharpOptions(s *config.Sharpness) sharp.Options {
 // (init, trial index, point, loss), in sub-batches whose Lanczos bases fit
 // the memory bound.
 func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample, ids [][4]uint64) ([]*sharp.Measures, error) {
+	if sharpMeasureFault != nil {
+		sharpMeasureFault()
+	}
 	s := w.r.cfg.Sharpness
 	m := w.r.models[model]
 	opts := sharpOptions(s)
@@ -149,7 +152,10 @@ func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample,
 		p := &sharp.Problem{Backend: be, Theta: thetas[lo:hi], Sets: sets[lo:hi]}
 		if m.land == nil {
 			p.Pad = true
-			p.Chunk = max(1, sharpHVPExamples/nextPow2(hi-lo))
+			// A fixed grouping of each trial's samples (the chunk of the
+			// largest sub-batch), so that a trial's sums are grouped the
+			// same whatever the batch's size, K or the workers.
+			p.Chunk = sharpHVPExamples / sharpMaxSubBatchK
 			p.GradChunk = sharpGradChunk
 		}
 		if fast {
@@ -196,13 +202,9 @@ func (w *worker) sharpBackend(model string) (optim.Backend, bool) {
 	return h, true
 }
 
-func nextPow2(k int) int {
-	p := 1
-	for p < k {
-		p *= 2
-	}
-	return p
-}
+// sharpMeasureFault, when set (by tests), is called at the start of every
+// measurement, e.g. to panic.
+var sharpMeasureFault func()
 
 // initMeasures returns the measures at initialisation theta of one loss
 // for the given trial indices (sharpPoolInit alone for the pool loss),
@@ -240,7 +242,25 @@ func (w *worker) initMeasures(model string, init int, theta []float64, loss int,
 			}
 			ids[j] = [4]uint64{uint64(init), uint64(i), pointInit, uint64(loss)}
 		}
+		// A panic inside the measurement (recovered by the batch's retry)
+		// must still release the claimed entries, or the retry and every
+		// other worker waiting for them would block for ever.
+		completed := false
+		defer func() {
+			if !completed {
+				st.mu.Lock()
+				for _, i := range mine {
+					delete(st.entries, sharpKey{model, init, i, loss})
+				}
+				st.mu.Unlock()
+				for _, e := range mineE {
+					e.err = fmt.Errorf("sharpness of %s init %d at initialisation: the measurement panicked", model, init)
+					close(e.done)
+				}
+			}
+		}()
 		ms, err := w.measure(model, thetas, sets, ids)
+		completed = true
 		if err != nil {
 			// Forget the failed entries, so that a retry computes them again.
 			st.mu.Lock()

@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"math"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/trials/config"
@@ -271,6 +274,38 @@ func TestSharpnessArchimedesConfig(t *testing.T) {
 		}
 		if row.Status == results.StatusOK && (sr.End == nil || sr.End.Pool == nil || sr.End.Train == nil) {
 			t.Errorf("%v: no final measures", row.Key())
+		}
+	}
+}
+
+// TestSharpnessInitPanicReleases: a panic inside the first measurement at
+// initialisation (recovered by the batch's retry) must release the
+// entries it claimed, so that the retry and the other workers compute them
+// instead of waiting for ever; the records equal an undisturbed run's.
+func TestSharpnessInitPanicReleases(t *testing.T) {
+	c := mustConfig(t, strings.Replace(sharpConfig, "[[model]]\nname = \"logistic\"\ninits = [1]\n", "", 1))
+	want := runAll(t, c, nil, Settings{K: 8, Workers: 2})
+	var calls atomic.Int64
+	sharpMeasureFault = func() {
+		if calls.Add(1) == 1 {
+			panic("injected")
+		}
+	}
+	t.Cleanup(func() { sharpMeasureFault = nil })
+	done := make(chan map[results.Key]results.Row, 1)
+	go func() { done <- runAll(t, c, nil, Settings{K: 8, Workers: 2}) }()
+	var got map[results.Key]results.Row
+	select {
+	case got = <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the run hangs after a panic in the sharpness measurement")
+	}
+	if calls.Load() < 2 {
+		t.Fatalf("%d measurements: the fault was not exercised", calls.Load())
+	}
+	for k, w := range want {
+		if !bytes.Equal(got[k].Sharpness, w.Sharpness) {
+			t.Errorf("%v: record after the panic\n%s\nwant\n%s", k, got[k].Sharpness, w.Sharpness)
 		}
 	}
 }

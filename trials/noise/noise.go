@@ -321,7 +321,7 @@ func Run(a *nets.Arch, init int, theta []float64, ex Examples, s Settings, progr
 			}
 			if b == 1 {
 				fs[0] = out[0]
-			} else if out[0] != fs[0] {
+			} else if math.Float64bits(out[0]) != math.Float64bits(fs[0]) {
 				return nil, fmt.Errorf("%s %v: the loss at θ is %.17g in one batch and %.17g in another; the evaluator is not deterministic", a.Name, f, fs[0], out[0])
 			}
 			copy(fs[b:hi], out[1:])

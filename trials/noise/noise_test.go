@@ -1,6 +1,7 @@
 package noise
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -244,5 +245,43 @@ func TestRoundingFloor(t *testing.T) {
 	}
 	if got := roundingFloor(precision.BFloat16, []float64{1, 3}, []float64{2, 1}); got != math.Ldexp(1, -6) {
 		t.Errorf("bf16 rounding floor %v, want 2^-6", got)
+	}
+}
+
+// TestJSONSafeNonFinite checks that a study whose gradient table, fits and
+// training hold NaN or Inf still marshals: non-finite errors and norms
+// become −1, a non-finite fit is dropped, finite values are kept.
+func TestJSONSafeNonFinite(t *testing.T) {
+	nan, inf := math.NaN(), math.Inf(1)
+	f := &File{
+		Sweeps: []*Sweep{{Model: "mlp", Fits: []ExponentFit{
+			{Format: precision.Float32, Exponent: 0.5, Lo: 0.4, Hi: 0.6},
+			{Format: precision.BFloat16, Exponent: nan},
+		}}},
+		Grads:    []*Grads{{Model: "mlp", Layers: []LayerGrad{{Layer: "dense1", Norm64: 0, RelErr: []float64{nan, inf, 2e-7}}}}},
+		Training: &Training{TrC: nan},
+	}
+	if _, err := json.Marshal(f); err == nil {
+		t.Fatal("json.Marshal accepted NaN: the test does not exercise the fallback")
+	}
+	b, err := json.Marshal(jsonSafe(f))
+	if err != nil {
+		t.Fatalf("jsonSafe copy does not marshal: %v", err)
+	}
+	var back File
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if got := back.Grads[0].Layers[0].RelErr; got[0] != -1 || got[1] != -1 || got[2] != 2e-7 {
+		t.Errorf("rel_err %v, want [-1 -1 2e-7]", got)
+	}
+	if fits := back.Sweeps[0].Fits; len(fits) != 1 || fits[0].Exponent != 0.5 {
+		t.Errorf("fits %+v, want only the finite float32 fit", fits)
+	}
+	if back.Training.TrC != -1 {
+		t.Errorf("tr_c %v, want -1", back.Training.TrC)
+	}
+	if !math.IsNaN(f.Grads[0].Layers[0].RelErr[0]) || len(f.Sweeps[0].Fits) != 2 {
+		t.Error("jsonSafe changed the caller's File")
 	}
 }

@@ -99,8 +99,31 @@ func jsonSafe(f *File) any {
 		}
 		c.Sweeps = append(c.Sweeps, &cs)
 	}
+	for i, sw := range c.Sweeps {
+		cs := *sw
+		cs.Fits = nil
+		for _, fit := range sw.Fits {
+			// A fit with a non-finite number is no fit (as for bf16).
+			if finite(fit.Exponent, fit.SE, fit.Lo, fit.Hi, fit.Intercept) {
+				cs.Fits = append(cs.Fits, fit)
+			}
+		}
+		c.Sweeps[i] = &cs
+	}
+	c.Grads = nil
+	for _, g := range f.Grads {
+		cg := *g
+		cg.Layers = append([]LayerGrad(nil), g.Layers...)
+		for i := range cg.Layers {
+			l := &cg.Layers[i]
+			l.Norm64 = clean(l.Norm64)
+			l.RelErr = cleanSlice(l.RelErr)
+		}
+		c.Grads = append(c.Grads, &cg)
+	}
 	if f.Training != nil {
 		t := *f.Training
+		t.TrC = clean(t.TrC)
 		t.Points = append([]TrainPoint(nil), t.Points...)
 		for i := range t.Points {
 			p := &t.Points[i]
@@ -113,6 +136,18 @@ func jsonSafe(f *File) any {
 	return &c
 }
 
+// finite reports whether every x is finite.
+func finite(xs ...float64) bool {
+	for _, x := range xs {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// clean is x, or −1 (an impossible value of the non-negative quantities
+// it is used on: floors, drifts, errors, norms) when x is not finite.
 func clean(x float64) float64 {
 	if math.IsNaN(x) || math.IsInf(x, 0) {
 		return -1

@@ -141,8 +141,11 @@ type pairKey struct {
 }
 
 // Analyze summarises the sharpness records of a run's rows: rows without a
-// record, diverged rows and measures missing (or not converged) at either
-// point are left out of each statistic. Cells are ordered by model, loss,
+// record, diverged rows and measures missing at either point (λ of a
+// trial whose Lanczos did not converge) are left out of each statistic.
+// Trace and tr(HĈ) estimates that stopped at max_probes before their
+// target standard error are kept: they are unbiased, only less precise
+// (their records say converged: false). Cells are ordered by model, loss,
 // measure, eta and optimiser (optimisers in the order of their labels).
 // The error reports a record that does not parse.
 func Analyze(rows []results.Row) (*Analysis, error) {
