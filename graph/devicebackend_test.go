@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"strings"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -213,5 +214,63 @@ func TestDeviceMemoryReused(t *testing.T) {
 				t.Errorf("after Close: %d elements live, %d allocations, %d frees", s.Live, s.Allocs, s.Frees)
 			}
 		})
+	}
+}
+
+// failingDevice fails its Alloc once ok allocations have succeeded.
+type failingDevice struct {
+	kernels.Device
+	ok, n int
+}
+
+func (f *failingDevice) Alloc(n int) (kernels.Buffer, error) {
+	if f.n >= f.ok {
+		return nil, fmt.Errorf("injected: out of device memory")
+	}
+	f.n++
+	return f.Device.Alloc(n)
+}
+
+// TestDeviceSetupFailureFreesAll: whichever allocation of UploadData or
+// NewDeviceEval fails, the error is returned and nothing stays allocated.
+func TestDeviceSetupFailureFreesAll(t *testing.T) {
+	arch, err := nets.New("logistic", 1, 28, 28, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := walkData(tensor.Float64, 25)
+	failures := 0
+	for ok := 0; ; ok++ {
+		count := kernels.Count(kernels.NewCPU(kernels.F64))
+		dev := &failingDevice{Device: count, ok: ok}
+		dd, err := UploadData(dev, d)
+		if err == nil {
+			var ev *DeviceEval
+			ev, err = NewDeviceEval(arch, dd, 3, 10)
+			if err == nil {
+				if cerr := ev.Close(); cerr != nil {
+					t.Fatal(cerr)
+				}
+			}
+			if cerr := dd.Close(); cerr != nil {
+				t.Fatal(cerr)
+			}
+		}
+		if s := count.Stats(); s.Live != 0 || s.Allocs != s.Frees {
+			t.Errorf("allocation %d failing (%v): %d elements live, %d allocations, %d frees", ok+1, err, s.Live, s.Allocs, s.Frees)
+		}
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "injected") {
+			t.Errorf("allocation %d failing: error %q does not carry the cause", ok+1, err)
+		}
+		failures++
+		if ok > 1000 {
+			t.Fatal("no end to the allocations")
+		}
+	}
+	if failures < 4 {
+		t.Errorf("only %d failure points exercised", failures)
 	}
 }

@@ -21,11 +21,15 @@ type DeviceData struct {
 	labels  []float64
 }
 
-// UploadData copies d to dev.
-func UploadData(dev kernels.Device, d *Data) (*DeviceData, error) {
+// UploadData copies d to dev. On error nothing stays allocated.
+func UploadData(dev kernels.Device, d *Data) (_ *DeviceData, err error) {
 	n := d.Len()
 	dd := &DeviceData{Dev: dev, N: n, Dim: d.Dim, Classes: d.Classes, labels: make([]float64, n)}
-	var err error
+	defer func() {
+		if err != nil {
+			dd.Close()
+		}
+	}()
 	if dd.X, err = dev.Alloc(max(n*d.Dim, 1)); err != nil {
 		return nil, fmt.Errorf("upload data pool of %d×%d: %w", n, d.Dim, err)
 	}
@@ -47,6 +51,22 @@ func UploadData(dev kernels.Device, d *Data) (*DeviceData, error) {
 		return nil, fmt.Errorf("upload data labels: %w", err)
 	}
 	return dd, nil
+}
+
+// Close frees the pool's device buffers (once) and returns the first
+// error of the frees.
+func (dd *DeviceData) Close() error {
+	var first error
+	for _, b := range []*kernels.Buffer{&dd.X, &dd.Y} {
+		if *b == nil {
+			continue
+		}
+		if err := dd.Dev.Free(*b); err != nil && first == nil {
+			first = fmt.Errorf("free the device data pool: %w", err)
+		}
+		*b = nil
+	}
+	return first
 }
 
 // DeviceNet runs a BatchNet's graph on a device: the per-trial samples are
@@ -250,7 +270,7 @@ func NewDeviceEval(arch *nets.Arch, data *DeviceData, k, chunk int) (*DeviceEval
 	return e, nil
 }
 
-func (e *DeviceEval) part(b int) (*evalPart, error) {
+func (e *DeviceEval) part(b int) (_ *evalPart, err error) {
 	dt := tensor.Float32
 	if e.data.Dev.DType() == kernels.F64 {
 		dt = tensor.Float64
@@ -260,6 +280,11 @@ func (e *DeviceEval) part(b int) (*evalPart, error) {
 		return nil, err
 	}
 	p := &evalPart{net: n, rows: b}
+	defer func() {
+		if err != nil {
+			p.close(e.data.Dev) // nothing stays allocated on error
+		}
+	}()
 	if p.logits, err = n.logits(); err != nil {
 		return nil, err
 	}
@@ -278,21 +303,42 @@ func (e *DeviceEval) part(b int) (*evalPart, error) {
 	return p, nil
 }
 
-// Close frees the device buffers.
+// close frees p's program, buffers and graph, and returns the first
+// error.
+func (p *evalPart) close(dev kernels.Device) error {
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	if p.prog != nil {
+		keep(p.prog.Close())
+		p.prog = nil
+	}
+	for _, b := range []*kernels.Buffer{&p.y, &p.loss, &p.corr, &p.labels} {
+		if *b != nil {
+			keep(dev.Free(*b))
+			*b = nil
+		}
+	}
+	if p.net != nil {
+		keep(p.net.Close())
+		p.net = nil
+	}
+	return first
+}
+
+// Close frees the device buffers and returns the first error of the frees.
 func (e *DeviceEval) Close() error {
+	var first error
 	for _, p := range e.parts {
-		if p.prog != nil {
-			p.prog.Close()
+		if err := p.close(e.data.Dev); err != nil && first == nil {
+			first = fmt.Errorf("device evaluation: %w", err)
 		}
-		for _, b := range []kernels.Buffer{p.y, p.loss, p.corr, p.labels} {
-			if b != nil {
-				e.data.Dev.Free(b)
-			}
-		}
-		p.net.Close()
 	}
 	e.parts = nil
-	return nil
+	return first
 }
 
 // TestLoss sets loss[k] and acc[k] to the mean loss and accuracy of

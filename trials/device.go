@@ -79,13 +79,7 @@ func (r *Runner) Close() error {
 	}
 	d := r.dev
 	r.dev = nil
-	var first error
-	for _, b := range []kernels.Buffer{d.data.X, d.data.Y} {
-		if err := d.dev.Free(b); err != nil && first == nil {
-			first = fmt.Errorf("free the device data pool: %w", err)
-		}
-	}
-	return first
+	return d.data.Close()
 }
 
 // workerDevice holds a worker's device programs.
