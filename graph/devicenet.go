@@ -246,7 +246,7 @@ type evalPart struct {
 	prog                  *Program
 	logits                *G.Node
 	y, loss, corr, labels kernels.Buffer
-	from, rows, chunks    int
+	rows, chunks          int
 }
 
 // NewDeviceEval prepares the evaluation of k trials over the whole pool in

@@ -242,40 +242,34 @@ func (w *worker) initMeasures(model string, init int, theta []float64, loss int,
 			}
 			ids[j] = [4]uint64{uint64(init), uint64(i), pointInit, uint64(loss)}
 		}
-		// A panic inside the measurement (recovered by the batch's retry)
-		// must still release the claimed entries, or the retry and every
-		// other worker waiting for them would block for ever.
-		completed := false
-		defer func() {
-			if !completed {
-				st.mu.Lock()
-				for _, i := range mine {
-					delete(st.entries, sharpKey{model, init, i, loss})
+		// Settle the claimed entries however the measurement ends: on an
+		// error, or a panic (recovered by the batch's retry), forget them
+		// so that a retry computes them again, and wake the waiting
+		// workers with the error rather than leave them blocked for ever.
+		var ms []*sharp.Measures
+		err := fmt.Errorf("sharpness of %s init %d at initialisation: the measurement panicked", model, init)
+		func() {
+			defer func() {
+				if err != nil {
+					st.mu.Lock()
+					for _, i := range mine {
+						delete(st.entries, sharpKey{model, init, i, loss})
+					}
+					st.mu.Unlock()
 				}
-				st.mu.Unlock()
-				for _, e := range mineE {
-					e.err = fmt.Errorf("sharpness of %s init %d at initialisation: the measurement panicked", model, init)
+				for j, e := range mineE {
+					if err != nil {
+						e.err = err
+					} else {
+						e.m = ms[j]
+					}
 					close(e.done)
 				}
-			}
+			}()
+			ms, err = w.measure(model, thetas, sets, ids)
 		}()
-		ms, err := w.measure(model, thetas, sets, ids)
-		completed = true
 		if err != nil {
-			// Forget the failed entries, so that a retry computes them again.
-			st.mu.Lock()
-			for _, i := range mine {
-				delete(st.entries, sharpKey{model, init, i, loss})
-			}
-			st.mu.Unlock()
-		}
-		for j, e := range mineE {
-			if err != nil {
-				e.err = err
-			} else {
-				e.m = ms[j]
-			}
-			close(e.done)
+			return nil, err
 		}
 	}
 	out := map[int]*sharp.Measures{}

@@ -17,14 +17,6 @@ func dotv(x, y []float64) float64 {
 	return s
 }
 
-func maxAbsv(x []float64) float64 {
-	m := 0.0
-	for _, v := range x {
-		m = math.Max(m, math.Abs(v))
-	}
-	return m
-}
-
 func unit(n, i int) []float64 {
 	e := make([]float64, n)
 	e[i] = 1

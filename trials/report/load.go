@@ -149,20 +149,6 @@ func (ix *index) paired(a, b cellKey, f func(results.Row) float64) sample {
 	return meanOf(xs)
 }
 
-// diverged counts the diverged trials of a cell among all rows.
-func diverged(rows []results.Row, k cellKey) (n, total int) {
-	for _, r := range rows {
-		if r.Model == k.Model && r.Optimizer == k.Opt && r.Init == k.Init && r.Eta == k.Eta {
-			total++
-			if r.Status != results.StatusOK {
-				n++
-			}
-		}
-	}
-	return n, total
-}
-
 func testLoss(r results.Row) float64   { return r.TestLoss }
-func initLoss(r results.Row) float64   { return r.InitTestLoss }
 func genGap(r results.Row) float64     { return r.TestLoss - r.TrainLoss }
 func testChange(r results.Row) float64 { return r.TestLoss - r.InitTestLoss }

@@ -12,7 +12,6 @@ import (
 	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/predict"
 	"github.com/perturb/perturb/trials/report/plots"
-	"github.com/perturb/perturb/trials/results"
 	"github.com/perturb/perturb/trials/stats"
 )
 
@@ -446,5 +445,3 @@ func (r *Report) Markdown(w io.Writer) error {
 	_, err := io.WriteString(w, sb.String())
 	return err
 }
-
-var _ = results.StatusOK
