@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	kblas "github.com/perturb/perturb/kernels/blas"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -48,7 +49,7 @@ func BenchmarkPoolEvaluator(b *testing.B) {
 				sec := b.Elapsed().Seconds() / float64(b.N)
 				b.ReportMetric(float64(k)/sec, "trials/s")
 				b.ReportMetric(a.DenseFLOPs()*float64(d.Len()*k)/sec/1e9, "GFLOP/s")
-				b.Logf("%s BLAS, chunk %d, %d workers", BLASName(), peMust(e.ChunkSize(k, d.Len())), e.Options().Workers)
+				b.Logf("%s BLAS, chunk %d, %d workers", kblas.Name(), peMust(e.ChunkSize(k, d.Len())), e.Options().Workers)
 			})
 		}
 	}

@@ -22,6 +22,10 @@ package kernels
 import (
 	"embed"
 	"fmt"
+
+	// The BLAS every CPU product of the program uses (OpenBLAS with the
+	// openblas build tag), registered at initialisation.
+	_ "github.com/perturb/perturb/kernels/blas"
 )
 
 // Sources holds the CUDA C sources of the kernels (kernels/*.cu), compiled

@@ -33,7 +33,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
-	"github.com/perturb/perturb/trials/seed"
+	"github.com/perturb/perturb/nets/seed"
 )
 
 // Param describes one stored parameter tensor.

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/perturb/perturb/nets"
-	"github.com/perturb/perturb/trials/stats"
+	"github.com/perturb/perturb/trials/analysis/stats"
 )
 
 const prop2Optimizers = `

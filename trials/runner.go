@@ -18,7 +18,7 @@ import (
 	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/optim"
 	"github.com/perturb/perturb/trials/results"
-	"github.com/perturb/perturb/trials/seed"
+	"github.com/perturb/perturb/nets/seed"
 )
 
 // Recorder receives finished trials. Record may be called from several

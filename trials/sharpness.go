@@ -11,8 +11,8 @@ import (
 	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/optim"
 	"github.com/perturb/perturb/trials/results"
-	"github.com/perturb/perturb/trials/seed"
-	"github.com/perturb/perturb/trials/sharp"
+	"github.com/perturb/perturb/nets/seed"
+	"github.com/perturb/perturb/trials/study/sharp"
 )
 
 // SharpnessPurpose is the seed purpose of the sharpness measurements'

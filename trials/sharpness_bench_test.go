@@ -16,8 +16,8 @@ import (
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/data"
 	"github.com/perturb/perturb/trials/optim"
-	"github.com/perturb/perturb/trials/seed"
-	"github.com/perturb/perturb/trials/sharp"
+	"github.com/perturb/perturb/nets/seed"
+	"github.com/perturb/perturb/trials/study/sharp"
 )
 
 // BenchmarkSharpnessVsTestLoss measures the speed goal of the sharpness

@@ -9,8 +9,8 @@ import (
 	"github.com/perturb/perturb/graph"
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/landscape"
-	"github.com/perturb/perturb/trials/seed"
-	"github.com/perturb/perturb/trials/stats"
+	"github.com/perturb/perturb/nets/seed"
+	"github.com/perturb/perturb/trials/analysis/stats"
 )
 
 // StatsGroup returns the samples of estimation group g for a model's

@@ -11,7 +11,7 @@ import (
 
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/landscape"
-	"github.com/perturb/perturb/trials/stats"
+	"github.com/perturb/perturb/trials/analysis/stats"
 )
 
 // exactLandscapeStats computes every statistic of a landscape at theta by

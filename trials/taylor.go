@@ -9,7 +9,7 @@ import (
 
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/trials/config"
-	"github.com/perturb/perturb/trials/stats"
+	"github.com/perturb/perturb/trials/analysis/stats"
 )
 
 // Taylor mode through training.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	kblas "github.com/perturb/perturb/kernels/blas"
 	"io"
 	"runtime"
 	"time"
@@ -91,7 +92,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 		defer dev.Close()
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
-	rep := benchReport{BLAS: graph.BLASName(), GemmN: *n, Models: map[string]*modelBench{}}
+	rep := benchReport{BLAS: kblas.Name(), GemmN: *n, Models: map[string]*modelBench{}}
 	rep.GemmGFLOPs = benchGemm(*n)
 	logf("gemm %d³ float32 (%s): %.1f GFLOP/s", *n, rep.BLAS, rep.GemmGFLOPs)
 	pool, err := data.Load("fashion-mnist", *dataDir)
@@ -147,8 +148,8 @@ func benchGemm(n int) float64 {
 	a, b, cm := mk(), mk(), mk()
 	// The whole machine, like the evaluation (one worker per CPU): let a
 	// threaded BLAS use every core for this one product.
-	prev := graph.SetBLASThreads(runtime.NumCPU())
-	defer graph.SetBLASThreads(prev)
+	prev := kblas.SetThreads(runtime.NumCPU())
+	defer kblas.SetThreads(prev)
 	best := 0.0
 	for range 3 {
 		start := time.Now()

@@ -15,7 +15,7 @@ import (
 	"github.com/perturb/perturb/nets/data"
 	"github.com/perturb/perturb/nets/precision"
 	"github.com/perturb/perturb/trials/config"
-	"github.com/perturb/perturb/trials/noise"
+	"github.com/perturb/perturb/trials/study/noise"
 )
 
 func init() {
@@ -30,7 +30,7 @@ directions v, on a log grid of S values of h, in each precision (float64,
 float32, and bf16 and fp16 emulated by rounding every layer's output, see
 package nets/emulate), and reports per precision the noise floor of D_P
 against the float64 reference, the crossover h where the curvature equals
-the noise, and the noise's distribution (see package trials/noise).
+the noise, and the noise's distribution (see package trials/study/noise).
 
 --widths and --depths sweep the noise floor of the config's mlp and convnet
 models over widths (at the model's depth) and depths (at its width), with

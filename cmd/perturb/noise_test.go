@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/perturb/perturb/trials/noise"
+	"github.com/perturb/perturb/trials/study/noise"
 )
 
 const noiseCfg = `name = "noise-test"

@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/perturb/perturb/trials/report"
+	"github.com/perturb/perturb/trials/analysis/report"
 )
 
 func init() {

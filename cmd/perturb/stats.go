@@ -18,7 +18,7 @@ import (
 	"github.com/perturb/perturb/trials"
 	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/results"
-	"github.com/perturb/perturb/trials/stats"
+	"github.com/perturb/perturb/trials/analysis/stats"
 )
 
 func init() {
@@ -30,7 +30,7 @@ func init() {
 theory's predictions use: |G|^2, tr C, G.H.G, G.H.H.G, tr(H C), tr(H H C),
 G.grad tr C, J(G,G,G), C:J.G and S:J, and for order eta^3 G.Hx.Hx.G,
 G.Hx.H.dx, G.H.grad tr C, Jx(dx,G,G), G.Hx.Hx.gx, gx.H.Hx.gx and
-Jx(gx,gx,G) (see the doc of trials/stats for the definitions and the
+Jx(gx,gx,G) (see the doc of trials/analysis/stats for the definitions and the
 unbiased estimators). Each comes with its standard error from S/(4B)
 independent groups of four blocks of B samples, and stats.json holds
 their covariance matrix ("cov", in the order of "estimates"). The

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/perturb/perturb/trials/stats"
+	"github.com/perturb/perturb/trials/analysis/stats"
 )
 
 func TestStatsCommand(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"io"
 
 	"github.com/perturb/perturb/trials/results"
-	"github.com/perturb/perturb/trials/summary"
+	"github.com/perturb/perturb/trials/analysis/summary"
 )
 
 func init() {

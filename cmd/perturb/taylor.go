@@ -13,7 +13,7 @@ import (
 
 	"github.com/perturb/perturb/trials"
 	"github.com/perturb/perturb/trials/config"
-	"github.com/perturb/perturb/trials/stats"
+	"github.com/perturb/perturb/trials/analysis/stats"
 )
 
 func init() {

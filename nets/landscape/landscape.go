@@ -70,7 +70,7 @@ import (
 	"strings"
 
 	"github.com/perturb/perturb/nets"
-	"github.com/perturb/perturb/trials/seed"
+	"github.com/perturb/perturb/nets/seed"
 )
 
 // Names lists the landscapes New accepts.

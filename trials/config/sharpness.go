@@ -8,7 +8,7 @@ import (
 )
 
 // Sharpness is the optional [sharpness] table: measure the Hessian's
-// sharpness and the gradient noise (package trials/sharp) of a sample of
+// sharpness and the gradient noise (package trials/study/sharp) of a sample of
 // trials at initialisation and after training, and store them with each
 // trial's row.
 //

@@ -33,7 +33,7 @@
 //	    train_loss     REAL,
 //	    diverged_step  INTEGER,           -- 0-based step a diverged trial blew up at
 //	    weights        TEXT,              -- landscapes: final weights, JSON array
-//	    sharpness      TEXT,              -- sharpness measures, JSON (package trials/sharp), NULL if not measured
+//	    sharpness      TEXT,              -- sharpness measures, JSON (package trials/study/sharp), NULL if not measured
 //	    PRIMARY KEY (model, optimizer, eta, init_id, trial, dtype)
 //	);
 //
@@ -100,7 +100,7 @@ type Row struct {
 	// Weights are a landscape trial's final weights (nil for image models).
 	Weights []float64
 	// Sharpness is the trial's sharpness record as JSON (see package
-	// trials/sharp), nil when it was not measured.
+	// trials/study/sharp), nil when it was not measured.
 	Sharpness []byte
 }
 

@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/perturb/perturb/nets/precision"
-	"github.com/perturb/perturb/trials/report/plots"
+	"github.com/perturb/perturb/trials/plots"
 )
 
 // FileName is the name of the results file in an output folder.

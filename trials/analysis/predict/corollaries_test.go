@@ -10,7 +10,7 @@ import (
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/landscape"
 	"github.com/perturb/perturb/trials/optim"
-	"github.com/perturb/perturb/trials/stats"
+	"github.com/perturb/perturb/trials/analysis/stats"
 )
 
 // simulate runs k trials of spec on a landscape from theta0, each on n

@@ -10,7 +10,7 @@ import (
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/emulate"
 	"github.com/perturb/perturb/nets/precision"
-	"github.com/perturb/perturb/trials/report/plots"
+	"github.com/perturb/perturb/trials/plots"
 )
 
 // Sweep is the noise floor of one model family against its width (at a

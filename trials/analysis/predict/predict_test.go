@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/perturb/perturb/trials/stats"
+	"github.com/perturb/perturb/trials/analysis/stats"
 )
 
 // toy is a loss whose data x takes K values with probabilities p[x]:

@@ -60,7 +60,7 @@ import (
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/emulate"
 	"github.com/perturb/perturb/nets/precision"
-	"github.com/perturb/perturb/trials/seed"
+	"github.com/perturb/perturb/nets/seed"
 )
 
 // DirectionStream is the seed purpose of the scan's random directions.

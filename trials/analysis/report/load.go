@@ -16,7 +16,7 @@ import (
 
 	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/results"
-	"github.com/perturb/perturb/trials/stats"
+	"github.com/perturb/perturb/trials/analysis/stats"
 )
 
 // Run is one run directory's config, trials and (optional) statistics.

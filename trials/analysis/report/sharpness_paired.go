@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/perturb/perturb/trials/sharp"
+	"github.com/perturb/perturb/trials/study/sharp"
 )
 
 // orient orders a pair of optimisers for display: the reference (SGD)

@@ -13,7 +13,7 @@ import (
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/precision"
 	"github.com/perturb/perturb/trials/config"
-	"github.com/perturb/perturb/trials/noise"
+	"github.com/perturb/perturb/trials/study/noise"
 )
 
 // noiseStudy measures a small noise study (a scan, a width sweep, per-layer

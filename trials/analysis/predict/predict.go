@@ -1,4 +1,4 @@
-// Package predict turns the landscape statistics of package trials/stats
+// Package predict turns the landscape statistics of package trials/analysis/stats
 // into the perturbative theory's predictions: the expected test loss (and
 // generalisation gap) after T steps of SGD or GD as a polynomial in η to
 // orders 1, 2 and 3, and the differences the paper's corollaries name.
@@ -72,7 +72,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/perturb/perturb/trials/stats"
+	"github.com/perturb/perturb/trials/analysis/stats"
 )
 
 // Names of the statistics the predictions use beyond stats.Names' first

@@ -5,7 +5,7 @@ import (
 	"math"
 	"slices"
 
-	"github.com/perturb/perturb/trials/sharp"
+	"github.com/perturb/perturb/trials/study/sharp"
 )
 
 // measureLabel names a sharpness measure in tables and figures.

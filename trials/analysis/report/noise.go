@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/perturb/perturb/nets/precision"
-	"github.com/perturb/perturb/trials/noise"
+	"github.com/perturb/perturb/trials/study/noise"
 )
 
 // NoiseDir is the folder of a run directory where `perturb noise` stores

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/perturb/perturb/trials/report/plots"
-	"github.com/perturb/perturb/trials/sharp"
+	"github.com/perturb/perturb/trials/plots"
+	"github.com/perturb/perturb/trials/study/sharp"
 )
 
 // etaJitter offsets the i-th of n optimisers along a log η axis by a few

@@ -14,7 +14,7 @@ import (
 	"github.com/perturb/perturb/trials"
 	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/results"
-	"github.com/perturb/perturb/trials/sharp"
+	"github.com/perturb/perturb/trials/study/sharp"
 )
 
 const sharpTestConfig = `name = "sharp-test"

@@ -1,6 +1,6 @@
 //go:build openblas
 
-package graph
+package blas
 
 import (
 	"os"
@@ -10,13 +10,13 @@ import (
 	"gonum.org/v1/netlib/blas/netlib"
 	G "gorgonia.org/gorgonia"
 
-	"github.com/perturb/perturb/graph/internal/openblas"
+	"github.com/perturb/perturb/kernels/blas/internal/openblas"
 )
 
 // This file is compiled with the openblas build tag. It links the C BLAS
 // library OpenBLAS (Debian: libopenblas-dev) through gonum's cgo bindings
 // gonum.org/v1/netlib/blas/netlib (-lopenblas comes from package
-// graph/internal/openblas, since netlib declares no linker flags) and
+// kernels/blas/internal/openblas, since netlib declares no linker flags) and
 // registers it at initialisation for gonum's blas32 and blas64 packages
 // (used by PoolEvaluator) and for gorgonia (Net, Evaluator).
 //
@@ -27,31 +27,31 @@ import (
 // trials ran at 44 instead of 73 GFLOP/s on 2 cores).
 
 func init() {
-	UseFastBLAS()
+	UseFast()
 	if os.Getenv("OPENBLAS_NUM_THREADS") == "" && os.Getenv("OMP_NUM_THREADS") == "" {
-		SetBLASThreads(1)
+		SetThreads(1)
 	}
 }
 
-// BLASName names the BLAS behind gonum's blas32/blas64 and gorgonia in this
+// Name names the BLAS behind gonum's blas32/blas64 and gorgonia in this
 // build: "openblas" with the openblas build tag, "gonum" without it.
-func BLASName() string { return "openblas" }
+func Name() string { return "openblas" }
 
-// UseFastBLAS registers OpenBLAS for gonum's blas32 and blas64 packages and
+// UseFast registers OpenBLAS for gonum's blas32 and blas64 packages and
 // for gorgonia, and returns "openblas". The package's init already calls
 // it; calling it again is harmless.
-func UseFastBLAS() string {
+func UseFast() string {
 	impl := netlib.Implementation{}
 	blas32.Use(impl)
 	blas64.Use(impl)
 	G.Use(impl)
-	return BLASName()
+	return Name()
 }
 
-// SetBLASThreads sets the number of threads OpenBLAS uses for one call
+// SetThreads sets the number of threads OpenBLAS uses for one call
 // (n < 1 leaves it unchanged) and returns the previous setting. OpenBLAS
 // starts with $OPENBLAS_NUM_THREADS or the number of CPUs.
-func SetBLASThreads(n int) int {
+func SetThreads(n int) int {
 	prev := openblas.Threads()
 	if n >= 1 {
 		openblas.SetThreads(n)

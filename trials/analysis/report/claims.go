@@ -5,10 +5,10 @@ import (
 	"math"
 
 	"github.com/perturb/perturb/trials/config"
-	"github.com/perturb/perturb/trials/predict"
-	"github.com/perturb/perturb/trials/report/plots"
+	"github.com/perturb/perturb/trials/analysis/predict"
+	"github.com/perturb/perturb/trials/plots"
 	"github.com/perturb/perturb/trials/results"
-	"github.com/perturb/perturb/trials/stats"
+	"github.com/perturb/perturb/trials/analysis/stats"
 )
 
 func entryCov(e stats.Entry) [][]float64 {
