@@ -15,10 +15,10 @@ import (
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/data"
 	"github.com/perturb/perturb/nets/landscape"
+	"github.com/perturb/perturb/nets/seed"
 	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/optim"
 	"github.com/perturb/perturb/trials/results"
-	"github.com/perturb/perturb/nets/seed"
 )
 
 // Recorder receives finished trials. Record may be called from several

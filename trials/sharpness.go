@@ -8,10 +8,10 @@ import (
 	"github.com/perturb/perturb/graph"
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/landscape"
+	"github.com/perturb/perturb/nets/seed"
 	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/optim"
 	"github.com/perturb/perturb/trials/results"
-	"github.com/perturb/perturb/nets/seed"
 	"github.com/perturb/perturb/trials/study/sharp"
 )
 

@@ -15,8 +15,8 @@ import (
 
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/data"
-	"github.com/perturb/perturb/trials/optim"
 	"github.com/perturb/perturb/nets/seed"
+	"github.com/perturb/perturb/trials/optim"
 	"github.com/perturb/perturb/trials/study/sharp"
 )
 

@@ -8,8 +8,8 @@ import (
 	"gonum.org/v1/gonum/integrate/quad"
 
 	"github.com/perturb/perturb/nets"
-	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/analysis/stats"
+	"github.com/perturb/perturb/trials/config"
 )
 
 // Taylor mode through training.

@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/perturb/perturb/trials"
+	"github.com/perturb/perturb/trials/analysis/stats"
 	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/results"
-	"github.com/perturb/perturb/trials/analysis/stats"
 )
 
 func init() {

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/perturb/perturb/trials/results"
 	"github.com/perturb/perturb/trials/analysis/summary"
+	"github.com/perturb/perturb/trials/results"
 )
 
 func init() {

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/perturb/perturb/trials"
-	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/analysis/stats"
+	"github.com/perturb/perturb/trials/config"
 )
 
 func init() {

@@ -9,8 +9,8 @@ import (
 
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/landscape"
-	"github.com/perturb/perturb/trials/optim"
 	"github.com/perturb/perturb/trials/analysis/stats"
+	"github.com/perturb/perturb/trials/optim"
 )
 
 // simulate runs k trials of spec on a landscape from theta0, each on n

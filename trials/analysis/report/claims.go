@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/analysis/predict"
+	"github.com/perturb/perturb/trials/analysis/stats"
+	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/plots"
 	"github.com/perturb/perturb/trials/results"
-	"github.com/perturb/perturb/trials/analysis/stats"
 )
 
 func entryCov(e stats.Entry) [][]float64 {

@@ -14,9 +14,9 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/perturb/perturb/trials/analysis/stats"
 	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/results"
-	"github.com/perturb/perturb/trials/analysis/stats"
 )
 
 // Run is one run directory's config, trials and (optional) statistics.

@@ -9,10 +9,10 @@ import (
 
 	"gonum.org/v1/gonum/stat/distuv"
 
-	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/analysis/predict"
-	"github.com/perturb/perturb/trials/plots"
 	"github.com/perturb/perturb/trials/analysis/stats"
+	"github.com/perturb/perturb/trials/config"
+	"github.com/perturb/perturb/trials/plots"
 )
 
 // Options tune the tests behind the verdicts.

@@ -10,8 +10,8 @@ import (
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/emulate"
 	"github.com/perturb/perturb/nets/precision"
-	"github.com/perturb/perturb/trials/plots"
 	"github.com/perturb/perturb/nets/seed"
+	"github.com/perturb/perturb/trials/plots"
 )
 
 // Training in low precision.
