@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/perturb/perturb/kernels"
@@ -97,6 +98,16 @@ func (e *DeviceBackend) net(k, b int, kind BatchKind) (*DeviceNet, error) {
 		delete(e.nets, old)
 	}
 	n, err := NewDeviceNet(e.Arch, e.Data, k, b, kind)
+	if errors.Is(err, kernels.ErrOutOfMemory) {
+		// Make room and ask for less next time: the runner retries the
+		// batch as halves, which must not be padded back to this size.
+		if cerr := e.Close(); cerr != nil {
+			return nil, fmt.Errorf("%w; releasing the programs after it: %v", err, cerr)
+		}
+		e.Cap = max(1, min(e.Cap, k)/2)
+		return nil, fmt.Errorf("%s: %d trials of %d samples do not fit on %s (capacity lowered to %d trials): %w",
+			e.Arch.Name, k, b, e.Data.Dev.Name(), e.Cap, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -257,10 +268,15 @@ func (e *DeviceBackend) Close() error {
 // padded with zero parameters (results dropped), so one compiled program
 // serves every call.
 type DeviceTestLoss struct {
-	Cap  int
-	eval *DeviceEval
-	np   int
-	zero []float64
+	// Cap is the number of trials per program; it halves (down to 1)
+	// each time the device runs out of memory.
+	Cap   int
+	eval  *DeviceEval
+	arch  *nets.Arch
+	data  *DeviceData
+	chunk int
+	np    int
+	zero  []float64
 }
 
 // NewDeviceTestLoss prepares the test loss of arch's trials over data's
@@ -270,10 +286,14 @@ type DeviceTestLoss struct {
 func NewDeviceTestLoss(arch *nets.Arch, data *DeviceData, capTrials, chunk int) (*DeviceTestLoss, error) {
 	capTrials, chunk = max(capTrials, 1), max(chunk, 1)
 	ev, err := NewDeviceEval(arch, data, capTrials, chunk)
+	for errors.Is(err, kernels.ErrOutOfMemory) && capTrials > 1 {
+		capTrials = max(1, capTrials/2)
+		ev, err = NewDeviceEval(arch, data, capTrials, chunk)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("device test loss of %s (%d trials, chunks of %d): %w", arch.Name, capTrials, chunk, err)
 	}
-	return &DeviceTestLoss{Cap: capTrials, eval: ev, np: arch.NumParams(), zero: make([]float64, arch.NumParams())}, nil
+	return &DeviceTestLoss{Cap: capTrials, eval: ev, arch: arch, data: data, chunk: chunk, np: arch.NumParams(), zero: make([]float64, arch.NumParams())}, nil
 }
 
 // TestLoss sets loss[k] and acc[k] to the mean loss and accuracy of
@@ -295,7 +315,15 @@ func (t *DeviceTestLoss) TestLoss(theta [][]float64, loss, acc []float64) error 
 				return fmt.Errorf("device test loss: trial %d has %d parameters, want %d", lo+i, len(v), t.np)
 			}
 		}
-		if err := t.eval.TestLoss(th, l, a); err != nil {
+		err := t.eval.TestLoss(th, l, a)
+		if errors.Is(err, kernels.ErrOutOfMemory) && t.Cap > 1 {
+			// Start again with half the trials per program.
+			if err := t.shrink(); err != nil {
+				return err
+			}
+			return t.TestLoss(theta, loss, acc)
+		}
+		if err != nil {
 			return err
 		}
 		copy(loss[lo:hi], l)
@@ -304,5 +332,26 @@ func (t *DeviceTestLoss) TestLoss(theta [][]float64, loss, acc []float64) error 
 	return nil
 }
 
+// shrink replaces the evaluation by one for half as many trials, after
+// the device ran out of memory.
+func (t *DeviceTestLoss) shrink() error {
+	if err := t.eval.Close(); err != nil {
+		return fmt.Errorf("device test loss: release the evaluation of %d trials: %w", t.Cap, err)
+	}
+	t.Cap = max(1, t.Cap/2)
+	ev, err := NewDeviceEval(t.arch, t.data, t.Cap, t.chunk)
+	if err != nil {
+		t.eval = nil
+		return fmt.Errorf("device test loss of %s (%d trials, chunks of %d): %w", t.arch.Name, t.Cap, t.chunk, err)
+	}
+	t.eval = ev
+	return nil
+}
+
 // Close releases the device buffers.
-func (t *DeviceTestLoss) Close() error { return t.eval.Close() }
+func (t *DeviceTestLoss) Close() error {
+	if t.eval == nil {
+		return nil
+	}
+	return t.eval.Close()
+}

@@ -21,6 +21,7 @@ package kernels
 
 import (
 	"embed"
+	"errors"
 	"fmt"
 
 	// The BLAS every CPU product of the program uses (OpenBLAS with the
@@ -60,6 +61,12 @@ func (d DType) Size() int {
 	}
 	return 4
 }
+
+// ErrOutOfMemory is wrapped by Alloc's error when the device has no room
+// for the buffer. Callers that pad work to a capacity (graph's
+// DeviceBackend, DeviceTestLoss) lower their capacity on it, so that the
+// runner's retry with half the trials asks for less memory.
+var ErrOutOfMemory = errors.New("device out of memory")
 
 // Buffer is a contiguous array of Len elements of a device's dtype in the
 // device's memory. Buffers are allocated once (per batch shape) and reused.
@@ -150,7 +157,8 @@ type Device interface {
 	Name() string
 	// DType is the element type of the device's buffers.
 	DType() DType
-	// Alloc returns a buffer of n elements (contents undefined).
+	// Alloc returns a buffer of n elements (contents undefined), or an
+	// error wrapping ErrOutOfMemory when the device has no room for it.
 	Alloc(n int) (Buffer, error)
 	// Free releases a buffer (not a view).
 	Free(b Buffer) error

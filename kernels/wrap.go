@@ -54,6 +54,43 @@ func (c *Counting) Free(b Buffer) error {
 	return c.Device.Free(b)
 }
 
+// Limit wraps dev so that an Alloc that would bring the elements allocated
+// and not freed above max fails with an error wrapping ErrOutOfMemory: a
+// device of max elements (tests of the out-of-memory path use it on the
+// CPU twin; it can also make a GPU act like a smaller one).
+func Limit(dev Device, max int64) *Limited {
+	return &Limited{Counting: Count(dev), max: max}
+}
+
+// Limited is a Counting device with a memory limit (see Limit).
+type Limited struct {
+	*Counting
+	max      int64
+	failures int
+}
+
+// Alloc allocates n elements unless that would exceed the limit.
+func (l *Limited) Alloc(n int) (Buffer, error) {
+	l.mu.Lock()
+	over := l.live+int64(n) > l.max
+	if over {
+		l.failures++
+	}
+	live := l.live
+	l.mu.Unlock()
+	if over {
+		return nil, fmt.Errorf("alloc of %d elements with %d of %d in use: %w", n, live, l.max, ErrOutOfMemory)
+	}
+	return l.Counting.Alloc(n)
+}
+
+// Failures is the number of allocations refused.
+func (l *Limited) Failures() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failures
+}
+
 // Stats is a snapshot of a Counting device's counters.
 type Stats struct {
 	// Allocs and Frees are the numbers of Alloc and Free calls.

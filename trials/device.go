@@ -86,11 +86,18 @@ func (r *Runner) Close() error {
 type workerDevice struct {
 	backends map[string]*graph.DeviceBackend
 	evals    map[string]*graph.DeviceTestLoss
+	// caps holds the capacities lowered after the device ran out of
+	// memory: the programs are dropped after a failed batch, but their
+	// successors must not be padded back to the size that did not fit.
+	caps map[string]int
 }
 
 // capTrials is the number of trials of the worker's batches of a model
 // (calls with fewer are padded to it on the device).
 func (w *worker) capTrials(name string) int {
+	if c, ok := w.devState().caps[name]; ok {
+		return c
+	}
 	if w.batchK != nil {
 		return w.batchK(name)
 	}
@@ -104,7 +111,7 @@ func (w *worker) capTrials(name string) int {
 
 func (w *worker) devState() *workerDevice {
 	if w.dev == nil {
-		w.dev = &workerDevice{backends: map[string]*graph.DeviceBackend{}, evals: map[string]*graph.DeviceTestLoss{}}
+		w.dev = &workerDevice{backends: map[string]*graph.DeviceBackend{}, evals: map[string]*graph.DeviceTestLoss{}, caps: map[string]int{}}
 	}
 	return w.dev
 }
@@ -161,14 +168,21 @@ func (w *worker) dropDevice(name string) error {
 			first = err
 		}
 	}
+	lower := func(n string, c int) {
+		if c < w.capTrials(n) {
+			w.dev.caps[n] = c
+		}
+	}
 	for n, b := range w.dev.backends {
 		if name == "" || n == name {
+			lower(n, b.Cap)
 			keep(b.Close())
 			delete(w.dev.backends, n)
 		}
 	}
 	for n, e := range w.dev.evals {
 		if name == "" || n == name {
+			lower(n, e.Cap)
 			keep(e.Close())
 			delete(w.dev.evals, n)
 		}

@@ -327,3 +327,43 @@ func jsonNumbersDiff(t *testing.T, a, b []byte) float64 {
 	}
 	return walk(x, y)
 }
+
+// TestDevicePathOutOfMemory runs the sweep on a device with room for the
+// peak memory of batches of 2 trials but not of 8: asked for K = 8, the
+// runner's batches fail with kernels.ErrOutOfMemory, the backends lower
+// their capacity and the retried halves fit, and every row is bitwise the
+// row of the unlimited run.
+func TestDevicePathOutOfMemory(t *testing.T) {
+	pool := smallPool(t, 30)
+	c := mustConfig(t, fmt.Sprintf(deviceConfig, "float64"))
+	peak := func(k int) (int64, map[results.Key]results.Row) {
+		dev := kernels.Count(kernels.CPU[float64]{})
+		rows := runOn(t, c, pool, dev, Settings{K: k, Workers: 1})
+		return dev.Stats().Peak, rows
+	}
+	p2, ref := peak(2)
+	p8, _ := peak(8)
+	if p8 < p2*5/4 {
+		t.Fatalf("peak memory %d elements at K = 8, %d at K = 2: the limit cannot separate them", p8, p2)
+	}
+	dev := kernels.Limit(kernels.CPU[float64]{}, p2+(p8-p2)/8)
+	var logs []string
+	got := runOn(t, c, pool, dev, Settings{K: 8, Workers: 1, Log: func(m string) { logs = append(logs, m) }})
+	if dev.Failures() == 0 {
+		t.Fatalf("no allocation was refused under a limit of %d elements (peaks: %d at K = 2, %d at K = 8)", p2+(p8-p2)/8, p2, p8)
+	}
+	retried := false
+	for _, m := range logs {
+		retried = retried || strings.Contains(m, "device out of memory")
+	}
+	if !retried {
+		t.Errorf("no retry log names the out-of-memory error; logs: %q", logs)
+	}
+	for key, a := range ref {
+		b, ok := got[key]
+		if !ok || !sameRow(a, b) {
+			t.Errorf("%v: row after out-of-memory retries differs:\n%+v\n%+v", key, a, b)
+		}
+	}
+	t.Logf("peaks %d (K = 2) and %d (K = 8) elements; %d allocations refused, %d retry logs", p2, p8, dev.Failures(), len(logs))
+}

@@ -37,6 +37,7 @@ static int perturb_blas_math(cublasHandle_t h, int tf32) {
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -212,6 +213,9 @@ func (d *Device) Alloc(n int) (kernels.Buffer, error) {
 	var b *buf
 	err := d.do(func() error {
 		p, err := cu.MemAlloc(int64(max(n, 1)) * 4)
+		if errors.Is(err, cu.OutOfMemory) {
+			return fmt.Errorf("cuMemAlloc of %d float32: %w (%w)", n, kernels.ErrOutOfMemory, err)
+		}
 		if err != nil {
 			return fmt.Errorf("cuMemAlloc of %d float32: %w", n, err)
 		}
