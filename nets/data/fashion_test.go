@@ -286,3 +286,22 @@ func TestLoadFashionDir(t *testing.T) {
 		t.Errorf("Load of an unknown dataset: %v", err)
 	}
 }
+
+// TestLoadFashionPartial: a folder with small splits is refused by
+// LoadFashionMNIST (wrong split sizes) unless EnvFashionPartial is 1,
+// which accepts it with every example.
+func TestLoadFashionPartial(t *testing.T) {
+	dir := writeFashion(t, makeFashion(4, 6, 3), true)
+	t.Setenv(EnvFashionPartial, "")
+	if _, err := LoadFashionMNIST(dir); err == nil {
+		t.Fatal("a folder of 6 training and 3 test images was accepted as Fashion-MNIST")
+	}
+	t.Setenv(EnvFashionPartial, "1")
+	p, err := LoadFashionMNIST(dir)
+	if err != nil {
+		t.Fatalf("with %s=1: %v", EnvFashionPartial, err)
+	}
+	if p.Len() != 9 {
+		t.Errorf("partial pool of %d examples, want 9", p.Len())
+	}
+}

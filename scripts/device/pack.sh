@@ -15,6 +15,25 @@ tar -C "$goroot/.." --exclude='*_test.go' --exclude='testdata' --exclude='go/pkg
 rm -rf "$out/vendor"
 go mod vendor -o "$out/vendor"
 tar -C "$out" -cJf "$out/vendor.tar.xz" vendor && rm -rf "$out/vendor"
+# Part of the real Fashion-MNIST: all 10,000 test images and the first
+# $DEVICE_TRAIN training images (the whole set does not fit beside the
+# toolchain); run.sh reads it with PERTURB_FASHION_PARTIAL=1.
+data=${PERTURB_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
+ntrain=${DEVICE_TRAIN:-20000}
+mkdir -p "$out/fashion-mnist"
+cp "$data"/t10k-*-ubyte.gz "$out/fashion-mnist/"
+python3 - "$data" "$out/fashion-mnist" "$ntrain" <<'PY'
+import gzip, struct, sys
+src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for name, item in (("train-images-idx3-ubyte", 784), ("train-labels-idx1-ubyte", 1)):
+    raw = gzip.open(f"{src}/{name}.gz").read()
+    hdr = 16 if item == 784 else 8
+    total = struct.unpack(">I", raw[4:8])[0]
+    n = min(n, total)
+    out = raw[:4] + struct.pack(">I", n) + raw[8:hdr] + raw[hdr:hdr + n * item]
+    with gzip.open(f"{dst}/{name}.gz", "wb", compresslevel=9) as f:
+        f.write(out)
+PY
 size=$(du -sb "$out" | cut -f1)
 echo "packed $(du -sh "$out" | cut -f1) into $out"
 if [ "$size" -gt $((64 * 1024 * 1024)) ]; then
