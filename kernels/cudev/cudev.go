@@ -159,25 +159,35 @@ func Open(ordinal int) (*Device, error) {
 // compute capability major.minor (kernels.NVRTCOptions) and returns the
 // PTX.
 func compile(major, minor int) (string, error) {
+	ptx, _, err := compileLog(major, minor)
+	return ptx, err
+}
+
+// compileLog is compile returning NVRTC's log too (warnings on success):
+// the NVRTC check (nvrtc_test.go, make cuda-check) needs no GPU.
+func compileLog(major, minor int) (ptx, log string, err error) {
 	src, err := kernels.Source()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	prog, err := nvrtc.CreateProgram(src, "perturb.cu")
 	if err != nil {
-		return "", fmt.Errorf("nvrtc: create program: %w", err)
+		return "", "", fmt.Errorf("nvrtc: create program: %w", err)
 	}
 	defer prog.Destroy()
 	opts := kernels.NVRTCOptions(major, minor)
-	if err := prog.Compile(opts...); err != nil {
-		log, _ := prog.GetLog()
-		return "", fmt.Errorf("nvrtc: compile with %v: %w\n%s", opts, err, log)
+	cerr := prog.Compile(opts...)
+	log, lerr := prog.GetLog()
+	if cerr != nil {
+		return "", log, fmt.Errorf("nvrtc: compile with %v: %w\n%s", opts, cerr, log)
 	}
-	ptx, err := prog.GetPTX()
-	if err != nil {
-		return "", fmt.Errorf("nvrtc: PTX: %w", err)
+	if lerr != nil {
+		return "", "", fmt.Errorf("nvrtc: log: %w", lerr)
 	}
-	return ptx, nil
+	if ptx, err = prog.GetPTX(); err != nil {
+		return "", log, fmt.Errorf("nvrtc: PTX: %w", err)
+	}
+	return ptx, log, nil
 }
 
 // do runs f on a locked OS thread with the context current.
