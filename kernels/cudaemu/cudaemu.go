@@ -47,7 +47,7 @@ import (
 	"github.com/perturb/perturb/kernels"
 )
 
-//go:embed csrc/emu.h csrc/emu.cc
+//go:embed csrc/emu.h csrc/emu.cc csrc/selftest.cu
 var csrc embed.FS
 
 // ErrNoCompiler is returned (wrapped) by Open when no C++ compiler is
@@ -90,8 +90,8 @@ func load() (*library, error) {
 	return loaded, loadErr
 }
 
-// build writes kernels.Source as perturb.cu next to csrc's emu.h and
-// emu.cc in a temporary folder, compiles them into a shared library with
+// build writes kernels.Source as perturb.cu next to csrc's emu.h, emu.cc
+// and selftest.cu (the emulator's own test kernels) in a temporary folder, compiles them into a shared library with
 // -ffp-contract=off (no fused multiply-adds: every __fmul_rn, __fadd_rn
 // rounds), warnings as errors, and loads it.
 func build() (*library, error) {
@@ -109,7 +109,7 @@ func build() (*library, error) {
 	}
 	defer os.RemoveAll(dir)
 	files := map[string][]byte{"perturb.cu": []byte(src)}
-	for _, f := range []string{"emu.h", "emu.cc"} {
+	for _, f := range []string{"emu.h", "emu.cc", "selftest.cu"} {
 		if files[f], err = csrc.ReadFile("csrc/" + f); err != nil {
 			return nil, fmt.Errorf("cudaemu: %w", err)
 		}
@@ -156,6 +156,10 @@ type Options struct {
 	// Workers is the number of OS threads that run a launch's blocks. 1
 	// when 0.
 	Workers int
+	// Fibers runs every launch in fiber mode (each CUDA thread of a block
+	// in its own fiber, switched at __syncthreads), which is otherwise
+	// used only when the kernels' source mentions __syncthreads.
+	Fibers bool
 }
 
 // guard is the number of elements before and after every allocation that
@@ -229,7 +233,11 @@ func Open(opt Options) (*Device, error) {
 
 // Name says what runs the kernels.
 func (d *Device) Name() string {
-	return fmt.Sprintf("CUDA emulator (perturb.cu on the CPU, %d SMs, %d workers)", d.opt.SMs, d.opt.Workers)
+	mode := ""
+	if d.lib.barriers || d.opt.Fibers {
+		mode = ", fibers"
+	}
+	return fmt.Sprintf("CUDA emulator (perturb.cu on the CPU, %d SMs, %d workers%s)", d.opt.SMs, d.opt.Workers, mode)
 }
 
 // DType is float32, as on the GPU.
@@ -401,6 +409,17 @@ func bufs(bs ...kernels.Buffer) ([]*buf, []int, error) {
 	return gs, lens, nil
 }
 
+// Launch runs the planned launch l on the operands bs: the Device
+// operations' path, open to the emulator's own test kernels
+// (csrc/selftest.cu).
+func (d *Device) Launch(l kernels.Launch, bs ...kernels.Buffer) error {
+	gs, _, err := bufs(bs...)
+	if err != nil {
+		return err
+	}
+	return d.exec(l, gs)
+}
+
 // exec runs the planned launch l on the operands gs with the GPU's grid
 // (for Options.SMs multiprocessors) and block, each argument an 8-byte
 // slot, and checks the operands' guards afterwards.
@@ -428,19 +447,20 @@ func (d *Device) exec(l kernels.Launch, gs []*buf) error {
 	defer C.free(unsafe.Pointer(name))
 	defer C.free(unsafe.Pointer(ks))
 	fibers := 0
-	if d.lib.barriers {
+	if d.lib.barriers || d.opt.Fibers {
 		fibers = 1
 	}
+	var errs []error
 	if C.emu_call_launch(d.lib.launch, name, C.int(l.Grid(d.opt.SMs)), C.int(kernels.LaunchBlock), &args[0], ks,
 		C.int(d.opt.Workers), C.int(fibers), d.err, 1024) != 0 {
-		return fmt.Errorf("cudaemu: launch %s: %s", l.Kernel, C.GoString(d.err))
+		errs = append(errs, fmt.Errorf("cudaemu: launch %s: %s", l.Kernel, C.GoString(d.err)))
 	}
 	for i, g := range gs {
 		if err := checkGuards(g.a); err != nil {
-			return fmt.Errorf("cudaemu: kernel %s operand %d: %w", l.Kernel, i, err)
+			errs = append(errs, fmt.Errorf("cudaemu: kernel %s operand %d: %w", l.Kernel, i, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Fill sets every element to v (the fill kernel).

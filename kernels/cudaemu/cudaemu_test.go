@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"strings"
 	"testing"
 
 	"github.com/perturb/perturb/graph"
@@ -262,4 +263,110 @@ func randomData(n int) *graph.Data {
 		d.Y[i] = uint8(r.Intn(10))
 	}
 	return d
+}
+
+// TestEmulatorBarriers checks the emulator's fiber mode on its own test
+// kernels (csrc/selftest.cu): a block reduction through __shared__ memory
+// and __syncthreads gives each block's sum in tree order and, through
+// atomicAdd from blocks on two OS threads, the total; a barrier that half
+// of each block skips is an error; perturb.cu's kernels give the same
+// results in fiber mode; and without fiber mode __syncthreads is an
+// error, not a silent wrong result.
+func TestEmulatorBarriers(t *testing.T) {
+	d, err := cudaemu.Open(cudaemu.Options{SMs: 1, Workers: 2, Fibers: true})
+	if errors.Is(err, cudaemu.ErrNoCompiler) {
+		t.Skipf("CUDA emulation skipped: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	const n, block = 3000, kernels.LaunchBlock
+	grid := (n + block - 1) / block
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(i%7) - 2.5
+	}
+	in, err := d.Alloc(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Free(in)
+	out, err := d.Alloc(grid + 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Free(out)
+	if err := d.Upload32(in, 0, x); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Fill(out, 0); err != nil {
+		t.Fatal(err)
+	}
+	args := []kernels.Arg{{Kind: kernels.ArgBuffer, Operand: 0}, {Kind: kernels.ArgBuffer, Operand: 1}, {Kind: kernels.ArgInt, Int: n}}
+	l := kernels.Launch{Kernel: "emu_selftest_block_sum", N: n, Args: args}
+	if g := l.Grid(1); g != grid {
+		t.Fatalf("grid %d, want %d", g, grid)
+	}
+	if err := d.Launch(l, out, in); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float64, grid+1)
+	if err := d.Download(got, out, 0); err != nil {
+		t.Fatal(err)
+	}
+	var total float64
+	for b := 0; b < grid; b++ {
+		s := make([]float32, block)
+		for i := range s {
+			if j := b*block + i; j < n {
+				s[i] = x[j]
+			}
+		}
+		for h := block / 2; h > 0; h /= 2 {
+			for i := 0; i < h; i++ {
+				s[i] += s[i+h]
+			}
+		}
+		if got[b] != float64(s[0]) {
+			t.Errorf("block %d sum %v, want %v", b, got[b], s[0])
+		}
+		total += float64(s[0])
+	}
+	if math.Abs(got[grid]-total) > 1e-3 {
+		t.Errorf("atomic total %v, want %v", got[grid], total)
+	}
+
+	l.Kernel = "emu_selftest_divergent" // copies in to itself
+	if err := d.Launch(l, in, in); err == nil || !strings.Contains(err.Error(), "__syncthreads not reached by every thread") {
+		t.Errorf("divergent barrier: error %v", err)
+	} else {
+		t.Logf("divergent barrier: %v", err)
+	}
+
+	// perturb.cu's kernels in fiber mode: the same results.
+	cpu := kernels.NewCPU(kernels.F32)
+	r := rand.New(rand.NewSource(1))
+	for _, o := range devtest.Ops() {
+		in := devtest.Inputs(o, r)
+		want, err := devtest.Run(cpu, o, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := devtest.Run(d, o, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if err := same(fmt.Sprintf("%s output %d (fibers)", o.Name, i), got[i], want[i]); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+
+	plain := open(t)
+	l.Kernel = "emu_selftest_block_sum"
+	if err := plain.Launch(l, out, in); err == nil {
+		t.Error("__syncthreads without fiber mode: no error")
+	}
 }

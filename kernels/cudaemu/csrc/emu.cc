@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <string>
 #include <thread>
 #include <utility>
@@ -20,6 +21,7 @@ thread_local uint3 threadIdx, blockIdx;
 thread_local dim3 blockDim, gridDim;
 
 #include "perturb.cu"
+#include "selftest.cu"
 
 namespace {
 
@@ -72,6 +74,8 @@ const Entry table[] = {
 	K(fill), K(bias_act), K(unary), K(binary), K(tanh_back), K(tanh_back2), K(sum_mid), K(repeat_mid), K(im2col),
 	K(col2im), K(flatten), K(log_softmax), K(log_softmax_back), K(cross_entropy), K(gather), K(moments),
 	K(tanh_jet), K(round_to),
+	// the emulator's own tests (selftest.cu)
+	K(emu_selftest_block_sum), K(emu_selftest_divergent),
 };
 
 const Entry *find(const char *name) {
@@ -80,10 +84,12 @@ const Entry *find(const char *name) {
 	return nullptr;
 }
 
-// Fiber mode: one ucontext per CUDA thread of a block.
+// Fiber mode: one ucontext per CUDA thread of a block, each with a stack
+// of stack_size bytes.
+constexpr size_t stack_size = 128 * 1024;
 struct Fiber {
 	ucontext_t ctx;
-	std::vector<char> stack;
+	std::unique_ptr<char[]> stack; // not zeroed: pages are mapped on use
 	uint3 tid;
 	bool done = false, waiting = false;
 };
@@ -97,6 +103,11 @@ struct Sched {
 };
 
 thread_local Sched *sched = nullptr;
+
+// unfenced counts the __syncthreads calls outside fiber mode (an error of
+// the launch: the Go side selects fiber mode when the source mentions
+// __syncthreads, or when Options.Fibers is set).
+std::atomic<long> unfenced{0};
 
 void fiber_main() {
 	Sched *s = sched;
@@ -113,12 +124,12 @@ std::string run_block_fibers(Sched &s, const Entry *e, const uint64_t *args, uns
 	if (s.fibers.size() != block) s.fibers = std::vector<Fiber>(block);
 	for (unsigned t = 0; t < block; t++) {
 		Fiber &f = s.fibers[t];
-		f.stack.resize(256 * 1024);
+		if (!f.stack) f.stack.reset(new char[stack_size]);
 		f.done = f.waiting = false;
 		f.tid = uint3{t, 0, 0};
 		getcontext(&f.ctx);
-		f.ctx.uc_stack.ss_sp = f.stack.data();
-		f.ctx.uc_stack.ss_size = f.stack.size();
+		f.ctx.uc_stack.ss_sp = f.stack.get();
+		f.ctx.uc_stack.ss_size = stack_size;
 		f.ctx.uc_link = nullptr;
 		makecontext(&f.ctx, fiber_main, 0);
 	}
@@ -138,9 +149,11 @@ std::string run_block_fibers(Sched &s, const Entry *e, const uint64_t *args, uns
 			waiting += f.waiting;
 		}
 		if (done == block) break;
-		if (done != 0)
+		if (done != 0) {
+			sched = nullptr;
 			return "__syncthreads not reached by every thread of block " + std::to_string(blockIdx.x) + " (" +
 			       std::to_string(done) + " of " + std::to_string(block) + " threads returned)";
+		}
 	}
 	sched = nullptr;
 	return "";
@@ -151,8 +164,8 @@ std::string run_block_fibers(Sched &s, const Entry *e, const uint64_t *args, uns
 void __syncthreads() {
 	Sched *s = sched;
 	if (s == nullptr) {
-		std::fprintf(stderr, "cudaemu: __syncthreads outside fiber mode (the Go side did not see it in the source)\n");
-		std::abort();
+		unfenced++;
+		return;
 	}
 	Fiber &f = s->fibers[s->cur];
 	f.waiting = true;
@@ -187,6 +200,7 @@ __attribute__((visibility("default"))) int emu_launch(const char *name, int grid
 		msg = "launch of " + std::to_string(grid) + " blocks of " + std::to_string(block) + " threads";
 	}
 	if (msg.empty()) {
+		unfenced = 0;
 		workers = std::max(1, std::min(workers, grid));
 		std::vector<std::string> errs(workers);
 		auto work = [&](int w) {
@@ -218,6 +232,8 @@ __attribute__((visibility("default"))) int emu_launch(const char *name, int grid
 				msg = m;
 				break;
 			}
+		if (msg.empty() && unfenced > 0)
+			msg = std::to_string(unfenced.load()) + " __syncthreads calls outside fiber mode (cudaemu.Options.Fibers)";
 	}
 	if (msg.empty()) return 0;
 	std::snprintf(err, errn, "%s", msg.c_str());
