@@ -424,6 +424,9 @@ func (d *Device) Launch(l kernels.Launch, bs ...kernels.Buffer) error {
 // (for Options.SMs multiprocessors) and block, each argument an 8-byte
 // slot, and checks the operands' guards afterwards.
 func (d *Device) exec(l kernels.Launch, gs []*buf) error {
+	if d.err == nil {
+		return fmt.Errorf("cudaemu: launch %s on a closed device", l.Kernel)
+	}
 	args := make([]C.uint64_t, len(l.Args)+1)
 	kinds := make([]byte, len(l.Args))
 	for i, a := range l.Args {

@@ -104,10 +104,10 @@ struct Sched {
 
 thread_local Sched *sched = nullptr;
 
-// unfenced counts the __syncthreads calls outside fiber mode (an error of
-// the launch: the Go side selects fiber mode when the source mentions
-// __syncthreads, or when Options.Fibers is set).
-std::atomic<long> unfenced{0};
+// unfenced counts the worker's __syncthreads calls outside fiber mode (an
+// error of the launch: the Go side selects fiber mode when the source
+// mentions __syncthreads, or when Options.Fibers is set).
+thread_local long unfenced = 0;
 
 void fiber_main() {
 	Sched *s = sched;
@@ -200,10 +200,11 @@ __attribute__((visibility("default"))) int emu_launch(const char *name, int grid
 		msg = "launch of " + std::to_string(grid) + " blocks of " + std::to_string(block) + " threads";
 	}
 	if (msg.empty()) {
-		unfenced = 0;
 		workers = std::max(1, std::min(workers, grid));
 		std::vector<std::string> errs(workers);
+		std::vector<long> barriers(workers);
 		auto work = [&](int w) {
+			unfenced = 0;
 			gridDim = dim3{(unsigned)grid, 1, 1};
 			blockDim = dim3{(unsigned)block, 1, 1};
 			Sched s;
@@ -219,6 +220,7 @@ __attribute__((visibility("default"))) int emu_launch(const char *name, int grid
 					e->run(e->fn, args);
 				}
 			}
+			barriers[w] = unfenced;
 		};
 		if (workers == 1) {
 			work(0);
@@ -232,8 +234,10 @@ __attribute__((visibility("default"))) int emu_launch(const char *name, int grid
 				msg = m;
 				break;
 			}
-		if (msg.empty() && unfenced > 0)
-			msg = std::to_string(unfenced.load()) + " __syncthreads calls outside fiber mode (cudaemu.Options.Fibers)";
+		long calls = 0;
+		for (long c : barriers) calls += c;
+		if (msg.empty() && calls > 0)
+			msg = std::to_string(calls) + " __syncthreads calls outside fiber mode (cudaemu.Options.Fibers)";
 	}
 	if (msg.empty()) return 0;
 	std::snprintf(err, errn, "%s", msg.c_str());
