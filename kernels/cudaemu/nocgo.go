@@ -16,7 +16,10 @@ import (
 var ErrNoCompiler = errors.New("no C++ compiler")
 
 // Options configure a Device.
-type Options struct{ SMs, Workers int }
+type Options struct {
+	SMs, Workers int
+	Fibers       bool
+}
 
 // Device is absent without cgo.
 type Device struct{ kernels.Device }
@@ -24,4 +27,9 @@ type Device struct{ kernels.Device }
 // Open fails: the emulator is loaded through cgo.
 func Open(Options) (*Device, error) {
 	return nil, fmt.Errorf("%w: the CUDA emulator needs cgo (CGO_ENABLED=1)", ErrNoCompiler)
+}
+
+// Launch fails: there is no emulator in this build.
+func (d *Device) Launch(kernels.Launch, ...kernels.Buffer) error {
+	return fmt.Errorf("%w: the CUDA emulator needs cgo (CGO_ENABLED=1)", ErrNoCompiler)
 }
