@@ -2,7 +2,10 @@
 # make cuda-check: compile and link the GPU build (tag gpu) against Debian's
 # CUDA 11.8 (nvidia-cuda-dev and libcuda1, from the non-free component),
 # without a GPU: go build, go vet and every test binary (the GPU tests skip
-# without a device). Installs the packages as root or with passwordless
+# without a device), and the kernels compiled with NVRTC (libnvrtc, which
+# nvidia-cuda-dev pulls in: libnvrtc11.2, libnvrtc-builtins11.8) exactly as
+# cudev.Open compiles them, for compute_90 and compute_80, failing on any
+# error or warning. Installs the packages as root or with passwordless
 # sudo when missing; adds the non-free component in a file of its own
 # (/etc/apt/sources.list.d/perturb-nonfree.sources) if apt cannot see them.
 set -euo pipefail
@@ -12,7 +15,8 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo -n"
 
 need=""
-[ -f /usr/include/cuda.h ] && [ -f /usr/include/cublas_v2.h ] && [ -f /usr/include/nvrtc.h ] || need="nvidia-cuda-dev"
+[ -f /usr/include/cuda.h ] && [ -f /usr/include/cublas_v2.h ] && [ -f /usr/include/nvrtc.h ] &&
+	ls /usr/lib/x86_64-linux-gnu/libnvrtc.so >/dev/null 2>&1 || need="nvidia-cuda-dev"
 ls /usr/lib/x86_64-linux-gnu/libcuda.so >/dev/null 2>&1 || need="$need libcuda1"
 if [ -n "$need" ]; then
 	start=$(date +%s)
@@ -39,6 +43,12 @@ echo "compiling and linking every test binary with -tags $tags (GPU tests skip w
 $GO test -tags "$tags" -count=1 -run XXX_none ./... >/dev/null
 echo "the CUDA 13 shim is transparent on these headers"
 CGO_CFLAGS="-I$PWD/kernels/cuda13shim" $GO build -tags "$tags" -o /dev/null ./cmd/perturb
+echo "NVRTC compiles the kernels for compute_90 and compute_80 with cudev's options, no warnings:"
+if ! out=$($GO test -tags "$tags" -count=1 -v -run 'TestNVRTCCompile' ./kernels/cudev/ 2>&1); then
+	echo "$out"
+	exit 1
+fi
+echo "$out" | grep -E '^\s*(--- |nvrtc_test)' | sed 's/^/  /'
 echo "GPU parity tests (skip without a device):"
 $GO test -tags "$tags" -count=1 -v ./kernels/cudev/ 2>&1 | grep -E '^(--- |ok|FAIL|PASS)' | sed 's/^/  /'
 $GO test -tags "$tags" -count=1 -v -run 'GPUTrialPath' ./trials/ 2>&1 | grep -E '^(--- |ok|FAIL|PASS)' | sed 's/^/  /'

@@ -39,10 +39,8 @@ import "C"
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"runtime"
-	"strings"
 	"unsafe"
 
 	"gorgonia.org/cu"
@@ -145,8 +143,7 @@ func Open(ordinal int) (*Device, error) {
 	if d.mod, err = cu.LoadData(ptx); err != nil {
 		return nil, fmt.Errorf("load the kernels' PTX: %w", err)
 	}
-	for _, f := range []string{"fill", "bias_act", "unary", "binary", "tanh_back", "tanh_back2", "sum_mid", "repeat_mid",
-		"im2col", "col2im", "flatten", "log_softmax", "log_softmax_back", "cross_entropy", "gather", "moments", "tanh_jet", "round_to"} {
+	for _, f := range kernels.KernelNames {
 		fn, err := d.mod.Function(f)
 		if err != nil {
 			return nil, fmt.Errorf("kernel %s: %w", f, err)
@@ -159,37 +156,39 @@ func Open(ordinal int) (*Device, error) {
 	return d, nil
 }
 
-// compile compiles every embedded .cu source with NVRTC for compute
-// capability major.minor and returns the PTX.
+// compile compiles the kernels' source (kernels.Source) with NVRTC for
+// compute capability major.minor (kernels.NVRTCOptions) and returns the
+// PTX.
 func compile(major, minor int) (string, error) {
-	var src strings.Builder
-	err := fs.WalkDir(kernels.Sources, ".", func(path string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() {
-			return err
-		}
-		b, err := kernels.Sources.ReadFile(path)
-		src.Write(b)
-		src.WriteString("\n")
-		return err
-	})
+	ptx, _, err := compileLog(major, minor)
+	return ptx, err
+}
+
+// compileLog is compile returning NVRTC's log too (warnings on success):
+// the NVRTC check (nvrtc_test.go, make cuda-check) needs no GPU.
+func compileLog(major, minor int) (ptx, log string, err error) {
+	src, err := kernels.Source()
 	if err != nil {
-		return "", fmt.Errorf("read the kernel sources: %w", err)
+		return "", "", err
 	}
-	prog, err := nvrtc.CreateProgram(src.String(), "perturb.cu")
+	prog, err := nvrtc.CreateProgram(src, "perturb.cu")
 	if err != nil {
-		return "", fmt.Errorf("nvrtc: create program: %w", err)
+		return "", "", fmt.Errorf("nvrtc: create program: %w", err)
 	}
 	defer prog.Destroy()
-	arch := fmt.Sprintf("--gpu-architecture=compute_%d%d", major, minor)
-	if err := prog.Compile(arch, "--std=c++11"); err != nil {
-		log, _ := prog.GetLog()
-		return "", fmt.Errorf("nvrtc: compile for %s: %w\n%s", arch, err, log)
+	opts := kernels.NVRTCOptions(major, minor)
+	cerr := prog.Compile(opts...)
+	log, lerr := prog.GetLog()
+	if cerr != nil {
+		return "", log, fmt.Errorf("nvrtc: compile with %v: %w\n%s", opts, cerr, log)
 	}
-	ptx, err := prog.GetPTX()
-	if err != nil {
-		return "", fmt.Errorf("nvrtc: PTX: %w", err)
+	if lerr != nil {
+		return "", "", fmt.Errorf("nvrtc: log: %w", lerr)
 	}
-	return ptx, nil
+	if ptx, err = prog.GetPTX(); err != nil {
+		return "", log, fmt.Errorf("nvrtc: PTX: %w", err)
+	}
+	return ptx, log, nil
 }
 
 // do runs f on a locked OS thread with the context current.
@@ -323,32 +322,58 @@ func (d *Device) Copy(dst kernels.Buffer, dstOff int, src kernels.Buffer, srcOff
 	})
 }
 
-// launch runs kernel f over n elements (grid-stride) with the arguments,
-// each a *cu.DevicePtr, *int64 or *float64 (8 bytes, as cu's Launch
-// copies), and checks the launch (and, in debug mode, the execution).
-func (d *Device) launch(f string, n int, args ...any) error {
-	params := make([]unsafe.Pointer, len(args))
-	for i, a := range args {
-		switch a := a.(type) {
-		case *cu.DevicePtr:
-			params[i] = unsafe.Pointer(a)
-		case *int64:
-			params[i] = unsafe.Pointer(a)
-		case *float64:
-			params[i] = unsafe.Pointer(a)
+// launch checks the operands bs, plans the launch from their lengths
+// (kernels/launch.go, shared with the CUDA emulator kernels/cudaemu) and
+// runs it.
+func (d *Device) launch(plan func(lens []int) (kernels.Launch, error), bs ...kernels.Buffer) error {
+	p, n, err := ptrs(bs...)
+	if err != nil {
+		return err
+	}
+	l, err := plan(n)
+	if err != nil {
+		return fmt.Errorf("cudev: %w", err)
+	}
+	return d.exec(l, p)
+}
+
+// exec runs the planned launch l on the operands' device pointers p (each
+// parameter passed as 8 bytes, as cu's Launch copies) with l's grid and
+// block, and checks the launch (and, in debug mode, the execution).
+func (d *Device) exec(l kernels.Launch, p []*cu.DevicePtr) error {
+	params := make([]unsafe.Pointer, len(l.Args))
+	for i, a := range l.Args {
+		switch a.Kind {
+		case kernels.ArgBuffer:
+			if a.Operand < 0 || a.Operand >= len(p) {
+				return fmt.Errorf("cudev: kernel %s argument %d: operand %d of %d", l.Kernel, i, a.Operand, len(p))
+			}
+			params[i] = unsafe.Pointer(p[a.Operand])
+		case kernels.ArgIndices:
+			ip := d.idx
+			params[i] = unsafe.Pointer(&ip)
+		case kernels.ArgInt:
+			v := a.Int
+			params[i] = unsafe.Pointer(&v)
+		case kernels.ArgFloat:
+			v := a.Float
+			params[i] = unsafe.Pointer(&v)
 		default:
-			return fmt.Errorf("cudev: kernel %s argument %d of type %T", f, i, a)
+			return fmt.Errorf("cudev: kernel %s argument %d of kind %v", l.Kernel, i, a.Kind)
 		}
 	}
-	const block = 256
-	grid := min(max((n+block-1)/block, 1), 32*max(d.sms, 1))
+	fn, ok := d.fns[l.Kernel]
+	if !ok {
+		return fmt.Errorf("cudev: no kernel %s", l.Kernel)
+	}
+	grid := l.Grid(d.sms)
 	return d.do(func() error {
-		if err := d.fns[f].Launch(grid, 1, 1, block, 1, 1, 0, cu.Stream{}, params); err != nil {
-			return fmt.Errorf("launch %s: %w", f, err)
+		if err := fn.Launch(grid, 1, 1, kernels.LaunchBlock, 1, 1, 0, cu.Stream{}, params); err != nil {
+			return fmt.Errorf("launch %s: %w", l.Kernel, err)
 		}
 		if d.debug {
 			if err := cu.Synchronize(); err != nil {
-				return fmt.Errorf("kernel %s: %w", f, err)
+				return fmt.Errorf("kernel %s: %w", l.Kernel, err)
 			}
 		}
 		return nil
@@ -369,31 +394,9 @@ func ptrs(bs ...kernels.Buffer) ([]*cu.DevicePtr, []int, error) {
 	return ps, ns, nil
 }
 
-func i64(v int) *int64       { x := int64(v); return &x }
-func f64(v float64) *float64 { return &v }
-func b64(v bool) *int64 {
-	if v {
-		return i64(1)
-	}
-	return i64(0)
-}
-
-func sizes(name string, got []int, want ...int) error {
-	for i, w := range want {
-		if got[i] != w {
-			return fmt.Errorf("cudev: %s operand %d has %d elements, want %d", name, i, got[i], w)
-		}
-	}
-	return nil
-}
-
 // Fill sets every element to v.
 func (d *Device) Fill(b kernels.Buffer, v float64) error {
-	p, n, err := ptrs(b)
-	if err != nil {
-		return err
-	}
-	return d.launch("fill", n[0], p[0], i64(n[0]), f64(v))
+	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.FillLaunch(l[0], v), nil }, b)
 }
 
 // Gemm is cuBLAS's SgemmStridedBatched (TF32 tensor cores when switched
@@ -436,167 +439,68 @@ func btoi(b bool) int {
 
 // BiasAct finishes a dense layer in place.
 func (d *Device) BiasAct(z kernels.Buffer, batch, m, n int, s float64, bias kernels.Buffer, cm, act bool) error {
-	p, l, err := ptrs(z, bias)
-	if err != nil {
-		return err
-	}
-	nb := n
-	if cm {
-		nb = m
-	}
-	if err := sizes("bias_act", l, batch*m*n, batch*nb); err != nil {
-		return err
-	}
-	return d.launch("bias_act", batch*m*n, p[0], p[1], i64(batch), i64(m), i64(n), f64(s), b64(cm), b64(act))
+	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.BiasActLaunch(l, batch, m, n, s, cm, act) }, z, bias)
 }
 
 // Unary applies f elementwise.
 func (d *Device) Unary(f kernels.Unary, out, in kernels.Buffer) error {
-	p, l, err := ptrs(out, in)
-	if err != nil {
-		return err
-	}
-	if err := sizes("unary", l, l[0], l[0]); err != nil {
-		return err
-	}
-	return d.launch("unary", l[0], p[0], p[1], i64(l[0]), i64(int(f)))
+	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.UnaryLaunch(l, f) }, out, in)
 }
 
 // Binary applies f elementwise.
 func (d *Device) Binary(f kernels.Binary, out, a, b kernels.Buffer) error {
-	p, l, err := ptrs(out, a, b)
-	if err != nil {
-		return err
-	}
-	if err := sizes("binary", l, l[0], l[0], l[0]); err != nil {
-		return err
-	}
-	return d.launch("binary", l[0], p[0], p[1], p[2], i64(l[0]), i64(int(f)))
+	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.BinaryLaunch(l, f) }, out, a, b)
 }
 
 // TanhBack sets (1 − t²) ⊙ g.
 func (d *Device) TanhBack(out, t, g kernels.Buffer) error {
-	p, l, err := ptrs(out, t, g)
-	if err != nil {
-		return err
-	}
-	if err := sizes("tanh_back", l, l[0], l[0], l[0]); err != nil {
-		return err
-	}
-	return d.launch("tanh_back", l[0], p[0], p[1], p[2], i64(l[0]))
+	return d.launch(kernels.TanhBackLaunch, out, t, g)
 }
 
 // TanhBack2 sets −2 t ⊙ g ⊙ h.
 func (d *Device) TanhBack2(out, t, g, h kernels.Buffer) error {
-	p, l, err := ptrs(out, t, g, h)
-	if err != nil {
-		return err
-	}
-	if err := sizes("tanh_back2", l, l[0], l[0], l[0], l[0]); err != nil {
-		return err
-	}
-	return d.launch("tanh_back2", l[0], p[0], p[1], p[2], p[3], i64(l[0]))
+	return d.launch(kernels.TanhBack2Launch, out, t, g, h)
 }
 
 // Sum reduces the middle axis.
 func (d *Device) Sum(out, in kernels.Buffer, outer, mid, inner int) error {
-	p, l, err := ptrs(out, in)
-	if err != nil {
-		return err
-	}
-	if err := sizes("sum_mid", l, outer*inner, outer*mid*inner); err != nil {
-		return err
-	}
-	return d.launch("sum_mid", outer*inner, p[0], p[1], i64(outer), i64(mid), i64(inner))
+	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.SumLaunch(l, outer, mid, inner) }, out, in)
 }
 
 // Repeat broadcasts along a middle axis.
 func (d *Device) Repeat(out, in kernels.Buffer, outer, reps, inner int) error {
-	p, l, err := ptrs(out, in)
-	if err != nil {
-		return err
-	}
-	if err := sizes("repeat_mid", l, outer*reps*inner, outer*inner); err != nil {
-		return err
-	}
-	return d.launch("repeat_mid", outer*reps*inner, p[0], p[1], i64(outer), i64(reps), i64(inner))
-}
-
-func convArgs(c kernels.Conv) []any {
-	return []any{i64(c.Trials), i64(c.Images), i64(c.C), i64(c.H), i64(c.W), i64(c.Size), i64(c.Stride), b64(c.CBHW)}
+	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.RepeatLaunch(l, outer, reps, inner) }, out, in)
 }
 
 // Im2col writes the patch matrices.
 func (d *Device) Im2col(c kernels.Conv, cols, images kernels.Buffer) error {
-	p, l, err := ptrs(cols, images)
-	if err != nil {
-		return err
-	}
-	if err := sizes("im2col", l, c.ColsLen(), c.ImagesLen()); err != nil {
-		return err
-	}
-	return d.launch("im2col", c.ColsLen(), append([]any{p[0], p[1]}, convArgs(c)...)...)
+	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.Im2colLaunch(l, c) }, cols, images)
 }
 
 // Col2im sums the patch matrices into images, one thread per pixel.
 func (d *Device) Col2im(c kernels.Conv, images, cols kernels.Buffer) error {
-	p, l, err := ptrs(images, cols)
-	if err != nil {
-		return err
-	}
-	if err := sizes("col2im", l, c.ImagesLen(), c.ColsLen()); err != nil {
-		return err
-	}
-	return d.launch("col2im", c.ImagesLen(), append([]any{p[0], p[1]}, convArgs(c)...)...)
+	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.Col2imLaunch(l, c) }, images, cols)
 }
 
 // Flatten permutes maps and rows.
 func (d *Device) Flatten(out, in kernels.Buffer, trials, c, images, pp int, inverse bool) error {
-	p, l, err := ptrs(out, in)
-	if err != nil {
-		return err
-	}
-	n := trials * c * images * pp
-	if err := sizes("flatten", l, n, n); err != nil {
-		return err
-	}
-	return d.launch("flatten", n, p[0], p[1], i64(trials), i64(c), i64(images), i64(pp), b64(inverse))
+	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.FlattenLaunch(l, trials, c, images, pp, inverse) }, out, in)
 }
 
 // LogSoftmax is the row-wise log-softmax.
 func (d *Device) LogSoftmax(out, in kernels.Buffer, rows, c int) error {
-	p, l, err := ptrs(out, in)
-	if err != nil {
-		return err
-	}
-	if err := sizes("log_softmax", l, rows*c, rows*c); err != nil {
-		return err
-	}
-	return d.launch("log_softmax", rows, p[0], p[1], i64(rows), i64(c))
+	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.LogSoftmaxLaunch(l, rows, c) }, out, in)
 }
 
 // LogSoftmaxBack is its adjoint.
 func (d *Device) LogSoftmaxBack(out, y, g kernels.Buffer, rows, c int) error {
-	p, l, err := ptrs(out, y, g)
-	if err != nil {
-		return err
-	}
-	if err := sizes("log_softmax_back", l, rows*c, rows*c, rows*c); err != nil {
-		return err
-	}
-	return d.launch("log_softmax_back", rows, p[0], p[1], p[2], i64(rows), i64(c))
+	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.LogSoftmaxBackLaunch(l, rows, c) }, out, y, g)
 }
 
 // CrossEntropy is the fused per-row loss and correctness.
 func (d *Device) CrossEntropy(loss, correct, logits, labels kernels.Buffer, trials, rows, c int) error {
-	p, l, err := ptrs(loss, correct, logits, labels)
-	if err != nil {
-		return err
-	}
-	if err := sizes("cross_entropy", l, trials*rows, trials*rows, trials*rows*c, rows); err != nil {
-		return err
-	}
-	return d.launch("cross_entropy", trials*rows, p[0], p[1], p[2], p[3], i64(trials), i64(rows), i64(c))
+	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.CrossEntropyLaunch(l, trials, rows, c) },
+		loss, correct, logits, labels)
 }
 
 // Gather copies pool rows and one-hot labels on the device; the indices go
@@ -606,13 +510,9 @@ func (d *Device) Gather(x, y, pool, labels kernels.Buffer, idx []int32, dim, cla
 	if err != nil {
 		return err
 	}
-	if err := sizes("gather", l, len(idx)*dim, len(idx)*classes, l[3]*dim); err != nil {
-		return err
-	}
-	for _, r := range idx {
-		if r < 0 || int(r) >= l[3] {
-			return fmt.Errorf("cudev: gather row %d outside the pool of %d", r, l[3])
-		}
+	lc, err := kernels.GatherLaunch(l, idx, dim, classes)
+	if err != nil {
+		return fmt.Errorf("cudev: %w", err)
 	}
 	if len(idx) == 0 {
 		return nil
@@ -635,44 +535,22 @@ func (d *Device) Gather(x, y, pool, labels kernels.Buffer, idx []int32, dim, cla
 	if err != nil {
 		return err
 	}
-	ip := d.idx
-	return d.launch("gather", len(idx)*max(dim, classes), p[0], p[1], p[2], p[3], &ip, i64(len(idx)), i64(dim), i64(classes))
+	return d.exec(lc, p)
 }
 
 // Moments sums rows and squares per column.
 func (d *Device) Moments(sum, sq, x kernels.Buffer, rows, cols int) error {
-	p, l, err := ptrs(sum, sq, x)
-	if err != nil {
-		return err
-	}
-	if err := sizes("moments", l, cols, cols, rows*cols); err != nil {
-		return err
-	}
-	return d.launch("moments", cols, p[0], p[1], p[2], i64(rows), i64(cols))
+	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.MomentsLaunch(l, rows, cols) }, sum, sq, x)
 }
 
 // TanhJet propagates Taylor coefficients through tanh (degree ≤ 15).
 func (d *Device) TanhJet(t, z kernels.Buffer, deg, n int) error {
-	if deg < 0 || deg > 15 {
-		return fmt.Errorf("cudev: tanh jet of degree %d (at most 15)", deg)
-	}
-	p, l, err := ptrs(t, z)
-	if err != nil {
-		return err
-	}
-	if err := sizes("tanh_jet", l, (deg+1)*n, (deg+1)*n); err != nil {
-		return err
-	}
-	return d.launch("tanh_jet", n, p[0], p[1], i64(deg), i64(n))
+	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.TanhJetLaunch(l, deg, n) }, t, z)
 }
 
 // Round rounds to bf16, fp16 or tf32.
 func (d *Device) Round(b kernels.Buffer, f kernels.Format) error {
-	p, l, err := ptrs(b)
-	if err != nil {
-		return err
-	}
-	return d.launch("round_to", l[0], p[0], i64(l[0]), i64(int(f)))
+	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.RoundLaunch(l[0], f), nil }, b)
 }
 
 // SetTF32 switches cuBLAS between TF32 tensor-core math and strict float32.

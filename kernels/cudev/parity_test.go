@@ -10,6 +10,7 @@ import (
 
 	"github.com/perturb/perturb/graph"
 	"github.com/perturb/perturb/kernels"
+	"github.com/perturb/perturb/kernels/devtest"
 	"github.com/perturb/perturb/nets"
 )
 
@@ -29,140 +30,30 @@ func open(t *testing.T) *Device {
 	return d
 }
 
-// op runs one kernel on a device from float64 inputs and returns its
-// outputs; outputs are poisoned (NaN) first.
-type op struct {
-	name string
-	in   []int // input lengths
-	out  []int // output lengths
-	run  func(d kernels.Device, out, in []kernels.Buffer) error
-	// scale of the tolerance (products over long sums)
-	tol float64
-}
-
-func ops() []op {
-	conv := kernels.Conv{Trials: 3, Images: 4, C: 2, H: 12, W: 12, Size: 5, Stride: 2}
-	convM := kernels.Conv{Trials: 3, Images: 4, C: 10, H: 12, W: 12, Size: 5, Stride: 2, CBHW: true}
-	g := kernels.Gemm{Batch: 5, M: 33, N: 17, K: 250, TransA: true, Alpha: 0.3}.Strided()
-	g2 := kernels.Gemm{Batch: 5, M: 33, N: 17, K: 250, TransB: true, Alpha: 1, Beta: 1}.Strided()
-	return []op{
-		{"gemm TN", []int{5 * 33 * 250, 5 * 250 * 17}, []int{5 * 33 * 17}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Gemm(g, o[0], i[0], i[1]) }, 30},
-		{"gemm NT beta", []int{5 * 33 * 250, 5 * 250 * 17, 5 * 33 * 17}, []int{5 * 33 * 17}, func(d kernels.Device, o, i []kernels.Buffer) error {
-			if err := d.Copy(o[0], 0, i[2], 0, 5*33*17); err != nil {
-				return err
-			}
-			return d.Gemm(g2, o[0], i[0], i[1])
-		}, 30},
-		{"bias_act cm", []int{4 * 6 * 7, 4 * 6}, []int{4 * 6 * 7}, func(d kernels.Device, o, i []kernels.Buffer) error {
-			if err := d.Copy(o[0], 0, i[0], 0, 4*6*7); err != nil {
-				return err
-			}
-			return d.BiasAct(o[0], 4, 6, 7, 0.37, i[1], true, true)
-		}, 1},
-		{"bias_act rows", []int{4 * 6 * 7, 4 * 7}, []int{4 * 6 * 7}, func(d kernels.Device, o, i []kernels.Buffer) error {
-			if err := d.Copy(o[0], 0, i[0], 0, 4*6*7); err != nil {
-				return err
-			}
-			return d.BiasAct(o[0], 4, 6, 7, 0.37, i[1], false, false)
-		}, 1},
-		{"neg", []int{1000}, []int{1000}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Unary(kernels.Neg, o[0], i[0]) }, 1},
-		{"view", []int{10}, []int{10}, func(d kernels.Device, o, i []kernels.Buffer) error {
-			// out = (−in[0:4], in[4:10]) through views of both buffers.
-			if err := d.Copy(o[0], 0, i[0], 0, 10); err != nil {
-				return err
-			}
-			vo, err := d.View(o[0], 4)
-			if err != nil {
-				return err
-			}
-			vi, err := d.View(i[0], 4)
-			if err != nil {
-				return err
-			}
-			return d.Unary(kernels.Neg, vo, vi)
-		}, 0},
-		{"exp", []int{1000}, []int{1000}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Unary(kernels.Exp, o[0], i[0]) }, 1},
-		{"tanh", []int{1000}, []int{1000}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Unary(kernels.Tanh, o[0], i[0]) }, 1},
-		{"add", []int{999, 999}, []int{999}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Binary(kernels.Add, o[0], i[0], i[1]) }, 1},
-		{"sub", []int{999, 999}, []int{999}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Binary(kernels.Sub, o[0], i[0], i[1]) }, 1},
-		{"mul", []int{999, 999}, []int{999}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Binary(kernels.Mul, o[0], i[0], i[1]) }, 1},
-		{"tanh_back", []int{500, 500}, []int{500}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.TanhBack(o[0], i[0], i[1]) }, 1},
-		{"tanh_back2", []int{500, 500, 500}, []int{500}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.TanhBack2(o[0], i[0], i[1], i[2]) }, 1},
-		{"sum mid", []int{7 * 40 * 3}, []int{7 * 3}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Sum(o[0], i[0], 7, 40, 3) }, 10},
-		{"repeat", []int{7 * 3}, []int{7 * 5 * 3}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Repeat(o[0], i[0], 7, 5, 3) }, 0},
-		{"im2col", []int{conv.ImagesLen()}, []int{conv.ColsLen()}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Im2col(conv, o[0], i[0]) }, 0},
-		{"im2col cbhw", []int{convM.ImagesLen()}, []int{convM.ColsLen()}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Im2col(convM, o[0], i[0]) }, 0},
-		{"col2im", []int{conv.ColsLen()}, []int{conv.ImagesLen()}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Col2im(conv, o[0], i[0]) }, 4},
-		{"col2im cbhw", []int{convM.ColsLen()}, []int{convM.ImagesLen()}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Col2im(convM, o[0], i[0]) }, 4},
-		{"flatten", []int{3 * 10 * 4 * 16}, []int{3 * 10 * 4 * 16}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Flatten(o[0], i[0], 3, 10, 4, 16, false) }, 0},
-		{"flatten inverse", []int{3 * 10 * 4 * 16}, []int{3 * 10 * 4 * 16}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Flatten(o[0], i[0], 3, 10, 4, 16, true) }, 0},
-		{"log_softmax", []int{60 * 10}, []int{60 * 10}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.LogSoftmax(o[0], i[0], 60, 10) }, 4},
-		{"log_softmax_back", []int{60 * 10, 60 * 10}, []int{60 * 10}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.LogSoftmaxBack(o[0], i[0], i[1], 60, 10) }, 4},
-		{"moments", []int{64 * 30}, []int{30, 30}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Moments(o[0], o[1], i[0], 64, 30) }, 20},
-		{"tanh_jet", []int{4 * 100}, []int{4 * 100}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.TanhJet(o[0], i[0], 3, 100) }, 10},
-	}
-}
-
-// TestKernelParity compares every kernel with its CPU float64 twin on fresh
-// random inputs, outputs poisoned before each run.
+// TestKernelParity compares every kernel of the parity suite
+// (kernels/devtest) with its CPU float64 twin on fresh random inputs,
+// outputs poisoned before each run.
 func TestKernelParity(t *testing.T) {
 	gpu := open(t)
 	cpu := kernels.NewCPU(kernels.F64)
 	r := rand.New(rand.NewSource(1))
-	for _, o := range ops() {
-		t.Run(o.name, func(t *testing.T) {
-			in := make([][]float64, len(o.in))
-			for i, n := range o.in {
-				in[i] = make([]float64, n)
-				for j := range in[i] {
-					in[i][j] = float64(float32(r.NormFloat64()))
-				}
+	for _, o := range devtest.Ops() {
+		t.Run(o.Name, func(t *testing.T) {
+			in := devtest.Inputs(o, r)
+			want, err := devtest.Run(cpu, o, in)
+			if err != nil {
+				t.Fatal(err)
 			}
-			res := make([][][]float64, 2)
-			for di, d := range []kernels.Device{cpu, gpu} {
-				ins, outs := make([]kernels.Buffer, len(in)), make([]kernels.Buffer, len(o.out))
-				for i, x := range in {
-					b, err := d.Alloc(len(x))
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer d.Free(b)
-					if err := d.Upload(b, 0, x); err != nil {
-						t.Fatal(err)
-					}
-					ins[i] = b
-				}
-				for i, n := range o.out {
-					b, err := d.Alloc(n)
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer d.Free(b)
-					if err := d.Fill(b, math.NaN()); err != nil {
-						t.Fatal(err)
-					}
-					outs[i] = b
-				}
-				if err := o.run(d, outs, ins); err != nil {
-					t.Fatalf("%s: %v", d.Name(), err)
-				}
-				if err := d.Sync(); err != nil {
-					t.Fatalf("%s: %v", d.Name(), err)
-				}
-				for _, b := range outs {
-					x := make([]float64, b.Len())
-					if err := d.Download(x, b, 0); err != nil {
-						t.Fatal(err)
-					}
-					res[di] = append(res[di], x)
-				}
+			got, err := devtest.Run(gpu, o, in)
+			if err != nil {
+				t.Fatal(err)
 			}
-			eps := 6e-8 * math.Max(o.tol, 1) * 4
-			for i := range res[0] {
-				for j, want := range res[0][i] {
-					got := res[1][i][j]
-					if math.IsNaN(got) || math.Abs(got-want) > eps*math.Max(1, math.Abs(want)) {
-						t.Fatalf("output %d[%d] = %v, CPU float64 %v", i, j, got, want)
+			eps := 6e-8 * math.Max(o.Tol, 1) * 4
+			for i := range want {
+				for j, w := range want[i] {
+					g := got[i][j]
+					if math.IsNaN(g) || math.Abs(g-w) > eps*math.Max(1, math.Abs(w)) {
+						t.Fatalf("output %d[%d] = %v, CPU float64 %v", i, j, g, w)
 					}
 				}
 			}
@@ -175,30 +66,14 @@ func TestKernelParity(t *testing.T) {
 func TestRoundParity(t *testing.T) {
 	gpu := open(t)
 	cpu := kernels.NewCPU(kernels.F32)
-	r := rand.New(rand.NewSource(2))
-	x := make([]float64, 4096)
-	for i := range x {
-		x[i] = r.NormFloat64() * math.Pow(2, float64(r.Intn(60)-40))
-	}
-	x = append(x, 65519, 65520, 1e-7, -3e-8, 0, math.Inf(1), math.NaN())
+	x := devtest.RoundInputs()
 	for _, f := range []kernels.Format{kernels.BF16, kernels.FP16, kernels.TF32} {
 		var res [2][]float64
 		for di, d := range []kernels.Device{cpu, gpu} {
-			b, err := d.Alloc(len(x))
-			if err != nil {
+			var err error
+			if res[di], err = devtest.Round(d, x, f); err != nil {
 				t.Fatal(err)
 			}
-			if err := d.Upload(b, 0, x); err != nil {
-				t.Fatal(err)
-			}
-			if err := d.Round(b, f); err != nil {
-				t.Fatal(err)
-			}
-			res[di] = make([]float64, len(x))
-			if err := d.Download(res[di], b, 0); err != nil {
-				t.Fatal(err)
-			}
-			d.Free(b)
 		}
 		for i := range x {
 			if res[0][i] != res[1][i] && !(math.IsNaN(res[0][i]) && math.IsNaN(res[1][i])) {
