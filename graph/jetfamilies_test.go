@@ -1,0 +1,234 @@
+package graph
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"gorgonia.org/tensor"
+
+	"github.com/perturb/perturb/kernels"
+	"github.com/perturb/perturb/nets"
+)
+
+// jetFamily is a model of the jets' family tests.
+type jetFamily struct {
+	name         string
+	model        string
+	size         nets.Size
+	c, h, w, cls int
+	needsPadding bool    // convnets deeper than 2 (padded 3×3 layers)
+	step         float64 // the finite differences' step
+}
+
+// jetFamilies covers every kind of layer the builder walks: a dense layer
+// alone (logistic), a stack of dense tanh layers (mlp of width 7 and depth
+// 3), the paper's convnet, a narrower convnet on CIFAR-shaped 3×32×32
+// images, and a convnet of depth 3 (its padded 3×3 layer).
+var jetFamilies = []jetFamily{
+	{name: "logistic", model: "logistic", c: 1, h: 4, w: 4, cls: 4, step: 0.2},
+	{name: "mlp/w7d3", model: "mlp", size: nets.Size{Width: 7, Depth: 3}, c: 1, h: 4, w: 4, cls: 3, step: 0.2},
+	{name: "convnet", model: "convnet", c: 1, h: 16, w: 16, cls: 3, step: 0.4},
+	{name: "convnet/w4d2/3x32x32", model: "convnet", size: nets.Size{Width: 4, Depth: 2}, c: 3, h: 32, w: 32, cls: 3, step: 0.4},
+	{name: "convnet/w3d3", model: "convnet", size: nets.Size{Width: 3, Depth: 3}, c: 1, h: 16, w: 16, cls: 3, step: 0.4, needsPadding: true},
+}
+
+// familyJets returns the family's model, a pool of 20 random examples and
+// the model's jets (K, B) on the TapeMachine, or skips a padded convnet
+// while im2colKernel has no padding.
+func familyJets(t *testing.T, f jetFamily, dt tensor.Dtype, k, b int, dev kernels.Device) (*nets.Arch, *Data, *Jets) {
+	t.Helper()
+	a, err := nets.NewSized(f.model, f.c, f.h, f.w, f.cls, f.size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := randomData(a, 20, rand.New(rand.NewPCG(31, 32)))
+	if dt == tensor.Float32 {
+		d = to32(d)
+	}
+	var j *Jets
+	if dev == nil {
+		j, err = NewJets(a, dt, d, k, b)
+	} else {
+		j, err = NewDeviceJets(a, dt, d, k, b, dev)
+	}
+	if err != nil {
+		if f.needsPadding && strings.Contains(err.Error(), "no padding yet") {
+			t.Skipf("padded convolutions are not in im2colKernel yet: %v", err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return a, d, j
+}
+
+// refLayers is a direct, loop-by-loop float64 forward pass of any model
+// of nets.Arch.Layers (independent of the graphs' layouts): a convolution
+// computes, for output channel o at (y, x),
+//
+//	tanh(s·Σ_{c,ky,kx} in[c, y·stride + ky − pad, x·stride + kx − pad]·W[(c·K + ky)·K + kx, o] + b_o)
+//
+// with zero padding, on maps stored channel by channel; a dense layer
+// reads the previous maps in (y, x, channel) order.
+func refLayers(a *nets.Arch, vals [][]float64, x []float64) []float64 {
+	layers, err := a.Layers()
+	if err != nil {
+		panic(err)
+	}
+	h := append([]float64(nil), x...) // CHW maps, or a row
+	conv := false
+	var prev nets.Layer
+	for _, l := range layers {
+		w, b, s := vals[l.W], vals[l.B], l.Scale
+		if l.Conv {
+			out := make([]float64, l.Out*l.OutH*l.OutW)
+			for o := 0; o < l.Out; o++ {
+				for y := 0; y < l.OutH; y++ {
+					for xx := 0; xx < l.OutW; xx++ {
+						z := 0.0
+						for c := 0; c < l.InC; c++ {
+							for ky := 0; ky < l.K; ky++ {
+								for kx := 0; kx < l.K; kx++ {
+									iy, ix := y*l.Stride+ky-l.Pad, xx*l.Stride+kx-l.Pad
+									if iy < 0 || ix < 0 || iy >= l.InH || ix >= l.InW {
+										continue
+									}
+									z += h[(c*l.InH+iy)*l.InW+ix] * w[((c*l.K+ky)*l.K+kx)*l.Out+o]
+								}
+							}
+						}
+						out[(o*l.OutH+y)*l.OutW+xx] = math.Tanh(s*z + b[o])
+					}
+				}
+			}
+			h, conv, prev = out, true, l
+			continue
+		}
+		if conv { // CHW to (y, x, c)
+			p := prev.OutH * prev.OutW
+			flat := make([]float64, len(h))
+			for c := 0; c < prev.Out; c++ {
+				for i := 0; i < p; i++ {
+					flat[i*prev.Out+c] = h[c*p+i]
+				}
+			}
+			h, conv = flat, false
+		}
+		z := make([]float64, l.Out)
+		for o := range z {
+			for i, v := range h {
+				z[o] += v * w[i*l.Out+o]
+			}
+			z[o] = s*z[o] + b[o]
+			if l.Tanh {
+				z[o] = math.Tanh(z[o])
+			}
+		}
+		h = z
+	}
+	return h
+}
+
+// TestRefLayersMatchesRefConvnet checks the generic reference against the
+// convnet's own (refConvnet) on the paper's convnet.
+func TestRefLayersMatchesRefConvnet(t *testing.T) {
+	a, d := trialData(t, "convnet/3x19x17", 5, 41)
+	r := rand.New(rand.NewPCG(42, 43))
+	vals := splitParams(a, randomTheta(t, a, 1, r))
+	for i := range 5 {
+		x := d.X64[i*a.Dim() : (i+1)*a.Dim()]
+		if diff := maxDiff(refLayers(a, vals, x), refConvnet(a, vals, x)); diff > 1e-13 {
+			t.Errorf("example %d: refLayers and refConvnet differ by %.3g", i, diff)
+		}
+	}
+}
+
+// TestJetsFamiliesFiniteDifferences checks the jets of every family
+// (float64, TapeMachine) against central finite differences of the loss
+// along each direction by the independent reference (refLogits: the
+// logistic closed form, refConvnet, or refLayers), as
+// TestJetsFiniteDifferences: 11-point stencils with the family's step h
+// (0.4; 0.2 for the models on 4×4 inputs, whose few parameters make a
+// unit direction move the logits more, so that the loss along the line
+// has a smaller radius of convergence and the stencil's truncation error
+// at 0.4 reaches 1e-5 for c_3; the difference to the stencil at 0.75h,
+// logged, estimates it), tolerances
+// relative to the largest |c_k| of the order of 1e-13 (c_0 = l), 1e-10
+// (c_1 = g·v), 1e-8 (c_2 = vᵀHv/2) and 1e-7 (c_3 = J(v, v, v)/6).
+func TestJetsFamiliesFiniteDifferences(t *testing.T) {
+	for _, f := range jetFamilies {
+		t.Run(f.name, func(t *testing.T) {
+			const K, B, m = 3, 4, 5
+			a, d, j := familyJets(t, f, tensor.Float64, K, B, nil)
+			r := rand.New(rand.NewPCG(33, 34))
+			theta, dirs, rows := jetSetup(t, a, d, K, B, r)
+			got := coeffs(t, j, theta, dirs, rows)
+			var worst, trunc, scale [4]float64
+			for k := range dirs {
+				for n, row := range rows[k] {
+					l := func(s float64) float64 { return refSampleLoss(a, shifted(theta, dirs[k], s), d, row) }
+					fd, fd2 := fdCoeffs(l, m, f.step), fdCoeffs(l, m, 0.75*f.step)
+					for o := range 4 {
+						scale[o] = math.Max(scale[o], math.Abs(fd[o]))
+						trunc[o] = math.Max(trunc[o], math.Abs(fd[o]-fd2[o]))
+						worst[o] = math.Max(worst[o], math.Abs(got[k*B+n][o]-fd[o]))
+					}
+				}
+			}
+			tol := [4]float64{1e-13, 1e-10, 1e-8, 1e-7}
+			for o := range 4 {
+				rel := worst[o] / scale[o]
+				t.Logf("c_%d: max |jet − fd| / max |c| = %.2g (fd(h) − fd(0.75h): %.2g; max |c| = %.3g)", o, rel, trunc[o]/scale[o], scale[o])
+				if rel > tol[o] || scale[o] == 0 {
+					t.Errorf("c_%d differs from finite differences by %.3g relative (tolerance %g)", o, rel, tol[o])
+				}
+			}
+		})
+	}
+}
+
+// TestJetsFamiliesOnWalker checks the jets run by the walker on the CPU
+// device (float64) against the TapeMachine's: the coefficients and the
+// weighted covectors of every order, to 1e-10 relative to the largest
+// value (they differ by rounding only: the device's tanh recurrence and
+// products sum in other orders).
+func TestJetsFamiliesOnWalker(t *testing.T) {
+	for _, f := range jetFamilies {
+		t.Run(f.name, func(t *testing.T) {
+			const K, B = 2, 3
+			a, d, tape := familyJets(t, f, tensor.Float64, K, B, nil)
+			_, _, walk := familyJets(t, f, tensor.Float64, K, B, kernels.NewCPU(kernels.F64))
+			r := rand.New(rand.NewPCG(35, 36))
+			theta, dirs, rows := jetSetup(t, a, d, K, B, r)
+			w := randomVec(K*B, r)
+			check := func(what string, got, want []float64) {
+				t.Helper()
+				scale := 0.0
+				for _, v := range want {
+					scale = math.Max(scale, math.Abs(v))
+				}
+				diff := maxDiff(got, want)
+				t.Logf("%s: max |walker − tape| = %.2g (max |value| %.3g)", what, diff, scale)
+				if diff > 1e-10*scale || scale == 0 {
+					t.Errorf("%s: walker and TapeMachine differ by %.3g (scale %.3g)", what, diff, scale)
+				}
+			}
+			flat := func(c [][4]float64) []float64 {
+				var out []float64
+				for _, v := range c {
+					out = append(out, v[:]...)
+				}
+				return out
+			}
+			check("coefficients", flat(coeffs(t, walk, theta, dirs, rows)), flat(coeffs(t, tape, theta, dirs, rows)))
+			for order := 0; order <= jetOrder; order++ {
+				got := covector(t, walk, order, theta, dirs, rows, w)
+				want := covector(t, tape, order, theta, dirs, rows, w)
+				for k := range got {
+					check("covector "+string(rune('0'+order)), got[k], want[k])
+				}
+			}
+		})
+	}
+}
