@@ -33,7 +33,10 @@ import (
 // trial k carries direction v_k), and every activation is a truncated
 // power series in t, one node per coefficient x_0..x_3 (a nil node is a
 // zero coefficient: the data's, and the logistic model's second and third
-// logit coefficients). Each layer maps series to series exactly:
+// logit coefficients). The graph is built from the model's layers
+// (nets.Arch.Layers, any model: logistic, mlp, convnets) as a list of
+// steps, each mapping series to series exactly by the rule of its kind
+// (jetSteps and jetRules, jetrules.go):
 //
 //   - linear maps (im2col, the (y, x, channel) flattening) act on every
 //     coefficient;
@@ -42,9 +45,9 @@ import (
 //     z_0 = s·x_0 W + b, z_1 = s·(x_1 W + x_0 V_W) + V_b and
 //     z_n = s·(x_n W + x_{n−1} V_W) for n ≥ 2 (affineKernel with one or two
 //     pairs, in the trial's row or channel-major layout);
-//   - tanh: with q = 1 − y², y' = q·z' gives q_0 = 1 − y_0²,
-//     y_n = (1/n) Σ_{i=1..n} i z_i q_{n−i} and q_n = −Σ_{i=0..n} y_i y_{n−i}
-//     (tanhSeries);
+//   - tanh: y_0 = tanh z_0 and, with q = 1 − y², y' = q·z' gives
+//     q_0 = 1 − y_0², y_n = (1/n) Σ_{i=1..n} i z_i q_{n−i} and
+//     q_n = −Σ_{i=0..n} y_i y_{n−i} (tanhSeries; kernels.Device.TanhJet);
 //   - the loss l = logsumexp(z) − z_y: with p = softmax(z_0) (shifted by
 //     the row's maximum) and a_c(t) = exp(z_c(t) − z_0c), the exponential
 //     recurrence a_0 = 1, a_n = (1/n) Σ_{i=1..n} i z_i a_{n−i}, then
@@ -62,7 +65,9 @@ import (
 // parameter tensors, so trial k's gradient is Σ_n w_kn ∇c_m(k, n). The
 // non-linear rules (tanh, log-sum-exp) are custom ops whose adjoints are
 // the reverse sweeps of their recurrences (jetops.go); the affine and
-// linear ops are those of the BatchNet. Graphs are compiled on first use.
+// linear ops are those of the BatchNet. Graphs are compiled on first use,
+// for gorgonia's TapeMachine (NewJets) or, by the walker, for a
+// kernels.Device (NewDeviceJets, jetwalk.go).
 //
 // Rounding: the float64 coefficients agree with finite differences of the
 // loss to the differences' own accuracy (see the tests); float32 graphs
