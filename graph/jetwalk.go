@@ -19,12 +19,15 @@ import (
 //     coefficients z_0..z_k are copied into a coefficient-major scratch
 //     (zeros where the mask has none), Device.TanhJet computes t_0..t_k and
 //     t_k is copied out;
-//   - the reverse sweeps (tanhJetAdjKernel) and the log-sum-exp series
-//     (lseJetKernel, lseJetAdjKernel, on the (K, B, C) logits only) run on
-//     the host: their inputs are downloaded, the kernel runs in float64 and
-//     its output is uploaded (hostStep). On the CPU device this is a copy;
-//     on a GPU these steps cost transfers, and device kernels for them are
-//     left to do.
+//   - the reverse sweeps of tanh (tanhJetAdjKernel) are products of the
+//     output adjoint with the coefficients of q = 1 − y² (tanhJetAdjStep:
+//     TanhJet, TanhBack, TanhBack2 and elementwise products);
+//   - the log-sum-exp series and its reverse sweeps (lseJetKernel,
+//     lseJetAdjKernel, on the (K, B, C) logits only) run on the host: their
+//     inputs are downloaded, the kernel runs in float64 and its output is
+//     uploaded (hostStep). On the CPU device this is a copy; on a GPU these
+//     steps cost small transfers (K·B·C values per coefficient), and a
+//     device kernel for them is left to do.
 //
 // Everything else in a jet graph (affine layers and their adjoints,
 // im2col, flattening, sums, products with the weights) is mapped as in a
@@ -132,68 +135,180 @@ func (jg *jetGraph) value(n *G.Node) (*tensor.Dense, error) {
 	return t, nil
 }
 
-// tanhJetStep maps a tanhJetKernel to Device.Unary(Tanh) (order 0) or
-// Device.TanhJet on a coefficient-major scratch (the program's jetScratch).
-func (p *Program) tanhJetStep(nd *G.Node, k tanhJetKernel, in []*G.Node) error {
-	if k.k == 0 {
-		return p.unaryStep(nd, in, k.name(), func(o, x kernels.Buffer) error { return p.dev.Unary(kernels.Tanh, o, x) })
-	}
-	n := nd.Shape().TotalSize()
-	coef := []int{0} // the coefficient of each input
+// coefficients returns the coefficient of each input of k: z_0, then the
+// non-zero z_n of its mask.
+func (k tanhJetKernel) coefficients() []int {
+	coef := []int{0}
 	for i := 1; i <= k.k; i++ {
 		if k.mask.has(i) {
 			coef = append(coef, i)
 		}
 	}
+	return coef
+}
+
+// tanhJetStep maps a tanhJetKernel to Device.Unary(Tanh) (order 0) or
+// Device.TanhJet on the program's coefficient-major scratch.
+func (p *Program) tanhJetStep(nd *G.Node, k tanhJetKernel, in []*G.Node) error {
+	if k.k == 0 {
+		return p.unaryStep(nd, in, k.name(), func(o, x kernels.Buffer) error { return p.dev.Unary(kernels.Tanh, o, x) })
+	}
+	n := nd.Shape().TotalSize()
+	coef := k.coefficients()
 	if len(coef) != len(in) {
 		return fmt.Errorf("%s: %d inputs", k.name(), len(in))
 	}
-	size := (k.k + 1) * n
-	p.scratch.n = max(p.scratch.n, size)
+	p.scratch.need(k.k, n)
 	return p.nStep(nd, in, k.name(), func(o kernels.Buffer, x []kernels.Buffer) error {
-		z, t, err := p.scratch.views(p, size)
+		t, err := p.scratch.series(p, k.k, n, coef, x)
 		if err != nil {
-			return err
-		}
-		if err := p.dev.Fill(z, 0); err != nil {
-			return err
-		}
-		for i, b := range x {
-			if err := p.dev.Copy(z, coef[i]*n, b, 0, n); err != nil {
-				return err
-			}
-		}
-		if err := p.dev.TanhJet(t, z, k.k, n); err != nil {
 			return err
 		}
 		return p.dev.Copy(o, 0, t, k.k*n, n)
 	})
 }
 
-// jetScratch is the two coefficient-major buffers of a program's tanh jet
-// steps (steps run one at a time, so one pair serves all), of n elements
-// each, allocated on first use.
-type jetScratch struct {
-	n    int
-	z, t kernels.Buffer
+// tanhJetAdjStep maps a tanhJetAdjKernel to device kernels. Since
+// ∂y(t)/∂z_i = tanh'(z(t))·t^i = q(t)·t^i with q = 1 − y², the adjoint of
+// input z_i of the output adjoint g = ȳ_k is g·q_{k−i}, where
+//
+//	q_0 = 1 − y_0²,  q_1 = −2 y_0 y_1,  q_2 = −2 y_0 y_2 − y_1²,  q_3 = −2 (y_0 y_3 + y_1 y_2),
+//
+// so that, with y_0..y_{k−i} from Device.TanhJet (only z_0..z_{k−i}
+// matter), TanhBack (g·q_0) and TanhBack2 (−2 a ⊙ b ⊙ g) give every case.
+func (p *Program) tanhJetAdjStep(nd *G.Node, k tanhJetAdjKernel, in []*G.Node) error {
+	n := nd.Shape().TotalSize()
+	coef := k.coefficients()
+	if len(coef)+1 != len(in) || k.wrt >= len(coef) {
+		return fmt.Errorf("%s: %d inputs", k.name(), len(in))
+	}
+	m := k.k - coef[k.wrt]
+	p.scratch.need(m, n)
+	d := p.dev
+	return p.nStep(nd, in, k.name(), func(o kernels.Buffer, x []kernels.Buffer) error {
+		g := x[len(x)-1]
+		var zs []kernels.Buffer
+		var cs []int
+		for i, c := range coef {
+			if c <= m {
+				zs, cs = append(zs, x[i]), append(cs, c)
+			}
+		}
+		y, tmp, err := p.scratch.coeffs(p, m, n, cs, zs)
+		if err != nil {
+			return err
+		}
+		switch m {
+		case 0:
+			return d.TanhBack(o, y[0], g)
+		case 1:
+			return d.TanhBack2(o, y[0], y[1], g)
+		case 2: // −2 y_0 y_2 g − y_1² g
+			if err := d.TanhBack2(tmp[0], y[0], y[2], g); err != nil {
+				return err
+			}
+			if err := d.Binary(kernels.Mul, tmp[1], y[1], y[1]); err != nil {
+				return err
+			}
+			if err := d.Binary(kernels.Mul, y[1], tmp[1], g); err != nil {
+				return err
+			}
+			return d.Binary(kernels.Sub, o, tmp[0], y[1])
+		}
+		if err := d.TanhBack2(tmp[0], y[0], y[3], g); err != nil {
+			return err
+		}
+		if err := d.TanhBack2(tmp[1], y[1], y[2], g); err != nil {
+			return err
+		}
+		return d.Binary(kernels.Add, o, tmp[0], tmp[1])
+	})
 }
 
-// views returns views of size elements of the scratch buffers.
-func (s *jetScratch) views(p *Program, size int) (z, t kernels.Buffer, err error) {
-	if s.z == nil {
-		for _, b := range []*kernels.Buffer{&s.z, &s.t} {
-			if *b, err = p.dev.Alloc(s.n); err != nil {
-				return nil, nil, fmt.Errorf("alloc %d elements: %w", s.n, err)
-			}
-			p.owned = append(p.owned, *b)
-			p.elements += int64(s.n)
+// jetScratch is the scratch of a program's tanh jet steps (steps run one
+// at a time, so one set serves all), allocated on first use: the
+// coefficient-major series z and t of (order+1)·elements, and jetOrder+3
+// buffers of one coefficient's elements (y_0..y_3 and two temporaries).
+type jetScratch struct {
+	n, e int // the largest series and coefficient
+	z, t kernels.Buffer
+	c    [jetOrder + 3]kernels.Buffer
+}
+
+// need records a step's series of order k of e elements per coefficient.
+func (s *jetScratch) need(k, e int) {
+	s.n, s.e = max(s.n, (k+1)*e), max(s.e, e)
+}
+
+func (s *jetScratch) alloc(p *Program) error {
+	if s.z != nil {
+		return nil
+	}
+	bufs := []*kernels.Buffer{&s.z, &s.t}
+	for i := range s.c {
+		bufs = append(bufs, &s.c[i])
+	}
+	for i, b := range bufs {
+		size := s.e
+		if i < 2 {
+			size = s.n
+		}
+		var err error
+		if *b, err = p.dev.Alloc(size); err != nil {
+			return fmt.Errorf("alloc %d elements: %w", size, err)
+		}
+		p.owned = append(p.owned, *b)
+		p.elements += int64(size)
+	}
+	return nil
+}
+
+// series sets the scratch z to the coefficient-major series of order k of
+// e elements per coefficient, from the buffers x of coefficients coef
+// (zeros for the others), runs Device.TanhJet on it and returns t (a view
+// of (k+1)·e elements).
+func (s *jetScratch) series(p *Program, k, e int, coef []int, x []kernels.Buffer) (kernels.Buffer, error) {
+	if err := s.alloc(p); err != nil {
+		return nil, err
+	}
+	z, err := p.dev.View(s.z, (k+1)*e)
+	if err != nil {
+		return nil, err
+	}
+	t, err := p.dev.View(s.t, (k+1)*e)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.dev.Fill(z, 0); err != nil {
+		return nil, err
+	}
+	for i, b := range x {
+		if err := p.dev.Copy(z, coef[i]*e, b, 0, e); err != nil {
+			return nil, err
 		}
 	}
-	if z, err = p.dev.View(s.z, size); err != nil {
-		return nil, nil, err
+	return t, p.dev.TanhJet(t, z, k, e)
+}
+
+// coeffs returns y_0..y_k of tanh(z(t)) (series) as separate buffers of e
+// elements, and two temporaries of e elements.
+func (s *jetScratch) coeffs(p *Program, k, e int, coef []int, x []kernels.Buffer) (y []kernels.Buffer, tmp [2]kernels.Buffer, err error) {
+	t, err := s.series(p, k, e, coef, x)
+	if err != nil {
+		return nil, tmp, err
 	}
-	t, err = p.dev.View(s.t, size)
-	return z, t, err
+	views := make([]kernels.Buffer, len(s.c))
+	for i, b := range s.c {
+		if views[i], err = p.dev.View(b, e); err != nil {
+			return nil, tmp, err
+		}
+	}
+	for j := 0; j <= k; j++ {
+		if err := p.dev.Copy(views[j], 0, t, j*e, e); err != nil {
+			return nil, tmp, err
+		}
+	}
+	return views[:jetOrder+1], [2]kernels.Buffer{views[jetOrder+1], views[jetOrder+2]}, nil
 }
 
 // hostStep runs kernel k on the host: its inputs are downloaded, it runs

@@ -480,7 +480,9 @@ func (p *Program) custom(nd *G.Node, k kernel, in []*G.Node) error {
 		return p.unaryStep(nd, in, k.name(), func(o, x kernels.Buffer) error { return d.LogSoftmax(o, x, s[0], s[1]) })
 	case tanhJetKernel:
 		return p.tanhJetStep(nd, k, in)
-	case tanhJetAdjKernel, lseJetKernel, lseJetAdjKernel:
+	case tanhJetAdjKernel:
+		return p.tanhJetAdjStep(nd, k, in)
+	case lseJetKernel, lseJetAdjKernel:
 		return p.hostStep(nd, k, in)
 	case logSoftmaxBackKernel:
 		s := shape(0)
