@@ -200,8 +200,8 @@ func (j *Jets) compile(order int, grad bool) (*jetGraph, error) {
 		}
 	}
 	jg.logits = h
-	var err error
 	var outs G.Nodes
+	var err error
 	if !grad {
 		for _, z := range jg.logits {
 			if z != nil {
@@ -215,7 +215,10 @@ func (j *Jets) compile(order int, grad bool) (*jetGraph, error) {
 	}
 	jg.outs = outs
 	if j.dev != nil {
-		return jg, jg.compileOn(j.dev)
+		if err := jg.compileOn(j.dev); err != nil {
+			return nil, err
+		}
+		return jg, nil
 	}
 	prog, locMap, err := G.CompileFunction(jg.g, jg.g.ExactSubgraphRoots(outs...).Inputs(), outs)
 	if err != nil {
@@ -286,20 +289,26 @@ func (jg *jetGraph) dir(i int) *G.Node {
 	return jg.dirs[i]
 }
 
-// Close releases the compiled graphs.
+// Close releases the compiled graphs (and their device buffers) and
+// returns the first error of their releases.
 func (j *Jets) Close() error {
+	var first error
 	for i, jg := range j.graphs {
 		if jg == nil {
 			continue
 		}
+		var err error
 		if jg.dv != nil {
-			jg.dv.prog.Close()
+			err = jg.dv.prog.Close()
 		} else {
-			jg.vm.Close()
+			err = jg.vm.Close()
+		}
+		if err != nil && first == nil {
+			first = err
 		}
 		j.graphs[i] = nil
 	}
-	return nil
+	return first
 }
 
 // check panics unless theta, dirs (unless !needDirs and nil) and rows fit.

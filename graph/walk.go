@@ -26,7 +26,9 @@ import (
 // batchops.go (affine, bmm, sum, tanhback, tanhback2, im2col, col2im,
 // flatten, logsoftmax, logsoftmaxback) and gorgonia's Reshape, elementwise
 // +, −, ⊙ of equal shapes, neg, exp, Σ along one axis, Repeat, SizeOf and
-// scalar constants. Any other operation is an error naming it.
+// scalar constants, and the jet ops of jetops.go (see jetwalk.go: the
+// jets' graphs compile the same way, NewDeviceJets). Any other operation
+// is an error naming it.
 type Program struct {
 	dev   kernels.Device
 	g     *G.ExprGraph
