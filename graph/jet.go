@@ -196,7 +196,7 @@ func (j *Jets) compile(order int, grad bool) (*jetGraph, error) {
 	for i, s := range j.steps {
 		var err error
 		if h, err = jetRules[s.op](jg, s, h); err != nil {
-			return nil, fmt.Errorf("step %d: %w", i, err)
+			return nil, fmt.Errorf("step %d (%v, layer of %s): %w", i, s.op, s.what, err)
 		}
 	}
 	jg.logits = h

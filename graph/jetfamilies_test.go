@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"github.com/perturb/perturb/kernels"
@@ -263,5 +264,25 @@ func TestDeviceJetsErrors(t *testing.T) {
 	_, err := NewDeviceJets(a, tensor.Float64, d, 1, 1, kernels.NewCPU(kernels.F32))
 	if want := "jets of logistic: float32 device (cpu float32) for float64 jets"; err == nil || err.Error() != want {
 		t.Errorf("error %v, want %q", err, want)
+	}
+}
+
+// TestLeibniz checks the product rule's terms, zero coefficients left
+// out: for a = (a_0, a_1, 0, a_3) and b = (b_0, b_1, 0, 0) (a layer's
+// weights), (ab)_n = Σ_i a_i b_{n−i}.
+func TestLeibniz(t *testing.T) {
+	g := G.NewGraph()
+	node := func(name string) *G.Node { return G.NewScalar(g, tensor.Float64, G.WithName(name)) }
+	a := series{node("a0"), node("a1"), nil, node("a3")}
+	b := series{node("b0"), node("b1"), nil, nil}
+	want := []string{"a0 b0", "a1 b0 a0 b1", "a1 b1", "a3 b0"}
+	for n := 0; n <= jetOrder; n++ {
+		var got []string
+		for _, x := range leibniz(a, b, n) {
+			got = append(got, x.Name())
+		}
+		if s := strings.Join(got, " "); s != want[n] {
+			t.Errorf("coefficient %d: terms %q, want %q", n, s, want[n])
+		}
 	}
 }

@@ -28,6 +28,20 @@ const (
 	jetTanh                 // the activation
 )
 
+func (op jetOp) String() string {
+	switch op {
+	case jetReshape:
+		return "reshape"
+	case jetLinear:
+		return "linear"
+	case jetAffine:
+		return "affine"
+	case jetTanh:
+		return "tanh"
+	}
+	return fmt.Sprintf("jetOp(%d)", int(op))
+}
+
 // jetStep is one step of a model's jets: its kind and what its rule needs.
 type jetStep struct {
 	op    jetOp
@@ -35,6 +49,7 @@ type jetStep struct {
 	k     kernel       // jetLinear
 	layer nets.Layer   // jetAffine
 	cm    bool         // jetAffine: channel-major (convolutions)
+	what  string       // the layer's weight, for errors
 }
 
 // jetRule maps the series x through step s of jg's model.
@@ -139,6 +154,7 @@ func jetSteps(a *nets.Arch, k, b int) ([]jetStep, error) {
 	var steps []jetStep
 	for i, l := range layers {
 		name := a.Params[l.W].Name
+		first := len(steps)
 		if l.Conv {
 			im, err := im2colOf(l, k, b)
 			if err != nil {
@@ -157,6 +173,9 @@ func jetSteps(a *nets.Arch, k, b int) ([]jetStep, error) {
 		}
 		if l.Tanh {
 			steps = append(steps, jetStep{op: jetTanh})
+		}
+		for s := first; s < len(steps); s++ {
+			steps[s].what = name
 		}
 	}
 	return steps, nil
