@@ -6,6 +6,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/perturb/perturb/kernels"
 	"github.com/perturb/perturb/nets"
 )
 
@@ -32,7 +33,10 @@ import (
 // trial k carries direction v_k), and every activation is a truncated
 // power series in t, one node per coefficient x_0..x_3 (a nil node is a
 // zero coefficient: the data's, and the logistic model's second and third
-// logit coefficients). Each layer maps series to series exactly:
+// logit coefficients). The graph is built from the model's layers
+// (nets.Arch.Layers, any model: logistic, mlp, convnets) as a list of
+// steps, each mapping series to series exactly by the rule of its kind
+// (jetSteps and jetRules, jetrules.go):
 //
 //   - linear maps (im2col, the (y, x, channel) flattening) act on every
 //     coefficient;
@@ -41,9 +45,9 @@ import (
 //     z_0 = s·x_0 W + b, z_1 = s·(x_1 W + x_0 V_W) + V_b and
 //     z_n = s·(x_n W + x_{n−1} V_W) for n ≥ 2 (affineKernel with one or two
 //     pairs, in the trial's row or channel-major layout);
-//   - tanh: with q = 1 − y², y' = q·z' gives q_0 = 1 − y_0²,
-//     y_n = (1/n) Σ_{i=1..n} i z_i q_{n−i} and q_n = −Σ_{i=0..n} y_i y_{n−i}
-//     (tanhSeries);
+//   - tanh: y_0 = tanh z_0 and, with q = 1 − y², y' = q·z' gives
+//     q_0 = 1 − y_0², y_n = (1/n) Σ_{i=1..n} i z_i q_{n−i} and
+//     q_n = −Σ_{i=0..n} y_i y_{n−i} (tanhSeries; kernels.Device.TanhJet);
 //   - the loss l = logsumexp(z) − z_y: with p = softmax(z_0) (shifted by
 //     the row's maximum) and a_c(t) = exp(z_c(t) − z_0c), the exponential
 //     recurrence a_0 = 1, a_n = (1/n) Σ_{i=1..n} i z_i a_{n−i}, then
@@ -61,7 +65,9 @@ import (
 // parameter tensors, so trial k's gradient is Σ_n w_kn ∇c_m(k, n). The
 // non-linear rules (tanh, log-sum-exp) are custom ops whose adjoints are
 // the reverse sweeps of their recurrences (jetops.go); the affine and
-// linear ops are those of the BatchNet. Graphs are compiled on first use.
+// linear ops are those of the BatchNet. Graphs are compiled on first use,
+// for gorgonia's TapeMachine (NewJets) or, by the walker, for a
+// kernels.Device (NewDeviceJets, jetwalk.go).
 //
 // Rounding: the float64 coefficients agree with finite differences of the
 // loss to the differences' own accuracy (see the tests); float32 graphs
@@ -83,6 +89,8 @@ type Jets struct {
 	// graphs[m] computes the covector of order m (m ≤ 3), graphs[4] the
 	// coefficients.
 	graphs  [jetOrder + 2]*jetGraph
+	steps   []jetStep      // the model's steps (jetSteps)
+	dev     kernels.Device // nil: gorgonia's TapeMachine
 	offsets []int
 	rows    []int
 	lse     *lseScratch
@@ -97,9 +105,6 @@ func NewJets(arch *nets.Arch, dt tensor.Dtype, d *Data, k, b int) (*Jets, error)
 	if dt != tensor.Float64 && dt != tensor.Float32 {
 		return nil, fmt.Errorf("jets of %s: unsupported dtype %v", arch.Name, dt)
 	}
-	if arch.Name != "logistic" && arch.Name != "convnet" {
-		return nil, fmt.Errorf("jets of %s: no batched graph for this model", arch.Name)
-	}
 	if d.DType() != dt {
 		return nil, fmt.Errorf("jets of %s: %v data for %v jets", arch.Name, d.DType(), dt)
 	}
@@ -107,7 +112,11 @@ func NewJets(arch *nets.Arch, dt tensor.Dtype, d *Data, k, b int) (*Jets, error)
 		return nil, fmt.Errorf("jets of %s: data of dimension %d and %d classes for a model of %d inputs and %d classes",
 			arch.Name, d.Dim, d.Classes, arch.Dim(), arch.Classes)
 	}
-	j := &Jets{Arch: arch, DType: dt, Data: d, K: k, B: b, rows: make([]int, k*b), lse: newLSEScratch(arch.Classes)}
+	steps, err := jetSteps(arch, k, b)
+	if err != nil {
+		return nil, fmt.Errorf("jets of %s: %w", arch.Name, err)
+	}
+	j := &Jets{Arch: arch, DType: dt, Data: d, K: k, B: b, steps: steps, rows: make([]int, k*b), lse: newLSEScratch(arch.Classes)}
 	off := 0
 	for _, p := range arch.Params {
 		j.offsets = append(j.offsets, off)
@@ -128,7 +137,7 @@ type jetGraph struct {
 	order  int
 	grad   bool
 	g      *G.ExprGraph
-	vm     G.VM
+	vm     G.VM      // nil with a Jets' device
 	x      *G.Node   // (K, B, dim)
 	params []*G.Node // θ replicated: (K, shape...)
 	dirs   []*G.Node // the directions (K, shape...), order ≥ 1
@@ -136,6 +145,8 @@ type jetGraph struct {
 	w, wy  *G.Node // weights (K, B) and weights times one-hot labels (K, B, C)
 	logits series  // (K, B, C)
 	grads  []*G.Node
+	outs   G.Nodes    // the compiled outputs
+	dv     *jetDevice // the walker's program, with a Jets' device
 	xbuf   *tensor.Dense
 	pbuf   []*tensor.Dense
 	vbuf   []*tensor.Dense
@@ -181,17 +192,16 @@ func (j *Jets) compile(order int, grad bool) (*jetGraph, error) {
 			jg.dirs = append(jg.dirs, G.NewTensor(jg.g, dt, len(shape), G.WithShape(shape...), G.WithName("v."+p.Name), G.WithValue(vb)))
 		}
 	}
-	var err error
-	switch j.Arch.Name {
-	case "logistic":
-		jg.logits, err = jg.dense(series{jg.x}, 0, false, false)
-	case "convnet":
-		jg.logits, err = jg.convnet()
+	h := series{jg.x}
+	for i, s := range j.steps {
+		var err error
+		if h, err = jetRules[s.op](jg, s, h); err != nil {
+			return nil, fmt.Errorf("step %d (%v, layer of %s): %w", i, s.op, s.what, err)
+		}
 	}
-	if err != nil {
-		return nil, err
-	}
+	jg.logits = h
 	var outs G.Nodes
+	var err error
 	if !grad {
 		for _, z := range jg.logits {
 			if z != nil {
@@ -202,6 +212,13 @@ func (j *Jets) compile(order int, grad bool) (*jetGraph, error) {
 		if outs, err = jg.covector(); err != nil {
 			return nil, err
 		}
+	}
+	jg.outs = outs
+	if j.dev != nil {
+		if err := jg.compileOn(j.dev); err != nil {
+			return nil, err
+		}
+		return jg, nil
 	}
 	prog, locMap, err := G.CompileFunction(jg.g, jg.g.ExactSubgraphRoots(outs...).Inputs(), outs)
 	if err != nil {
@@ -264,125 +281,34 @@ func (jg *jetGraph) zero(i int) *G.Node {
 	return z
 }
 
-// dense applies layer i (weights params[i], bias params[i+1], scale s) to
-// the series x, in the row or channel-major (cm) layout of affineKernel:
-//
-//	z_0 = s·x_0 W + b,  z_1 = s·(x_1 W + x_0 V_W) + V_b,  z_n = s·(x_n W + x_{n−1} V_W),
-//
-// the tanh of z_0 fused into its product when act, then the tanh series
-// y_n = tanhSeries(y_0, z_1..z_n) for n ≥ 1.
-func (jg *jetGraph) dense(x series, i int, act, cm bool) (series, error) {
-	s := jg.j.Arch.Params[i].Scale
-	w, b := jg.params[i], jg.params[i+1]
-	var z series
-	var err error
-	if z[0], err = affine(s, act, cm, x[0], w, b); err != nil {
-		return z, err
+// dir is the direction of parameter i, nil (zero) in graphs of order 0.
+func (jg *jetGraph) dir(i int) *G.Node {
+	if jg.dirs == nil {
+		return nil
 	}
-	for n := 1; n <= jg.order; n++ {
-		var in []*G.Node
-		if x[n] != nil {
-			in = append(in, x[n], w)
-		}
-		if x[n-1] != nil {
-			in = append(in, x[n-1], jg.dirs[i])
-		}
-		bias := jg.zero(i + 1)
-		if n == 1 {
-			bias = jg.dirs[i+1]
-		}
-		if len(in) == 0 {
-			continue
-		}
-		if z[n], err = affine(s, false, cm, append(in, bias)...); err != nil {
-			return z, err
-		}
-	}
-	if !act {
-		return z, nil
-	}
-	y := series{z[0]}
-	for n := 1; n <= jg.order; n++ {
-		if _, m := maskOf(z[:n+1]); m == 0 {
-			continue // a zero series maps to zero
-		}
-		if y[n], err = tanhJet(n, z[0], z[:]); err != nil {
-			return y, err
-		}
-	}
-	return y, nil
+	return jg.dirs[i]
 }
 
-// linearJet applies the linear map f to every non-zero coefficient.
-func linearJet(x series, f func(*G.Node) (*G.Node, error)) (series, error) {
-	var y series
-	for n, c := range x {
-		if c == nil {
+// Close releases the compiled graphs (and their device buffers) and
+// returns the first error of their releases.
+func (j *Jets) Close() error {
+	var first error
+	for i, jg := range j.graphs {
+		if jg == nil {
 			continue
 		}
 		var err error
-		if y[n], err = f(c); err != nil {
-			return y, err
+		if jg.dv != nil {
+			err = jg.dv.prog.Close()
+		} else {
+			err = jg.vm.Close()
 		}
-	}
-	return y, nil
-}
-
-// conv is BatchNet.conv on series: im2col of every coefficient, then the
-// channel-major tanh layer.
-func (jg *jetGraph) conv(im series, i, c, h, w int, cbhw bool) (series, int, int, error) {
-	k := im2colKernel{trials: jg.j.K, images: jg.j.B, c: c, h: h, w: w, size: convSize, stride: convStride, cbhw: cbhw}
-	if f := jg.j.Arch.Params[i].Shape[0]; f != c*convSize*convSize {
-		return series{}, 0, 0, fmt.Errorf("patches of %d values for weights %v", c*convSize*convSize, jg.j.Arch.Params[i].Shape)
-	}
-	cols, err := linearJet(im, func(x *G.Node) (*G.Node, error) { return apply(k, x) })
-	if err != nil {
-		return series{}, 0, 0, fmt.Errorf("im2col: %w", err)
-	}
-	z, err := jg.dense(cols, i, true, true)
-	oh, ow := k.out()
-	return z, oh, ow, err
-}
-
-// convnet is BatchNet.convnet on series.
-func (jg *jetGraph) convnet() (series, error) {
-	a, k, b := jg.j.Arch, jg.j.K, jg.j.B
-	if len(a.Params) != 8 {
-		return series{}, fmt.Errorf("unexpected convnet parameters %v", a.Params)
-	}
-	im, err := G.Reshape(jg.x, tensor.Shape{k * b, a.Channels, a.Height, a.Width})
-	if err != nil {
-		return series{}, err
-	}
-	h, oh, ow, err := jg.conv(series{im}, 0, a.Channels, a.Height, a.Width, false)
-	if err != nil {
-		return series{}, fmt.Errorf("conv1: %w", err)
-	}
-	if h, oh, ow, err = jg.conv(h, 2, a.Params[0].Shape[1], oh, ow, true); err != nil {
-		return series{}, fmt.Errorf("conv2: %w", err)
-	}
-	f := flattenKernel{c: a.Params[2].Shape[1], images: b, p: oh * ow}
-	if f.c*f.p != a.Params[4].Shape[0] {
-		return series{}, fmt.Errorf("dense1: %d inputs for weights %v", f.c*f.p, a.Params[4].Shape)
-	}
-	if h, err = linearJet(h, func(x *G.Node) (*G.Node, error) { return apply(f, x) }); err != nil {
-		return series{}, err
-	}
-	if h, err = jg.dense(h, 4, true, false); err != nil {
-		return series{}, fmt.Errorf("dense1: %w", err)
-	}
-	return jg.dense(h, 6, false, false)
-}
-
-// Close releases the compiled graphs.
-func (j *Jets) Close() error {
-	for i, jg := range j.graphs {
-		if jg != nil {
-			jg.vm.Close()
-			j.graphs[i] = nil
+		if err != nil && first == nil {
+			first = err
 		}
+		j.graphs[i] = nil
 	}
-	return nil
+	return first
 }
 
 // check panics unless theta, dirs (unless !needDirs and nil) and rows fit.
@@ -469,6 +395,12 @@ func getVec(dst []float64, t *tensor.Dense, off int) {
 
 // run runs jg's machine and calls read before resetting it.
 func (jg *jetGraph) run(read func() error) error {
+	if jg.dv != nil {
+		if err := jg.dv.run(); err != nil {
+			return err
+		}
+		return read()
+	}
 	defer jg.vm.Reset()
 	if err := jg.vm.RunAll(); err != nil {
 		return err
@@ -506,7 +438,7 @@ func (j *Jets) Coeffs(theta []float64, dirs [][]float64, rows [][]int, out [][4]
 		var vals [jetOrder + 1]*tensor.Dense
 		for n, z := range jg.logits {
 			if z != nil {
-				v, err := value(z)
+				v, err := jg.value(z)
 				if err != nil {
 					return err
 				}
@@ -575,7 +507,7 @@ func (j *Jets) Covector(order int, theta []float64, dirs [][]float64, rows [][]i
 	jg.loadWeights(w)
 	err = jg.run(func() error {
 		for i, p := range j.Arch.Params {
-			g, err := value(jg.grads[i])
+			g, err := jg.value(jg.grads[i])
 			if err != nil {
 				return err
 			}

@@ -32,12 +32,16 @@ func jetData(t testing.TB, model string, pool int, seed uint64) (*nets.Arch, *Da
 }
 
 // refLogits are the logits of pool row x of the model at the flat
-// parameters theta, by the loop-by-loop float64 reference (refConvnet, or
-// z = s·Wᵀx + b).
+// parameters theta, by a loop-by-loop float64 reference: refConvnet for
+// the paper's convnet, z = s·Wᵀx + b for the logistic model, refLayers
+// for the other sized models (mlp, other convnets).
 func refLogits(a *nets.Arch, theta, x []float64) []float64 {
 	vals := splitParams(a, theta)
-	if a.Name == "convnet" {
+	switch {
+	case a.Name == "convnet" && len(a.Params) == 8 && a.Params[0].Shape[1] == 10 && a.Params[4].Shape[1] == 10:
 		return refConvnet(a, vals, x)
+	case a.Name != "logistic":
+		return refLayers(a, vals, x)
 	}
 	z := make([]float64, a.Classes)
 	for c := range z {

@@ -264,19 +264,21 @@ func (m jetMask) String() string {
 	return b.String()
 }
 
-// tanhJetKernel computes coefficient k ≥ 1 of tanh(z(t)) element-wise from
-// y_0 = tanh(z_0) and the non-zero coefficients z_n, 1 ≤ n ≤ k, of mask
-// (inputs y_0, then the z_n in increasing n; all of one shape, 3-D).
+// tanhJetKernel computes coefficient k ≥ 0 of y(t) = tanh(z(t))
+// element-wise from z_0 and the non-zero coefficients z_n, 1 ≤ n ≤ k, of
+// mask (inputs z_0, then the z_n in increasing n; all of one shape, 3-D):
+// y_0 = tanh(z_0) and, for k ≥ 1, tanhCoeff of y_0 (tanhSeries unrolled),
+// which is t_k of kernels.Device.TanhJet.
 type tanhJetKernel struct {
 	k    int
 	mask jetMask
 }
 
-// tanhJet returns the node of coefficient k of tanh(z(t)), for y0 =
-// tanh(z_0) and the series z (z[0] unused; nil entries are zero).
-func tanhJet(k int, y0 *G.Node, z []*G.Node) (*G.Node, error) {
+// tanhJet returns the node of coefficient k of tanh(z(t)) for the series
+// z (nil entries are zero).
+func tanhJet(k int, z []*G.Node) (*G.Node, error) {
 	in, m := maskOf(z[:k+1])
-	return apply(tanhJetKernel{k: k, mask: m}, append([]*G.Node{y0}, in...)...)
+	return apply(tanhJetKernel{k: k, mask: m}, append([]*G.Node{z[0]}, in...)...)
 }
 
 func (k tanhJetKernel) name() string { return fmt.Sprintf("tanhjet(%d,%v)", k.k, k.mask) }
@@ -349,12 +351,17 @@ func tanhJetRun[T float](k tanhJetKernel, wrt int, out []T, in [][]T) {
 	}
 	if wrt < 0 {
 		for e := range out {
-			out[e] = T(tanhCoeff(k.k, float64(in[0][e]), at(1, e), at(2, e), at(3, e)))
+			y := math.Tanh(float64(in[0][e]))
+			if k.k > 0 {
+				y = tanhCoeff(k.k, y, at(1, e), at(2, e), at(3, e))
+			}
+			out[e] = T(y)
 		}
 		return
 	}
-	// The coefficient whose adjoint is wanted: input wrt is y_0 (wrt 0)
-	// or the wrt-th non-zero z_n.
+	// The coefficient whose adjoint is wanted: input wrt is z_0 (wrt 0,
+	// through y_0 = tanh z_0: dz_0 = (1 − y_0²)·dy_0) or the wrt-th
+	// non-zero z_n.
 	target, i := 0, 0
 	for n := 1; n <= k.k; n++ {
 		if zs[n] != nil {
@@ -366,7 +373,7 @@ func tanhJetRun[T float](k tanhJetKernel, wrt int, out []T, in [][]T) {
 	g := in[j]
 	var y, q, z, dz [jetOrder + 1]float64
 	for e := range out {
-		y[0] = float64(in[0][e])
+		y[0] = math.Tanh(float64(in[0][e]))
 		for n := 1; n <= k.k; n++ {
 			z[n] = at(n, e)
 		}
@@ -374,7 +381,7 @@ func tanhJetRun[T float](k tanhJetKernel, wrt int, out []T, in [][]T) {
 		dz = [jetOrder + 1]float64{}
 		dy0 := tanhSeriesAdjoint(&y, &q, &z, k.k, float64(g[e]), &dz)
 		if target == 0 {
-			out[e] = T(dy0)
+			out[e] = T(dy0 * q[0])
 		} else {
 			out[e] = T(dz[target])
 		}

@@ -26,10 +26,12 @@ import (
 // batchops.go (affine, bmm, sum, tanhback, tanhback2, im2col, col2im,
 // flatten, logsoftmax, logsoftmaxback) and gorgonia's Reshape, elementwise
 // +, −, ⊙ of equal shapes, neg, exp, Σ along one axis, Repeat, SizeOf and
-// scalar constants. Any other operation is an error naming it.
+// scalar constants, and the jet ops of jetops.go (see jetwalk.go: the
+// jets' graphs compile the same way, NewDeviceJets). Any other operation
+// is an error naming it.
 type Program struct {
 	dev   kernels.Device
-	net   *BatchNet
+	g     *G.ExprGraph
 	steps []func() error
 	// slots maps node IDs to their storage (a reshape shares its input's).
 	slots map[int64]*slot
@@ -42,6 +44,8 @@ type Program struct {
 	plan []stepSlots
 	// elements is the number of elements allocated.
 	elements int64
+	// scratch serves the tanh jet steps (jetwalk.go).
+	scratch jetScratch
 }
 
 // slot is the storage of one or more nodes (a node and its reshapes).
@@ -69,16 +73,23 @@ type stepSlots struct {
 // one buffer per node. Buffers are allocated here,
 // once: running the program again allocates nothing.
 func (n *BatchNet) Compile(dev kernels.Device, outs ...*G.Node) (*Program, error) {
-	p := &Program{dev: dev, net: n, slots: map[int64]*slot{}, uniform: map[int64]float64{}}
-	sorted, err := G.Sort(n.g.ExactSubgraphRoots(outs...))
+	return compileGraph(n.g, fmt.Sprintf("%s (%s, K=%d, B=%d)", n.Arch.Name, n.Kind, n.K, n.B), dev, outs...)
+}
+
+// compileGraph is Compile for the subgraph of g that computes outs (any
+// graph of batchops.go's and jetops.go's kernels and the gorgonia
+// operations listed on Program); what names the graph in errors.
+func compileGraph(g *G.ExprGraph, what string, dev kernels.Device, outs ...*G.Node) (*Program, error) {
+	p := &Program{dev: dev, g: g, slots: map[int64]*slot{}, uniform: map[int64]float64{}}
+	sorted, err := G.Sort(g.ExactSubgraphRoots(outs...))
 	if err != nil {
-		return nil, fmt.Errorf("device program of %s: %w", n.Arch.Name, err)
+		return nil, fmt.Errorf("device program of %s: %w", what, err)
 	}
 	for i := len(sorted) - 1; i >= 0; i-- {
 		if err := p.add(sorted[i]); err != nil {
 			p.Close()
-			return nil, fmt.Errorf("device program of %s (%s, K=%d, B=%d) on %s: node %d (%v): %w",
-				n.Arch.Name, n.Kind, n.K, n.B, dev.Name(), sorted[i].ID(), sorted[i].Op(), err)
+			return nil, fmt.Errorf("device program of %s on %s: node %d (%v): %w",
+				what, dev.Name(), sorted[i].ID(), sorted[i].Op(), err)
 		}
 	}
 	for _, o := range outs {
@@ -90,7 +101,7 @@ func (n *BatchNet) Compile(dev kernels.Device, outs ...*G.Node) (*Program, error
 	}
 	if err := p.assign(); err != nil {
 		p.Close()
-		return nil, fmt.Errorf("device program of %s (%s, K=%d, B=%d) on %s: %w", n.Arch.Name, n.Kind, n.K, n.B, dev.Name(), err)
+		return nil, fmt.Errorf("device program of %s on %s: %w", what, dev.Name(), err)
 	}
 	return p, nil
 }
@@ -215,7 +226,7 @@ func (p *Program) Close() error {
 // children returns the inputs of nd in order.
 func (p *Program) children(nd *G.Node) []*G.Node {
 	var out []*G.Node
-	it := p.net.g.From(nd.ID())
+	it := p.g.From(nd.ID())
 	for it.Next() {
 		out = append(out, it.Node().(*G.Node))
 	}
@@ -469,6 +480,12 @@ func (p *Program) custom(nd *G.Node, k kernel, in []*G.Node) error {
 	case logSoftmaxKernel:
 		s := shape(0)
 		return p.unaryStep(nd, in, k.name(), func(o, x kernels.Buffer) error { return d.LogSoftmax(o, x, s[0], s[1]) })
+	case tanhJetKernel:
+		return p.tanhJetStep(nd, k, in)
+	case tanhJetAdjKernel:
+		return p.tanhJetAdjStep(nd, k, in)
+	case lseJetKernel, lseJetAdjKernel:
+		return p.hostStep(nd, k, in)
 	case logSoftmaxBackKernel:
 		s := shape(0)
 		return p.nStep(nd, in, k.name(), func(o kernels.Buffer, x []kernels.Buffer) error { return d.LogSoftmaxBack(o, x[0], x[1], s[0], s[1]) })

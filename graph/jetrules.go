@@ -1,0 +1,196 @@
+package graph
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/perturb/perturb/nets"
+)
+
+// The jets' model builder: a model is the list of steps of its layers
+// (nets.Arch.Layers), and every step maps a truncated power series to a
+// series by the propagation rule of its kind (jetRules), in the style of
+// JAX's jet: one table, linear maps in one line each, one Leibniz rule for
+// the products and the tanh recurrence. The series of the model's input is
+// (x, 0, 0, 0); the layout of the activations is BatchNet's: rows
+// (K, B, n) for dense layers, channel-major maps (K, c, B·h·w) for
+// convolutions.
+
+// jetOp is the kind of a step: the key of jetRules.
+type jetOp int
+
+const (
+	jetReshape jetOp = iota // a reshape (the input images)
+	jetLinear               // a linear kernel: im2col, flattening
+	jetAffine               // a layer's product and bias
+	jetTanh                 // the activation
+)
+
+func (op jetOp) String() string {
+	switch op {
+	case jetReshape:
+		return "reshape"
+	case jetLinear:
+		return "linear"
+	case jetAffine:
+		return "affine"
+	case jetTanh:
+		return "tanh"
+	}
+	return fmt.Sprintf("jetOp(%d)", int(op))
+}
+
+// jetStep is one step of a model's jets: its kind and what its rule needs.
+type jetStep struct {
+	op    jetOp
+	shape tensor.Shape // jetReshape
+	k     kernel       // jetLinear
+	layer nets.Layer   // jetAffine
+	cm    bool         // jetAffine: channel-major (convolutions)
+	what  string       // the layer's weight, for errors
+}
+
+// jetRule maps the series x through step s of jg's model.
+type jetRule func(jg *jetGraph, s jetStep, x series) (series, error)
+
+// jetRules are the propagation rules, by kind of step.
+var jetRules = map[jetOp]jetRule{
+	jetReshape: linearJetRule(func(s jetStep, x *G.Node) (*G.Node, error) { return G.Reshape(x, s.shape) }),
+	jetLinear:  linearJetRule(func(s jetStep, x *G.Node) (*G.Node, error) { return apply(s.k, x) }),
+	jetAffine:  affineJetRule,
+	jetTanh:    tanhJetRule,
+}
+
+// linearJetRule is the rule of a linear map f: (f x)_n = f(x_n), and a zero
+// coefficient stays zero.
+func linearJetRule(f func(s jetStep, x *G.Node) (*G.Node, error)) jetRule {
+	return func(_ *jetGraph, s jetStep, x series) (series, error) {
+		var y series
+		for n, c := range x {
+			if c == nil {
+				continue
+			}
+			var err error
+			if y[n], err = f(s, c); err != nil {
+				return y, err
+			}
+		}
+		return y, nil
+	}
+}
+
+// leibniz returns the products of coefficient n of the product of series
+// a·b, (ab)_n = Σ_{i=0..n} a_i b_{n−i}, as the pairs a_i, b_{n−i} of its
+// non-zero terms.
+func leibniz(a, b series, n int) []*G.Node {
+	var in []*G.Node
+	for i := n; i >= 0; i-- {
+		if a[i] != nil && b[n-i] != nil {
+			in = append(in, a[i], b[n-i])
+		}
+	}
+	return in
+}
+
+// affineJetRule is the rule of layer z = s·x W + b at θ + t v: with the
+// series W(t) = W + t V_W and b(t) = b + t V_b, Leibniz's rule gives
+//
+//	z_0 = s·x_0 W + b,  z_1 = s·(x_1 W + x_0 V_W) + V_b,  z_n = s·(x_n W + x_{n−1} V_W)  (n ≥ 2),
+//
+// one affineKernel per coefficient (in the row or channel-major layout).
+func affineJetRule(jg *jetGraph, s jetStep, x series) (series, error) {
+	l := s.layer
+	w := series{jg.params[l.W], jg.dir(l.W)}
+	b := series{jg.params[l.B], jg.dir(l.B)}
+	var z series
+	for n := 0; n <= jg.order; n++ {
+		in := leibniz(x, w, n)
+		if len(in) == 0 {
+			if b[n] != nil {
+				return z, fmt.Errorf("coefficient %d: a bias term without a product", n)
+			}
+			continue
+		}
+		bias := b[n]
+		if bias == nil {
+			bias = jg.zero(l.B)
+		}
+		var err error
+		if z[n], err = affine(l.Scale, false, s.cm, append(in, bias)...); err != nil {
+			return z, fmt.Errorf("coefficient %d: %w", n, err)
+		}
+	}
+	return z, nil
+}
+
+// tanhJetRule is the rule of y = tanh z: y_0 = tanh z_0 and the recurrence
+// of tanhSeries for y_n (tanhJetKernel); a zero z_1..z_n gives y_n = 0.
+func tanhJetRule(jg *jetGraph, _ jetStep, z series) (series, error) {
+	var y series
+	for n := 0; n <= jg.order; n++ {
+		if _, m := maskOf(z[:n+1]); n > 0 && m == 0 {
+			continue
+		}
+		var err error
+		if y[n], err = tanhJet(n, z[:]); err != nil {
+			return y, fmt.Errorf("tanh coefficient %d: %w", n, err)
+		}
+	}
+	return y, nil
+}
+
+// jetSteps returns the steps of a's jets for K trials of B samples, from
+// its layers: a convolution is im2col of the images (reshaped to
+// (K·B, c, h, w)) or of the previous convolution's maps, a channel-major
+// affine step and tanh; a dense layer after a convolution first flattens
+// the maps to rows in (y, x, channel) order.
+func jetSteps(a *nets.Arch, k, b int) ([]jetStep, error) {
+	layers, err := a.Layers()
+	if err != nil {
+		return nil, err
+	}
+	var steps []jetStep
+	for i, l := range layers {
+		name := a.Params[l.W].Name
+		first := len(steps)
+		if l.Conv {
+			im, err := im2colOf(l, k, b)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			if l.FirstReadsCHW {
+				steps = append(steps, jetStep{op: jetReshape, shape: tensor.Shape{k * b, l.InC, l.InH, l.InW}})
+			}
+			steps = append(steps, jetStep{op: jetLinear, k: im}, jetStep{op: jetAffine, layer: l, cm: true})
+		} else {
+			if i > 0 && layers[i-1].Conv {
+				p := layers[i-1]
+				steps = append(steps, jetStep{op: jetLinear, k: flattenKernel{c: p.Out, images: b, p: p.Positions}})
+			}
+			steps = append(steps, jetStep{op: jetAffine, layer: l})
+		}
+		if l.Tanh {
+			steps = append(steps, jetStep{op: jetTanh})
+		}
+		for s := first; s < len(steps); s++ {
+			steps[s].what = name
+		}
+	}
+	return steps, nil
+}
+
+// im2colOf is the patch extraction of convolution layer l for K trials of
+// B images: of the input images (CHW) for the first layer, else of the
+// previous layer's channel-major maps.
+//
+// Padded layers (the 3×3 stride-1 layers of convnets deeper than 2) need
+// im2colKernel's padding, which this branch does not have yet: at merge
+// with it, set its pad to l.Pad here and drop the check.
+func im2colOf(l nets.Layer, k, b int) (im2colKernel, error) {
+	if l.Pad != 0 {
+		return im2colKernel{}, fmt.Errorf("convolution with padding %d: im2colKernel has no padding yet", l.Pad)
+	}
+	return im2colKernel{trials: k, images: b, c: l.InC, h: l.InH, w: l.InW, size: l.K, stride: l.Stride, cbhw: !l.FirstReadsCHW}, nil
+}
