@@ -286,7 +286,7 @@ func TestSharpnessReportArchimedes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a small Archimedes sharpness config")
 	}
-	c, err := config.Load("../../configs/sharpness/archimedes.toml")
+	c, err := config.Load("../../../configs/sharpness/archimedes.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
