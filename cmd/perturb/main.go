@@ -123,7 +123,7 @@ func parse(c *command, fs *flag.FlagSet, args []string, nargs int, stderr io.Wri
 				commandHelp(stderr, c, fs)
 				return nil, err
 			}
-			fmt.Fprintf(stderr, "perturb %s: %v\n\n", c.name, err)
+			fmt.Fprintf(stderr, "perturb %s: %s\n\n", c.name, explainFlagError(fs, err))
 			commandHelp(stderr, c, fs)
 			return nil, errUsage
 		}

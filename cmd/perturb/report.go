@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/perturb/perturb/trials/analysis/report"
+	"github.com/perturb/perturb/trials/config"
 )
 
 func init() {
@@ -51,6 +52,13 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 	var runs []*report.Run
 	var noiseDirs []string // output folders of perturb noise
 	for _, p := range pos {
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && filepath.Ext(p) == ".toml" {
+			name := "NAME"
+			if cfg, err := config.Load(p); err == nil {
+				name = cfg.Name
+			}
+			return fmt.Errorf("%s is a config file; report takes the run folder perturb run made from it (e.g. runs/%s)", p, name)
+		}
 		if report.IsNoiseDir(p) {
 			noiseDirs = append(noiseDirs, p)
 			continue

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,7 +31,7 @@ const (
 func init() {
 	register(&command{
 		name:  "run",
-		args:  "CONFIG [--out DIR] [--shard I/N] [--workers N] [--k K] [--max-memory GIB] [--data DIR]",
+		args:  "CONFIG [--out DIR] [--scale K] [--set KEY=VALUE]... [--dry-run] [--shard I/N] [--workers N] [--k K] [--max-memory GIB] [--data DIR]",
 		short: "run the trials of a TOML config and store one row per trial",
 		long: `Runs every trial of CONFIG on the CPU and writes DIR/results.sqlite (one
 row per trial, committed in transactions every few seconds) and a copy of
@@ -79,6 +80,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	shardFlag := fs.String("shard", "", "run only shard I of N of the trials (I/N, e.g. 3/8)")
 	maxMem := fs.Float64("max-memory", float64(trials.DefaultMaxBytes)/(1<<30), "memory budget of the working buffers in GiB")
 	scale := fs.Int("scale", 1, "divide the config's trial count by this (rounded up) for a quick look")
+	sets := setFlag(fs)
 	device := deviceFlag(fs)
 	pos, err := parse(c, fs, args, 1, stderr)
 	var gpu *runDevice
@@ -94,11 +96,8 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	defer func() { release() }()
-	cfg, err := config.Load(pos[0])
+	cfg, err := loadConfig(pos[0], *sets, *scale)
 	if err != nil {
-		return err
-	}
-	if cfg, err = cfg.Scaled(*scale); err != nil {
 		return err
 	}
 	var shard trials.Shard
@@ -129,6 +128,11 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stderr, "loaded %s: %d examples (%d×%d×%d) in %.1fs\n", pool.Name, pool.Len(), pool.Channels, pool.Height, pool.Width, time.Since(start).Seconds())
 	}
+	if meta, err := results.ReadMeta(filepath.Join(dir, resultsFile)); err == nil && meta.ConfigHash != cfg.Hash() {
+		if err := scaleMismatch(dir, meta, pos[0], *sets, *scale); err != nil {
+			return err
+		}
+	}
 	runner, err := trials.NewRunner(cfg, pool)
 	if err != nil {
 		return err
@@ -153,6 +157,12 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "running %d trials%s (%s, %s) into %s\n", todo, what, cfg.Name, cfg.DType, filepath.Join(dir, resultsFile))
 	resume := fmt.Sprintf("perturb run %s --out %s", pos[0], dir)
+	if *scale != 1 {
+		resume += fmt.Sprintf(" --scale %d", *scale)
+	}
+	for _, s := range *sets {
+		resume += " --set " + shellQuote(s)
+	}
 	if shard.N > 0 {
 		resume += " --shard " + shard.String()
 	}
@@ -323,4 +333,12 @@ func (p *progress) finish() {
 		p.bar.Finish()
 		fmt.Fprintln(p.w)
 	}
+}
+
+// shellQuote quotes s for a shell command line if it needs it.
+func shellQuote(s string) string {
+	if !strings.ContainsAny(s, "[]*?{}$\"' \t;&|<>()") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
