@@ -1,9 +1,20 @@
 // Command perturb runs seeded SGD experiments for the perturbative theory
 // of stochastic gradient descent and summarises their results.
 //
-//	perturb run CONFIG [--out DIR] [--workers N] [--data DIR]
-//	perturb summarize RUN [--format table|csv|json]
+//	perturb run CONFIG [--out DIR] [--scale K] [--set KEY=VALUE]... [--dry-run]
+//	perturb stats RUN|CONFIG       landscape statistics into RUN/stats.json
+//	perturb taylor RUN|CONFIG      exact Taylor coefficients in eta
+//	perturb report RUN...          measurements against predictions
+//	perturb summarize RUN          means with 95% intervals, paired differences
+//	perturb export RUN             one tidy row per trial, CSV or JSON
+//	perturb noise CONFIG           floating-point noise of the loss
+//	perturb merge OUT RUN...       combine a sweep's shards
+//	perturb compare A B            two runs trial by trial
+//	perturb bench                  throughput
 //	perturb help [COMMAND]
+//
+// README.md describes each; docs/config.md lists every config key and
+// docs/results.md the store's schema and the export's columns.
 package main
 
 import (
