@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parquet-go/parquet-go"
+
 	"github.com/perturb/perturb/trials/results"
 	"github.com/perturb/perturb/trials/study/sharp"
 )
@@ -101,6 +103,7 @@ func TestExport(t *testing.T) {
 		t.Fatalf("run: %s", stderr)
 	}
 	recs = checkExport(t, land)
+	header, _ := exportCSV(t, land)
 	_, rows, _ := results.ReadRows(filepath.Join(land, resultsFile))
 	for i, r := range rows {
 		var rec sharp.Record
@@ -123,6 +126,22 @@ func TestExport(t *testing.T) {
 		t.Fatalf("JSON export: %v, %d objects\n%s", err, len(objs), b)
 	}
 
+	// Parquet into a file: its rows and columns.
+	pq := filepath.Join(dir, "land.parquet")
+	if code, _, stderr := perturb(t, "export", land, "--format", "parquet", "--out", pq); code != 0 {
+		t.Fatalf("export parquet: %s", stderr)
+	}
+	fh, err := os.Open(pq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	st, _ := fh.Stat()
+	pf, err := parquet.OpenFile(fh, st.Size())
+	if err != nil || pf.NumRows() != int64(len(rows)) || len(pf.Schema().Columns()) != len(header) {
+		t.Fatalf("parquet: %v, %d rows, %d columns (CSV %d)", err, pf.NumRows(), len(pf.Schema().Columns()), len(header))
+	}
+
 	// summarize --format csv: two files.
 	code, _, stderr := perturb(t, "summarize", run, "--format", "csv", "--out", filepath.Join(dir, "s"))
 	if code != 0 {
@@ -143,8 +162,8 @@ func TestExport(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"export", run, "--format", "parquet"}, "--format parquet: not supported"},
-		{[]string{"export", run, "--format", "xml"}, `--format "xml": use csv or json`},
+		{[]string{"export", run, "--format", "parquet"}, "--format parquet writes a binary file: add --out FILE"},
+		{[]string{"export", run, "--format", "xml"}, `--format "xml": use csv, json or parquet`},
 		{[]string{"export", filepath.Join(dir, "nothing")}, "nothing"},
 		{[]string{"summarize", run, "--out", "x"}, "only --format csv writes files"},
 		{[]string{"export", run, "--fromat", "csv"}, "unknown flag --fromat; did you mean --format?"},
