@@ -94,7 +94,7 @@ func TestDryRun(t *testing.T) {
 			t.Errorf("dry run output lacks %q:\n%s", want, stdout)
 		}
 	}
-	if !regexp.MustCompile(`gauss +sgd +80 +16 `).MatchString(stdout) {
+	if !regexp.MustCompile(`gauss +sgd +80 +2 +\d+ `).MatchString(stdout) {
 		t.Errorf("no calibration line for gauss sgd:\n%s", stdout)
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -19,8 +20,6 @@ const (
 	// groups left when it is spent are estimated from the measured groups
 	// of the same model, per training step.
 	calibBudget = 8 * time.Second
-	// calibImage and calibLandscape are the trials run per group.
-	calibImage, calibLandscape = 2, 16
 	// estimateAbove is the number of trials to run above which perturb
 	// run calibrates and prints an estimate before starting (smaller runs
 	// take minutes at most, and calibration would be a large share).
@@ -63,10 +62,15 @@ type group struct {
 	model, opt string
 	steps      int
 	todo       []trials.Trial
+	batches    int     // batches of up to K trials the run will make
 	calib      int     // trials run to calibrate
-	perTrial   float64 // seconds per trial, measured (or derived if !measured)
+	fixed      float64 // seconds per batch, whatever its size
+	perTrial   float64 // seconds per trial on top of that
 	measured   bool
 }
+
+// seconds is the group's estimated time.
+func (g *group) seconds() float64 { return float64(g.batches)*g.fixed + float64(len(g.todo))*g.perTrial }
 
 // estimate is the wall-time estimate of running todo.
 type estimate struct {
@@ -77,10 +81,14 @@ type estimate struct {
 
 // calibrate runs a few trials of each (model, optimizer) group of todo for
 // real (their rows are discarded: nothing is written) with one worker,
-// which gives the evaluator every CPU as a full run's workers together
-// have, and scales each group's time per trial by its number of trials.
-// Calibration batches are small, and a run's batches of up to K trials
-// amortise more, so the estimate is on the high side.
+// which gives the evaluator every CPU, as a full run's workers together
+// have. A batch costs a fixed part (the pass over the pool, the graphs)
+// plus a part per trial: the first group of each model is timed at 1 and
+// at 3 to 16 trials (after a warm-up trial) to split the two, and the
+// other groups at 2 trials, split in the same proportion. Each group's estimate is its
+// batches of up to K trials times the fixed part plus its trials times the
+// per-trial part. Groups left when the budget is spent take the same
+// model's costs scaled by their steps.
 func calibrate(ctx context.Context, runner *trials.Runner, cfg *config.Config, shard trials.Shard, todo []trials.Trial, s trials.Settings) (*estimate, error) {
 	start := time.Now()
 	byKey := map[[2]string]*group{}
@@ -95,22 +103,36 @@ func calibrate(ctx context.Context, runner *trials.Runner, cfg *config.Config, s
 		}
 		g.todo = append(g.todo, t)
 	}
-	landscape := map[string]bool{}
+	models := map[string]config.Model{}
 	for _, m := range cfg.Models {
-		landscape[m.Key()] = m.IsLandscape()
+		models[m.Key()] = m
+	}
+	workers := s.Workers
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	maxBytes := s.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = trials.DefaultMaxBytes
+	}
+	for _, g := range groups {
+		k := s.K
+		if k <= 0 {
+			k = trials.AutoK(models[g.model], maxBytes/int64(workers))
+		}
+		perInit := map[int]int{}
+		for _, t := range g.todo {
+			perInit[t.Init]++
+		}
+		for _, n := range perInit {
+			g.batches += (n + k - 1) / k
+		}
 	}
 	plan := trials.ShardPlan(cfg, shard)
-	for _, g := range groups {
-		if time.Since(start) > calibBudget {
-			break
-		}
-		n := calibImage
-		if landscape[g.model] {
-			n = calibLandscape
-		}
-		n = min(n, len(g.todo))
+	// timeRun runs trials ts and returns the seconds it took.
+	timeRun := func(ts []trials.Trial) (float64, error) {
 		run := map[results.Key]bool{}
-		for _, t := range g.todo[:n] {
+		for _, t := range ts {
 			run[trials.Key(cfg, t)] = true
 		}
 		skip := map[results.Key]bool{}
@@ -120,26 +142,72 @@ func calibrate(ctx context.Context, runner *trials.Runner, cfg *config.Config, s
 			}
 		}
 		t0 := time.Now()
-		err := runner.Run(ctx, &discard{}, trials.Settings{Workers: 1, K: s.K, MaxBytes: s.MaxBytes, Shard: shard, Skip: skip})
+		err := runner.Run(ctx, &discard{}, trials.Settings{Workers: 1, K: s.K, MaxBytes: maxBytes, Shard: shard, Skip: skip})
+		return time.Since(t0).Seconds(), err
+	}
+	// split is a model's cost of a batch: fixed and per trial.
+	type split struct {
+		fixed float64 // seconds per batch
+		per   float64 // seconds per trial
+	}
+	splits := map[string]split{}
+	for _, g := range groups {
+		if time.Since(start) > calibBudget {
+			break
+		}
+		sp, ok := splits[g.model]
+		var t float64
+		var n int
+		var err error
+		first := !ok && len(g.todo) >= 3
+		if first {
+			// Warm up (initial state, first graphs), then 1 trial and n:
+			// as many as take about 1.5 s, 3 to 16.
+			if _, err = timeRun(g.todo[:1]); err == nil {
+				var t1 float64
+				if t1, err = timeRun(g.todo[:1]); err == nil {
+					n = min(len(g.todo), 16, max(3, int(1.5/max(t1, 1e-3))))
+					t, err = timeRun(g.todo[:n])
+					per := max((t-t1)/float64(n-1), 0)
+					sp = split{fixed: max(t1-per, 0), per: per}
+					splits[g.model] = sp
+				}
+			}
+		} else {
+			n = min(2, len(g.todo))
+			t, err = timeRun(g.todo[:n])
+		}
 		if err != nil {
 			return nil, fmt.Errorf("calibrate on %s %s: %w", g.model, g.opt, err)
 		}
-		g.calib, g.perTrial, g.measured = n, time.Since(t0).Seconds()/float64(n), true
+		g.calib, g.measured = n, true
+		if model := sp.fixed + float64(n)*sp.per; ok || first {
+			if model > 0 {
+				g.fixed, g.perTrial = t*sp.fixed/model, t*sp.per/model
+			} else {
+				g.fixed = t
+			}
+		} else {
+			g.perTrial = t / float64(n) // no split known: every trial pays in full
+		}
 	}
-	// Groups left: the same model's measured cost per step.
-	perStep := map[string]float64{}
+	// Groups left: the same model's measured costs per step.
+	type perStep struct{ fixed, per float64 }
+	steps := map[string]perStep{}
 	for _, g := range groups {
 		if g.measured && g.steps > 0 {
-			perStep[g.model] = max(perStep[g.model], g.perTrial/float64(g.steps))
+			ps := steps[g.model]
+			steps[g.model] = perStep{max(ps.fixed, g.fixed/float64(g.steps)), max(ps.per, g.perTrial/float64(g.steps))}
 		}
 	}
 	e := &estimate{groups: groups}
 	var total float64
 	for _, g := range groups {
 		if !g.measured {
-			g.perTrial = perStep[g.model] * float64(g.steps)
+			ps := steps[g.model]
+			g.fixed, g.perTrial = ps.fixed*float64(g.steps), ps.per*float64(g.steps)
 		}
-		total += g.perTrial * float64(len(g.todo))
+		total += g.seconds()
 	}
 	e.total = time.Duration(total * float64(time.Second))
 	e.took = time.Since(start)
@@ -149,7 +217,7 @@ func calibrate(ctx context.Context, runner *trials.Runner, cfg *config.Config, s
 // complete reports whether every group was calibrated or derived.
 func (e *estimate) complete() bool {
 	for _, g := range e.groups {
-		if !g.measured && g.perTrial == 0 {
+		if !g.measured && g.seconds() == 0 {
 			return false
 		}
 	}
@@ -158,7 +226,7 @@ func (e *estimate) complete() bool {
 
 // summary is the one-line estimate.
 func (e *estimate) summary() string {
-	s := fmt.Sprintf("estimated wall time %s (calibrated in %.1fs on a few trials per model and optimizer; larger batches usually run faster)",
+	s := fmt.Sprintf("estimated wall time %s (calibrated in %.1fs on a few trials per model and optimizer)",
 		roundDuration(e.total), e.took.Seconds())
 	if !e.complete() {
 		s += "; some groups were not calibrated within the time budget and are left out"
@@ -173,8 +241,10 @@ func roundDuration(d time.Duration) time.Duration {
 		return d.Round(time.Minute)
 	case d > time.Minute:
 		return d.Round(time.Second)
-	default:
+	case d > time.Second:
 		return d.Round(100 * time.Millisecond)
+	default:
+		return d.Round(time.Millisecond)
 	}
 }
 
@@ -198,14 +268,14 @@ func writePlan(w io.Writer, cfg *config.Config, dir string, total, stored int, c
 	if e != nil {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "model\toptimizer\ttrials\tcalibration trials\ts/trial\testimate")
+		fmt.Fprintln(tw, "model\toptimizer\ttrials\tbatches\tcalibration trials\ts/batch\ts/trial\testimate")
 		for _, g := range e.groups {
 			calib := strconv.Itoa(g.calib)
 			if !g.measured {
 				calib = "- (per step of the model's other optimizers)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.3g\t%s\n", g.model, g.opt, len(g.todo), calib, g.perTrial,
-				roundDuration(time.Duration(g.perTrial*float64(len(g.todo))*float64(time.Second))))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%.3g\t%.3g\t%s\n", g.model, g.opt, len(g.todo), g.batches, calib, g.fixed, g.perTrial,
+				roundDuration(time.Duration(g.seconds()*float64(time.Second))))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
