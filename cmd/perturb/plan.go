@@ -70,7 +70,9 @@ type group struct {
 }
 
 // seconds is the group's estimated time.
-func (g *group) seconds() float64 { return float64(g.batches)*g.fixed + float64(len(g.todo))*g.perTrial }
+func (g *group) seconds() float64 {
+	return float64(g.batches)*g.fixed + float64(len(g.todo))*g.perTrial
+}
 
 // estimate is the wall-time estimate of running todo.
 type estimate struct {
