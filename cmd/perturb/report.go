@@ -18,7 +18,7 @@ func init() {
 		args:  "RUN... [--out DIR] [--eta-t-limit X]",
 		short: "write a Markdown report with plots: measurements against the theory's predictions, with verdicts",
 		long: `Reads each RUN (a run directory: results.sqlite, and stats.json from
-"perturb stats CONFIG --out RUN" for the predictions) and writes DIR/report.md
+"perturb stats RUN" for the predictions) and writes DIR/report.md
 with PNG and SVG figures: the measured mean test-loss change with 95%
 intervals against η beside the order-1/2/3 predictions, the generalisation
 gap, GD and GDC against SGD (Corollary 3) on log-log axes with fitted
