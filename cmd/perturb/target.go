@@ -72,12 +72,17 @@ func resolveTarget(cmd, arg string, scale int, sets []string, out, outFlag, use 
 	if dir == "" {
 		dir = filepath.Join("runs", cfg.Name)
 	}
-	meta, err := results.ReadMeta(filepath.Join(dir, resultsFile))
-	switch {
-	case err == nil && meta.ConfigHash != cfg.Hash():
-		return nil, mismatchError(dir, meta, arg, sets, cfg, scale, outFlag)
-	case err != nil:
+	store := filepath.Join(dir, resultsFile)
+	if _, err := os.Stat(store); err != nil {
 		fmt.Fprintf(stderr, "%s: no run of %s in %s yet; %s\n", cmd, cfg.Name, dir, use)
+		return &target{cfg: cfg, dir: dir}, nil
+	}
+	meta, err := results.ReadMeta(store)
+	if err != nil {
+		return nil, err
+	}
+	if meta.ConfigHash != cfg.Hash() {
+		return nil, mismatchError(dir, meta, arg, sets, cfg, scale, outFlag)
 	}
 	return &target{cfg: cfg, dir: dir}, nil
 }
