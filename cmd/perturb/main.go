@@ -83,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "perturb: unknown command %q\n\n", args[0])
+		fmt.Fprintf(stderr, "perturb: unknown command %q%s\n\n", args[0], suggestCommand(args[0]))
 		usage(stderr)
 		return 2
 	}
@@ -151,4 +151,19 @@ func parse(c *command, fs *flag.FlagSet, args []string, nargs int, stderr io.Wri
 		return nil, errUsage
 	}
 	return pos, nil
+}
+
+// suggestCommand returns "; did you mean NAME?" for the command closest to
+// name (at most two edits), else "".
+func suggestCommand(name string) string {
+	best, bestD := "", min(2, len(name)/2)+1
+	for n := range commands {
+		if d := editDistance(name, n); d < bestD || d == bestD && n < best {
+			best, bestD = n, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %s?", best)
 }

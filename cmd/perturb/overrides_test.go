@@ -138,4 +138,7 @@ func TestFlagTypos(t *testing.T) {
 	if code, _, stderr := perturb(t, "run", "--scael", "4"); code != 2 || !strings.Contains(stderr, "unknown flag --scael; did you mean --scale?") {
 		t.Errorf("run --scael: exit %d %s", code, stderr)
 	}
+	if code, _, stderr := perturb(t, "sumarize", "x"); code != 2 || !strings.Contains(stderr, `unknown command "sumarize"; did you mean summarize?`) {
+		t.Errorf("sumarize: exit %d %s", code, stderr)
+	}
 }
