@@ -17,9 +17,6 @@ import (
 type target struct {
 	cfg *config.Config
 	dir string // the run folder (stats.json goes here, taylor reads it here)
-	// run is true when the argument was a run folder, whose stored config
-	// was used.
-	run bool
 }
 
 // isRunDir reports whether p is a run folder: a directory holding
@@ -59,7 +56,7 @@ func resolveTarget(cmd, arg string, scale int, sets []string, out, outFlag, use 
 		if err != nil {
 			return nil, err
 		}
-		return &target{cfg: cfg, dir: arg, run: true}, nil
+		return &target{cfg: cfg, dir: arg}, nil
 	}
 	if fi, err := os.Stat(arg); err == nil && fi.IsDir() {
 		return nil, fmt.Errorf("%s is a folder without %s or %s: pass a run folder (made by perturb run) or a config file", arg, configFile, resultsFile)
