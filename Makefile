@@ -53,7 +53,7 @@ data:
 run: data build
 	./$(BIN) run configs/quickstart.toml --out runs/quickstart
 	./$(BIN) summarize runs/quickstart
-	./$(BIN) stats configs/quickstart.toml --out runs/quickstart
+	./$(BIN) stats runs/quickstart
 	./$(BIN) report runs/quickstart
 
 # One paper experiment end to end: make paper-PANEL [SCALE=100], where PANEL
@@ -61,7 +61,7 @@ run: data build
 SCALE ?= 1
 paper-%: data build
 	./$(BIN) run configs/paper/$*.toml --scale $(SCALE) --out runs/paper-$*-s$(SCALE)
-	./$(BIN) stats configs/paper/$*.toml --scale $(SCALE) --out runs/paper-$*-s$(SCALE)
+	./$(BIN) stats runs/paper-$*-s$(SCALE)
 	./$(BIN) report runs/paper-$*-s$(SCALE)
 
 vet: check-go

@@ -1,9 +1,20 @@
 // Command perturb runs seeded SGD experiments for the perturbative theory
 // of stochastic gradient descent and summarises their results.
 //
-//	perturb run CONFIG [--out DIR] [--workers N] [--data DIR]
-//	perturb summarize RUN [--format table|csv|json]
+//	perturb run CONFIG [--out DIR] [--scale K] [--set KEY=VALUE]... [--dry-run]
+//	perturb stats RUN|CONFIG       landscape statistics into RUN/stats.json
+//	perturb taylor RUN|CONFIG      exact Taylor coefficients in eta
+//	perturb report RUN...          measurements against predictions
+//	perturb summarize RUN          means with 95% intervals, paired differences
+//	perturb export RUN             one tidy row per trial, CSV or JSON
+//	perturb noise CONFIG           floating-point noise of the loss
+//	perturb merge OUT RUN...       combine a sweep's shards
+//	perturb compare A B            two runs trial by trial
+//	perturb bench                  throughput
 //	perturb help [COMMAND]
+//
+// README.md describes each; docs/config.md lists every config key and
+// docs/results.md the store's schema and the export's columns.
 package main
 
 import (
@@ -72,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "perturb: unknown command %q\n\n", args[0])
+		fmt.Fprintf(stderr, "perturb: unknown command %q%s\n\n", args[0], suggestCommand(args[0]))
 		usage(stderr)
 		return 2
 	}
@@ -123,7 +134,7 @@ func parse(c *command, fs *flag.FlagSet, args []string, nargs int, stderr io.Wri
 				commandHelp(stderr, c, fs)
 				return nil, err
 			}
-			fmt.Fprintf(stderr, "perturb %s: %v\n\n", c.name, err)
+			fmt.Fprintf(stderr, "perturb %s: %s\n\n", c.name, explainFlagError(fs, err))
 			commandHelp(stderr, c, fs)
 			return nil, errUsage
 		}
@@ -140,4 +151,19 @@ func parse(c *command, fs *flag.FlagSet, args []string, nargs int, stderr io.Wri
 		return nil, errUsage
 	}
 	return pos, nil
+}
+
+// suggestCommand returns "; did you mean NAME?" for the command closest to
+// name (at most two edits), else "".
+func suggestCommand(name string) string {
+	best, bestD := "", min(2, len(name)/2)+1
+	for n := range commands {
+		if d := editDistance(name, n); d < bestD || d == bestD && n < best {
+			best, bestD = n, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %s?", best)
 }

@@ -87,8 +87,8 @@ func TestRunSummarizeResume(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(js), &parsed) != nil || len(parsed["cells"].([]any)) != 2 {
 		t.Fatalf("json summary (exit %d):\n%s", code, js)
 	}
-	if code, csv, _ := perturb(t, "summarize", filepath.Join(out, resultsFile), "--format", "csv"); code != 0 || !strings.Contains(csv, ",") {
-		t.Fatalf("csv summary (exit %d):\n%s", code, csv)
+	if code, _, stderr := perturb(t, "summarize", filepath.Join(out, resultsFile), "--format", "csv"); code != 0 || !strings.Contains(stderr, "summary-pairs.csv") {
+		t.Fatalf("csv summary (exit %d):\n%s", code, stderr)
 	}
 
 	// Resume: nothing to do, identical summary.

@@ -21,7 +21,7 @@ import (
 func init() {
 	register(&command{
 		name:  "noise",
-		args:  "CONFIG [--out DIR] [--directions D] [--steps S] [--hmin H] [--hmax H] [--precisions LIST] [--examples test|pool|N] [--widths LIST] [--depths LIST] [--grads] [--train] [--data DIR]",
+		args:  "CONFIG [--out DIR] [--set KEY=VALUE]... [--directions D] [--steps S] [--hmin H] [--hmax H] [--precisions LIST] [--examples test|pool|N] [--widths LIST] [--depths LIST] [--grads] [--train] [--data DIR]",
 		short: "measure the floating-point noise of the loss and its gradient in float64, float32, bf16 and fp16",
 		long: `For every image model and initialisation of CONFIG, computes the second
 difference D(h) = f(θ) − 2f(θ+hv) + f(θ+2hv) of the mean loss over the
@@ -92,6 +92,7 @@ func noiseCmd(args []string, stdout, stderr io.Writer) error {
 	trainEx := fs.Int("train-examples", 2000, "test images of --train's test loss")
 	workers := fs.Int("workers", 0, "goroutines (default: one per CPU)")
 	dataDir := fs.String("data", "", "dataset folder, when the config has no data.dir")
+	sets := setFlag(fs)
 	pos, err := parse(c, fs, args, 1, stderr)
 	if err != nil {
 		return err
@@ -129,7 +130,7 @@ func noiseCmd(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--examples %q: use test, pool or a number of test images from 1 to 10000", e)
 		}
 	}
-	cfg, err := config.Load(pos[0])
+	cfg, err := config.LoadSet(pos[0], *sets)
 	if err != nil {
 		return err
 	}

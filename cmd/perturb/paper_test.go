@@ -70,7 +70,7 @@ func TestPaperConfigs(t *testing.T) {
 			if code, _, stderr := perturb(t, args...); code != 0 {
 				t.Fatalf("run exited %d: %s", code, stderr)
 			}
-			args = append([]string{"stats", f, "--scale", scale, "--out", out, "--samples", "48", "--block", "3"}, extra...)
+			args = append([]string{"stats", out, "--samples", "48", "--block", "3"}, extra...)
 			if code, _, stderr := perturb(t, args...); code != 0 {
 				t.Fatalf("stats exited %d: %s", code, stderr)
 			}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/perturb/perturb/trials/analysis/report"
+	"github.com/perturb/perturb/trials/config"
 )
 
 func init() {
@@ -17,7 +18,7 @@ func init() {
 		args:  "RUN... [--out DIR] [--eta-t-limit X]",
 		short: "write a Markdown report with plots: measurements against the theory's predictions, with verdicts",
 		long: `Reads each RUN (a run directory: results.sqlite, and stats.json from
-"perturb stats CONFIG --out RUN" for the predictions) and writes DIR/report.md
+"perturb stats RUN" for the predictions) and writes DIR/report.md
 with PNG and SVG figures: the measured mean test-loss change with 95%
 intervals against η beside the order-1/2/3 predictions, the generalisation
 gap, GD and GDC against SGD (Corollary 3) on log-log axes with fitted
@@ -51,6 +52,13 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 	var runs []*report.Run
 	var noiseDirs []string // output folders of perturb noise
 	for _, p := range pos {
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && filepath.Ext(p) == ".toml" {
+			name := "NAME"
+			if cfg, err := config.Load(p); err == nil {
+				name = cfg.Name
+			}
+			return fmt.Errorf("%s is a config file; report takes the run folder perturb run made from it (e.g. runs/%s)", p, name)
+		}
 		if report.IsNoiseDir(p) {
 			noiseDirs = append(noiseDirs, p)
 			continue

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,7 +31,7 @@ const (
 func init() {
 	register(&command{
 		name:  "run",
-		args:  "CONFIG [--out DIR] [--shard I/N] [--workers N] [--k K] [--max-memory GIB] [--data DIR]",
+		args:  "CONFIG [--out DIR] [--scale K] [--set KEY=VALUE]... [--dry-run] [--shard I/N] [--workers N] [--k K] [--max-memory GIB] [--data DIR]",
 		short: "run the trials of a TOML config and store one row per trial",
 		long: `Runs every trial of CONFIG on the CPU and writes DIR/results.sqlite (one
 row per trial, committed in transactions every few seconds) and a copy of
@@ -61,6 +62,18 @@ landscape trials, fewer if the memory budget --max-memory, default 3 GiB
 for all workers together, needs it). K, --workers and the resume point
 never change the results.
 
+--set KEY=VALUE (repeatable) overrides a config key before validation
+(e.g. --set trials.count=5, --set optimizer[1].batch=2, --set
+model[0].inits=[1,2]; indices from 0, and without one a [[model]] or
+[[optimizer]] key is set in every entry); the stored config.toml is the
+config as overridden. --scale K divides the trial count (rounded up).
+
+--dry-run prints the trials per cell (model, init, optimizer, eta) still
+to run and an estimated wall time from a calibration (a few trials of each
+model and optimizer run for real, results discarded, under about 10 s),
+and writes nothing. A run of more than 500 trials calibrates the same way
+first and says so when its estimate exceeds an hour.
+
 --device gpu (a gpu build with a usable GPU; auto picks it when there is
 one) computes the image-model trials of a float32 config on the GPU: the
 optimisers' gradients and Hessian-vector products, the test and train
@@ -79,6 +92,8 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	shardFlag := fs.String("shard", "", "run only shard I of N of the trials (I/N, e.g. 3/8)")
 	maxMem := fs.Float64("max-memory", float64(trials.DefaultMaxBytes)/(1<<30), "memory budget of the working buffers in GiB")
 	scale := fs.Int("scale", 1, "divide the config's trial count by this (rounded up) for a quick look")
+	sets := setFlag(fs)
+	dryRun := fs.Bool("dry-run", false, "print the trials per cell and an estimated wall time from a short calibration; write nothing")
 	device := deviceFlag(fs)
 	pos, err := parse(c, fs, args, 1, stderr)
 	var gpu *runDevice
@@ -94,11 +109,8 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	defer func() { release() }()
-	cfg, err := config.Load(pos[0])
+	cfg, err := loadConfig(pos[0], *sets, *scale)
 	if err != nil {
-		return err
-	}
-	if cfg, err = cfg.Scaled(*scale); err != nil {
 		return err
 	}
 	var shard trials.Shard
@@ -129,12 +141,21 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stderr, "loaded %s: %d examples (%d×%d×%d) in %.1fs\n", pool.Name, pool.Len(), pool.Channels, pool.Height, pool.Width, time.Since(start).Seconds())
 	}
+	if meta, err := results.ReadMeta(filepath.Join(dir, resultsFile)); err == nil && meta.ConfigHash != cfg.Hash() {
+		if err := scaleMismatch(dir, meta, pos[0], *sets, *scale); err != nil {
+			return err
+		}
+	}
 	runner, err := trials.NewRunner(cfg, pool)
 	if err != nil {
 		return err
 	}
 	if release, err = gpu.attach(cfg, runner, stderr); err != nil {
 		return err
+	}
+	settings := trials.Settings{Workers: *workers, K: *k, MaxBytes: int64(*maxMem * (1 << 30)), Shard: shard}
+	if *dryRun {
+		return planRun(stdout, runner, cfg, dir, settings)
 	}
 	store, skip, err := openRun(dir, cfg, shard)
 	if err != nil {
@@ -153,15 +174,25 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "running %d trials%s (%s, %s) into %s\n", todo, what, cfg.Name, cfg.DType, filepath.Join(dir, resultsFile))
 	resume := fmt.Sprintf("perturb run %s --out %s", pos[0], dir)
+	if *scale != 1 {
+		resume += fmt.Sprintf(" --scale %d", *scale)
+	}
+	for _, s := range *sets {
+		resume += " --set " + shellQuote(s)
+	}
 	if shard.N > 0 {
 		resume += " --shard " + shard.String()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if todo > estimateAbove {
+		warnLong(ctx, stderr, runner, cfg, settings, skip)
+	}
 	w := results.NewWriter(store, 2*time.Second, 512)
 	prog := newProgress(stderr, todo, "trials")
-	err = runner.Run(ctx, recorder{w}, trials.Settings{Workers: *workers, K: *k, MaxBytes: int64(*maxMem * (1 << 30)), Shard: shard, Skip: skip, Progress: prog.update, Log: func(msg string) { prog.log(msg) }})
+	settings.Skip, settings.Progress, settings.Log = skip, prog.update, func(msg string) { prog.log(msg) }
+	err = runner.Run(ctx, recorder{w}, settings)
 	prog.finish()
 	if ferr := w.Flush(); ferr != nil && err == nil {
 		err = fmt.Errorf("store results: %w", ferr)
@@ -180,6 +211,62 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "done: %d trials in %s; summarise with: perturb summarize %s\n", todo, time.Since(start).Round(time.Second), dir)
 	return nil
+}
+
+// planRun is run --dry-run: the trials per cell still to run in dir, and
+// the estimated wall time from a calibration; it writes nothing.
+func planRun(stdout io.Writer, runner *trials.Runner, cfg *config.Config, dir string, s trials.Settings) error {
+	skip := map[results.Key]bool{}
+	if meta, rows, err := results.ReadRows(filepath.Join(dir, resultsFile)); err == nil && meta.ConfigHash == cfg.Hash() {
+		for _, r := range rows {
+			skip[r.Key()] = true
+		}
+	}
+	todo := todoOf(cfg, s.Shard, skip)
+	total := len(trials.ShardPlan(cfg, s.Shard))
+	var e *estimate
+	if len(todo) > 0 {
+		var err error
+		if e, err = calibrate(context.Background(), runner, cfg, s.Shard, todo, s); err != nil {
+			return err
+		}
+	}
+	return writePlan(stdout, cfg, dir, total, total-len(todo), cellsOf(todo), e)
+}
+
+// todoOf is the shard's plan without the trials in skip.
+func todoOf(cfg *config.Config, shard trials.Shard, skip map[results.Key]bool) []trials.Trial {
+	var todo []trials.Trial
+	for _, t := range trials.ShardPlan(cfg, shard) {
+		if !skip[trials.Key(cfg, t)] {
+			todo = append(todo, t)
+		}
+	}
+	return todo
+}
+
+// warnLong calibrates a large run and prints its estimated wall time,
+// saying so when it exceeds an hour. A failed calibration only notes it:
+// the run itself reports errors.
+func warnLong(ctx context.Context, stderr io.Writer, runner *trials.Runner, cfg *config.Config, s trials.Settings, skip map[results.Key]bool) {
+	e, err := calibrate(ctx, runner, cfg, s.Shard, todoOf(cfg, s.Shard, skip), s)
+	if err != nil {
+		fmt.Fprintf(stderr, "no time estimate: %v\n", err)
+		return
+	}
+	fmt.Fprintln(stderr, e.summary())
+	if note := longNote(e.total); note != "" {
+		fmt.Fprintln(stderr, note)
+	}
+}
+
+// longNote is the warning for a run estimated to take d, or "" if d is
+// at most an hour.
+func longNote(d time.Duration) string {
+	if d <= time.Hour {
+		return ""
+	}
+	return fmt.Sprintf("this run is estimated to take over an hour (about %s): Ctrl-C stops it and the same command resumes it; --scale K runs 1/K of the trials, --shard I/N splits it over machines, --dry-run shows the plan", roundDuration(d))
 }
 
 type recorder struct{ w *results.Writer }
@@ -323,4 +410,12 @@ func (p *progress) finish() {
 		p.bar.Finish()
 		fmt.Fprintln(p.w)
 	}
+}
+
+// shellQuote quotes s for a shell command line if it needs it.
+func shellQuote(s string) string {
+	if !strings.ContainsAny(s, "[]*?{}$\"' \t;&|<>()") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -18,13 +18,12 @@ import (
 	"github.com/perturb/perturb/trials"
 	"github.com/perturb/perturb/trials/analysis/stats"
 	"github.com/perturb/perturb/trials/config"
-	"github.com/perturb/perturb/trials/results"
 )
 
 func init() {
 	register(&command{
 		name:  "stats",
-		args:  "CONFIG [--samples S] [--block B] [--out DIR] [--json] [--workers N] [--data DIR]",
+		args:  "RUN|CONFIG [--samples S] [--block B] [--json] [--workers N] [--data DIR] [--out DIR] [--scale K] [--set KEY=VALUE]...",
 		short: "estimate the landscape statistics (G, H, C, J, S contractions) at each initialisation",
 		long: `Estimates, at every (model, initialisation) of CONFIG, the statistics the
 theory's predictions use: |G|^2, tr C, G.H.G, G.H.H.G, tr(H C), tr(H H C),
@@ -38,9 +37,14 @@ samples are drawn from the pool (or the landscape's data distribution) by a
 stream of their own, keyed by the config's seed, the model and the
 initialisation, separate from the trials' training sets.
 
-Prints a table (or JSON with --json) and writes DIR/stats.json (DIR
-defaults to runs/NAME, the run directory of the config), where reports and
-predictions read them. A DIR holding a run of another config is refused.`,
+Prints a table (or JSON with --json) and writes RUN/stats.json, where
+"perturb report RUN" and "perturb taylor RUN" read them. RUN is a run
+folder (runs/NAME, made by "perturb run"): its stored config is used, with
+the --scale and --set it was run with. A CONFIG file is for a config not
+yet run: stats.json then goes to --out DIR (default runs/NAME), with
+--scale and --set applied as "perturb run" would; a DIR holding a run of
+another config (or of this config at another --scale) is refused with the
+fix.`,
 		run: statsCmd,
 	})
 }
@@ -50,11 +54,12 @@ func statsCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
 	samples := fs.Int("samples", 4096, "samples per initialisation (a multiple of 4·block, at least 8·block)")
 	block := fs.Int("block", 16, "samples per block (at least 3)")
-	out := fs.String("out", "", "run directory to write stats.json into (default runs/NAME)")
+	out := fs.String("out", "", "with a CONFIG: the run directory to write stats.json into (default runs/NAME)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	workers := fs.Int("workers", 0, "groups estimated in parallel (default: one per CPU)")
 	dataDir := fs.String("data", "", "dataset folder, when the config has no data.dir")
-	scale := fs.Int("scale", 1, "the --scale the run was made with (the statistics record the run's config hash)")
+	scale := fs.Int("scale", 1, "with a CONFIG: divide its trial count as perturb run --scale does (a RUN has its own)")
+	sets := setFlag(fs)
 	device := deviceFlag(fs)
 	pos, err := parse(c, fs, args, 1, stderr)
 	if err == nil {
@@ -71,20 +76,11 @@ func statsCmd(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--samples %d: use a multiple of 4·block = %d with at least two groups (e.g. --samples %d)",
 			*samples, stats.Blocks**block, max(2, groups)*stats.Blocks**block)
 	}
-	cfg, err := config.Load(pos[0])
+	tgt, err := resolveTarget("stats", pos[0], *scale, *sets, *out, "--out", "writing stats.json there, where perturb run CONFIG --out DIR would put the run", stderr)
 	if err != nil {
 		return err
 	}
-	if cfg, err = cfg.Scaled(*scale); err != nil {
-		return err
-	}
-	dir := *out
-	if dir == "" {
-		dir = filepath.Join("runs", cfg.Name)
-	}
-	if meta, err := results.ReadMeta(filepath.Join(dir, resultsFile)); err == nil && meta.ConfigHash != cfg.Hash() {
-		return fmt.Errorf("%s holds a run of another config (%s), not %s: choose another --out%s", dir, meta.ConfigName, cfg.Path, describeDiff(meta.ConfigText, cfg))
-	}
+	cfg, dir := tgt.cfg, tgt.dir
 	runner, err := newRunner(cfg, *dataDir)
 	if err != nil {
 		return err

@@ -13,13 +13,12 @@ import (
 
 	"github.com/perturb/perturb/trials"
 	"github.com/perturb/perturb/trials/analysis/stats"
-	"github.com/perturb/perturb/trials/config"
 )
 
 func init() {
 	register(&command{
 		name:  "taylor",
-		args:  "CONFIG [--sets K] [--stats DIR] [--json] [--workers N] [--data DIR]",
+		args:  "RUN|CONFIG [--sets K] [--json] [--workers N] [--data DIR] [--stats DIR] [--scale K] [--set KEY=VALUE]...",
 		short: "exact Taylor coefficients of the test loss in eta, averaged over training sets",
 		long: `For every (model, initialisation, optimiser) of CONFIG (sgd and gd), propagates
 a power series in eta through the optimiser's steps (Taylor mode through
@@ -28,8 +27,11 @@ over K training sets (trial indices 0..K-1, default the config's count) of
 the coefficients c0, c1, c2, c3 of the final test loss
 L(eta) = c0 + c1 eta + c2 eta^2 + c3 eta^3 + O(eta^4), with standard errors.
 
-If DIR/stats.json exists (written by "perturb stats"; DIR defaults to
-runs/NAME), the table also shows the order-eta and order-eta^2
+RUN is a run folder (runs/NAME, made by "perturb run"), whose stored
+config is used; a CONFIG file (a config not yet run) is loaded with
+--scale and --set as "perturb run" would. If RUN/stats.json exists
+(written by "perturb stats RUN"; with a CONFIG, --stats DIR/stats.json,
+default runs/NAME), the table also shows the order-eta and order-eta^2
 coefficients that Proposition 2 predicts from those statistics, and the
 difference in units of the combined standard error.
 
@@ -58,7 +60,9 @@ func taylorCmd(args []string, stdout, stderr io.Writer) error {
 	c := commands["taylor"]
 	fs := flag.NewFlagSet("taylor", flag.ContinueOnError)
 	sets := fs.Int("sets", 0, "training sets to average over (default: the config's trial count)")
-	statsDir := fs.String("stats", "", "run directory holding stats.json (default runs/NAME)")
+	statsDir := fs.String("stats", "", "with a CONFIG: the run directory holding stats.json (default runs/NAME)")
+	scale := fs.Int("scale", 1, "with a CONFIG: divide its trial count as perturb run --scale does (a RUN has its own)")
+	overrides := setFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	workers := fs.Int("workers", 0, "training sets in parallel (default: one per CPU)")
 	dataDir := fs.String("data", "", "dataset folder, when the config has no data.dir")
@@ -66,10 +70,11 @@ func taylorCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(pos[0])
+	tgt, err := resolveTarget("taylor", pos[0], *scale, *overrides, *statsDir, "--stats", "reading stats.json from there if it exists", stderr)
 	if err != nil {
 		return err
 	}
+	cfg, dir := tgt.cfg, tgt.dir
 	k := *sets
 	if k == 0 {
 		k = cfg.Trials.Count
@@ -82,18 +87,14 @@ func taylorCmd(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s: %w; remove it from the config for perturb taylor", cfg.Path, err)
 		}
 	}
-	dir := *statsDir
-	if dir == "" {
-		dir = filepath.Join("runs", cfg.Name)
-	}
 	var sf *stats.File
 	if _, err := os.Stat(filepath.Join(dir, stats.FileName)); err == nil {
 		if sf, err = stats.ReadFile(filepath.Join(dir, stats.FileName)); err != nil {
 			return err
 		}
 		if sf.ConfigHash != cfg.Hash() {
-			return fmt.Errorf("%s was estimated for another config (%s); rerun perturb stats %s, or point --stats elsewhere",
-				filepath.Join(dir, stats.FileName), sf.ConfigName, cfg.Path)
+			return fmt.Errorf("%s was estimated for another config (%s); rerun perturb stats %s",
+				filepath.Join(dir, stats.FileName), sf.ConfigName, dir)
 		}
 	}
 	runner, err := newRunner(cfg, *dataDir)

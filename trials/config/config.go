@@ -49,7 +49,10 @@
 //	start = [10.0]               # initialisation 0 (default: the origin)
 //
 // Every error names the file, the line and the key, says what is wrong and
-// what to do. Load checks every value before any work starts.
+// what to do. Load checks every value before any work starts. LoadSet
+// applies command-line overrides (--set key=value) first. Every key, with
+// its type, default and meaning, is in docs/config.md, which a test checks
+// against KnownKeys.
 package config
 
 import (

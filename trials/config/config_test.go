@@ -67,7 +67,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown top key", `seed = 3`, "seed = 3\nsede = 4",
 			`c.toml: line 3 (key "sede"): unknown key; did you mean "seed"? known keys here: name, seed, dtype, [data], [trials], [[model]], [[optimizer]], [sharpness]`},
 		{"typo in optimizer", "batch = 2", "bach = 2",
-			`c.toml: line 19 (key "optimizer.bach"): unknown key; did you mean "batch"? known keys here: name, label, batch, epochs, steps, reshuffle, refine`},
+			`c.toml: line 19 (key "optimizer.bach"): unknown key; did you mean "batch"? known keys here: name, label, batch, epochs, steps, reshuffle, refine, eta_scale, population`},
 		{"wrong type", "count = 4", `count = "4"`,
 			`c.toml: line 9 (key "trials.count"): "4" is a string, but count takes a whole number; write e.g. count = 20`},
 		{"syntax", "n = 10", "n = ",

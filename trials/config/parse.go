@@ -237,20 +237,17 @@ func valueAt(text string, line int, key string) string {
 	return v
 }
 
+// knownKeys lists the keys allowed beside the last element of k (in its
+// table), for messages: tables in brackets.
 func knownKeys(k toml.Key) string {
-	known := map[string]string{
-		"":          "name, seed, dtype, [data], [trials], [[model]], [[optimizer]], [sharpness]",
-		"data":      "set, dir",
-		"trials":    "count, n, etas",
-		"model":     "name, inits, h, s, start, width, depth",
-		"sharpness": sharpnessKeys,
-		"optimizer": "name, label, batch, epochs, steps, reshuffle, refine",
-	}
 	parent := ""
 	if len(k) > 1 {
 		parent = k[0]
 	}
-	return known[parent]
+	if parent == "" {
+		return "name, seed, dtype, [data], [trials], [[model]], [[optimizer]], [sharpness]"
+	}
+	return strings.Join(tableKeys[parent], ", ")
 }
 
 // suggest returns `did you mean "K"? ` for the known key K closest to

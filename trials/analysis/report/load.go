@@ -50,8 +50,8 @@ func Load(path string) (*Run, error) {
 			return nil, err
 		}
 		if r.Stats.ConfigHash != "" && r.Stats.ConfigHash != meta.ConfigHash {
-			return nil, fmt.Errorf("report %s: %s was estimated for another config (hash %.12s, the run's is %.12s); re-run perturb stats %s --out %s",
-				dir, sp, r.Stats.ConfigHash, meta.ConfigHash, "CONFIG", dir)
+			return nil, fmt.Errorf("report %s: %s was estimated for another config (hash %.12s, the run's is %.12s); re-run perturb stats %s",
+				dir, sp, r.Stats.ConfigHash, meta.ConfigHash, dir)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("report %s: %w", dir, err)

@@ -138,7 +138,7 @@ func (b *builder) build() error {
 				if !strings.HasPrefix(m.Name, "mean-estimation") && m.Name != "archimedes" {
 					b.sections = append(b.sections, Section{
 						Title: fmt.Sprintf("%s: %s, init %d", c.Name, m.Key(), init),
-						Text: []string{fmt.Sprintf("No statistics for this model in %s, so no predictions: run `perturb stats CONFIG --out %s` first.",
+						Text: []string{fmt.Sprintf("No statistics for this model in %s, so no predictions: run `perturb stats %s` first.",
 							filepath.Join(b.run.Dir, stats.FileName), b.run.Dir)},
 					})
 				}

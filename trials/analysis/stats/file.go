@@ -50,7 +50,7 @@ func (f *File) Get(model string, init int, name string) (Estimate, bool) {
 func ReadFile(path string) (*File, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read statistics: %w (write them with perturb stats CONFIG --out DIR)", err)
+		return nil, fmt.Errorf("read statistics: %w (write them with perturb stats RUN)", err)
 	}
 	var f File
 	if err := json.Unmarshal(b, &f); err != nil {

@@ -68,10 +68,10 @@ var (
 	pairHeader = []string{"model", "dtype", "init", "a", "b", "eta", "pairs", "mean", "lo", "hi"}
 )
 
-// WriteCSV writes s as CSV: a header row and one row per cell, then a blank
-// line, a header row and one row per pair. Floats have full precision;
-// non-finite values are written as NaN, +Inf, -Inf.
-func WriteCSV(w io.Writer, s Summary) error {
+// WriteCellsCSV writes the cells of s as CSV: a header row and one row
+// per cell. Floats have full precision; non-finite values are written as
+// NaN, +Inf, -Inf.
+func WriteCellsCSV(w io.Writer, s Summary) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(cellHeader); err != nil {
 		return err
@@ -85,12 +85,13 @@ func WriteCSV(w io.Writer, s Summary) error {
 		}
 	}
 	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return err
-	}
-	if _, err := io.WriteString(w, "\n"); err != nil {
-		return err
-	}
+	return cw.Error()
+}
+
+// WritePairsCSV writes the paired differences of s as CSV: a header row
+// and one row per pair, floats as in WriteCellsCSV.
+func WritePairsCSV(w io.Writer, s Summary) error {
+	cw := csv.NewWriter(w)
 	if err := cw.Write(pairHeader); err != nil {
 		return err
 	}
