@@ -1,0 +1,174 @@
+package plots
+
+import (
+	"bytes"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// poly returns a prediction c1 η + c2 η² + c3 η³ truncated at order k,
+// with a standard error of 5% of |value|.
+func poly(k int, c ...float64) Prediction {
+	return Prediction{Order: k, At: func(eta float64) (float64, float64) {
+		v := 0.0
+		for i := 0; i < k; i++ {
+			v += c[i] * math.Pow(eta, float64(i+1))
+		}
+		return v, 0.05 * math.Abs(v)
+	}}
+}
+
+// etaFigure is a figure like the report's: SGD (T = 10) and GD (T = 10)
+// with measured points at η = 0.01 … 1 and an order-3 term that reaches
+// −160 at η = 1.
+func etaFigure() EtaFigure {
+	etas := []float64{0.01, 0.03, 0.1, 0.3, 1}
+	c := []float64{-2, 3, -161}
+	var groups []EtaGroup
+	for i, name := range []string{"sgd", "gd", "gdc"} {
+		g := EtaGroup{Label: name, Dash: DashFor(name, 0), Color: i, T: 10}
+		for _, eta := range etas {
+			m := -2*eta + 2.5*eta*eta + 0.01*float64(i)
+			g.Measured = append(g.Measured, EtaPoint{Eta: eta, Mean: m, SE: 0.02 + 0.05*eta})
+		}
+		if name != "gdc" {
+			for k := 1; k <= 3; k++ {
+				g.Predictions = append(g.Predictions, poly(k, c...))
+			}
+		}
+		groups = append(groups, g)
+	}
+	return EtaFigure{Title: "logistic init 0: test-loss change", YLabel: "test loss − initial", Groups: groups, EtaTLimit: 1}
+}
+
+// keep returns a folder for figures: $PERTURB_FIG_DIR (to look at them)
+// or a temporary one.
+func keep(t *testing.T) string {
+	if d := os.Getenv("PERTURB_FIG_DIR"); d != "" {
+		return d
+	}
+	return t.TempDir()
+}
+
+func TestEtaGridRespectsLimit(t *testing.T) {
+	f := etaFigure()
+	for _, limit := range []float64{0.05, 0.3, 1, 100} {
+		f.EtaTLimit = limit
+		for i, g := range f.Groups {
+			grid := f.PredictionGrid(i)
+			if limit >= 10 && len(grid) != 200 {
+				t.Errorf("limit %g: %d grid points, want 200", limit, len(grid))
+			}
+			for j, x := range grid {
+				if x*g.T > limit*(1+1e-12) {
+					t.Errorf("limit %g: grid point %g has ηT = %g beyond the limit", limit, x, x*g.T)
+				}
+				if j > 0 && !(x > grid[j-1]) {
+					t.Errorf("limit %g: grid not increasing at %d", limit, j)
+				}
+			}
+			if limit < 0.1 {
+				if len(grid) != 0 {
+					t.Errorf("limit %g below the measured range: grid %v, want none", limit, grid)
+				}
+				continue
+			}
+			if limit < 10 && (len(grid) == 0 || math.Abs(grid[len(grid)-1]-limit/g.T) > 1e-12) {
+				t.Errorf("limit %g: grid ends at %v, want ηT = limit exactly", limit, grid)
+			}
+		}
+	}
+	// A limit below the measured range draws no curve and no residual.
+	f.EtaTLimit = 0.01
+	if grid := f.PredictionGrid(0); len(grid) != 0 {
+		t.Errorf("limit below range: grid %v, want none", grid)
+	}
+	e, err := f.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Residual != nil {
+		t.Error("residual panel drawn with no η within the limit")
+	}
+}
+
+func TestEtaYRangeFromData(t *testing.T) {
+	f := etaFigure()
+	f.EtaTLimit = 0 // draw the predictions everywhere: −160 at η = 1
+	if v, _ := f.Groups[0].Predictions[2].At(1); v > -150 {
+		t.Fatalf("order-3 prediction at η = 1 is %g, want about −160", v)
+	}
+	e, err := f.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, g := range f.Groups {
+		for _, m := range g.Measured {
+			lo, hi = math.Min(lo, m.Mean-1.96*m.SE), math.Max(hi, m.Mean+1.96*m.SE)
+		}
+	}
+	ymin, ymax := e.Main.Y.Min, e.Main.Y.Max
+	if ymin > lo || ymax < hi {
+		t.Errorf("y range [%g, %g] does not hold the measured intervals [%g, %g]", ymin, ymax, lo, hi)
+	}
+	if margin := 0.2 * (hi - lo); ymin < lo-margin || ymax > hi+margin {
+		t.Errorf("y range [%g, %g] is wider than the data [%g, %g] plus a margin: set by a prediction?", ymin, ymax, lo, hi)
+	}
+	if e.Residual == nil {
+		t.Fatal("no residual panel")
+	}
+	if e.Residual.Y.Min > -1.96 || e.Residual.Y.Max < 1.96 || e.Residual.Y.Max > zCap {
+		t.Errorf("residual range [%g, %g], want ±1.96 inside and at most ±%d", e.Residual.Y.Min, e.Residual.Y.Max, zCap)
+	}
+}
+
+func TestEtaSave(t *testing.T) {
+	dir := keep(t)
+	for name, f := range map[string]EtaFigure{"eta": etaFigure(), "eta-noresid": func() EtaFigure {
+		f := etaFigure()
+		f.NoResiduals = true
+		return f
+	}()} {
+		pngPath, svgPath, err := f.Save(dir, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pngPath != filepath.Join(dir, name+".png") || svgPath != filepath.Join(dir, name+".svg") {
+			t.Errorf("paths %q %q", pngPath, svgPath)
+		}
+		data, err := os.ReadFile(pngPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("decoding %s: %v", pngPath, err)
+		}
+		if b := img.Bounds(); b.Dx() < 900 || b.Dy() < 600 {
+			t.Errorf("PNG is %v, want at least 900×600", b)
+		}
+		checkSVG(t, svgPath, "order 3", "sgd", "gdc", "ηT ≤ 1")
+		pdf, err := os.ReadFile(filepath.Join(dir, name+".pdf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(pdf, []byte("%PDF-")) {
+			t.Errorf("%s.pdf does not start with %%PDF-", name)
+		}
+	}
+}
+
+func TestEtaRenderErrors(t *testing.T) {
+	if _, err := (EtaFigure{Title: "empty"}).Render(); err == nil {
+		t.Error("a figure without points rendered")
+	}
+	f := etaFigure()
+	f.Groups[0].Predictions[0].At = nil
+	if _, err := f.Render(); err == nil {
+		t.Error("a prediction without At rendered")
+	}
+}
