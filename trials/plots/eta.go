@@ -280,6 +280,7 @@ func (f EtaFigure) render() (*etaRendered, error) {
 	m := r.main
 	m.X.Scale, m.X.Tick.Marker = plot.LogScale{}, logTicks{}
 	orders := map[int]bool{}
+	off := map[int][]string{} // order → groups whose curve is off the axes
 	for i, g := range f.Groups {
 		grid := f.PredictionGrid(i)
 		for _, p := range g.Predictions {
@@ -301,6 +302,13 @@ func (f EtaFigure) render() (*etaRendered, error) {
 			}
 			if len(line) == 0 {
 				continue
+			}
+			visible := false
+			for _, q := range line {
+				visible = visible || (q.Y >= ylo && q.Y <= yhi)
+			}
+			if !visible {
+				off[p.Order] = append(off[p.Order], g.Label)
 			}
 			c := OrderColor(p.Order)
 			if banded && len(line) > 1 {
@@ -342,16 +350,16 @@ func (f EtaFigure) render() (*etaRendered, error) {
 	}
 	m.X.Min, m.X.Max = xlo, xhi
 	m.Y.Min, m.Y.Max = ylo, yhi
-	r.legend = f.legend(orders)
-
+	beyond := 0
 	if !f.NoResiduals {
-		r.resid = f.residualPlot(xlo, xhi)
+		r.resid, beyond = f.residualPlot(xlo, xhi)
 		if r.resid != nil {
 			// The η label and tick labels go under the residual panel.
 			m.X.Label.Text = ""
 			m.X.Tick.Marker = unlabelled{logTicks{}}
 		}
 	}
+	r.legend = f.legend(orders, off, r.resid != nil, beyond)
 	return r, nil
 }
 
@@ -374,14 +382,15 @@ func groupGlyph(g EtaGroup) draw.GlyphStyle {
 // residualPlot draws the z values of every group, coloured by order with
 // the group's marker, dodged a little along η per group and order so that
 // they do not hide each other; nil when there are none.
-func (f EtaFigure) residualPlot(xlo, xhi float64) *plot.Plot {
-	p := newPlot("", "η", "z")
+// beyond counts the z values drawn at the edge for being beyond ±zCap.
+func (f EtaFigure) residualPlot(xlo, xhi float64) (p *plot.Plot, beyond int) {
+	p = newPlot("", "η", "z")
 	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, logTicks{}
 	// Each (group, order) has its own slot along η, 0.5% of the log
 	// range apart (at most 4% in all).
 	slots := 3 * len(f.Groups)
 	dodge := math.Pow(xhi/xlo, math.Min(0.005, 0.04/float64(max(1, slots-1))))
-	zmax, beyond, n := 2.5, 0, 0
+	zmax, n := 2.5, 0
 	for _, g := range f.Groups {
 		for _, r := range f.residuals(g) {
 			if finite(r.z) {
@@ -417,7 +426,7 @@ func (f EtaFigure) residualPlot(xlo, xhi float64) *plot.Plot {
 		}
 	}
 	if n == 0 {
-		return nil
+		return nil, 0
 	}
 	for _, y := range []float64{-1.96, 0, 1.96} {
 		sty := draw.LineStyle{Color: color.RGBA{0x60, 0x60, 0x60, 0xff}, Width: vg.Points(0.8), Dashes: []vg.Length{vg.Points(3), vg.Points(2)}}
@@ -426,30 +435,25 @@ func (f EtaFigure) residualPlot(xlo, xhi float64) *plot.Plot {
 		}
 		p.Add(&plotter.Line{XYs: plotter.XYs{{X: xlo, Y: y}, {X: xhi, Y: y}}, LineStyle: sty})
 	}
-	if beyond > 0 {
-		p.Y.Label.Text = fmt.Sprintf("z (%d beyond ±%d at edge)", beyond, zCap)
-	}
 	p.X.Min, p.X.Max = xlo, xhi
 	p.Y.Min, p.Y.Max = -zmax, zmax
 	p.Y.Tick.Marker = zTicks{}
-	return p
+	return p, beyond
 }
 
-// zTicks labels the residual axis at 0, ±1.96 and, when the range allows,
-// the multiples of a round step.
+// zTicks marks the residual axis at 0 and ±1.96, labelled when the axis
+// reaches less than ±6, and otherwise labels 0 and the multiples of 5.
 type zTicks struct{}
 
 // Ticks implements plot.Ticker.
 func (zTicks) Ticks(lo, hi float64) []plot.Tick {
-	t := []plot.Tick{{Value: -1.96, Label: "-1.96"}, {Value: 0, Label: "0"}, {Value: 1.96, Label: "1.96"}}
-	if hi > 4.5 {
-		step := 5.0
-		if hi < 6 {
-			step = 4
-		}
-		for v := step; v <= hi; v += step {
-			t = append(t, plot.Tick{Value: v, Label: fmt.Sprint(v)}, plot.Tick{Value: -v, Label: fmt.Sprint(-v)})
-		}
+	t := []plot.Tick{{Value: -1.96}, {Value: 0, Label: "0"}, {Value: 1.96}}
+	if hi < 6 {
+		t[0].Label, t[2].Label = "-1.96", "1.96"
+		return t
+	}
+	for v := 5.0; v <= hi; v += 5 {
+		t = append(t, plot.Tick{Value: v, Label: fmt.Sprint(v)}, plot.Tick{Value: -v, Label: fmt.Sprint(-v)})
 	}
 	return t
 }

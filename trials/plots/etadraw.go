@@ -3,6 +3,7 @@ package plots
 import (
 	"fmt"
 	"image/color"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
@@ -21,8 +22,11 @@ const (
 )
 
 // legend builds the legend: one entry per group (its marker and line
-// style), one per order (its colour and band), and a note on the ηT limit.
-func (f EtaFigure) legend(orders map[int]bool) plot.Legend {
+// style), one per order (its colour and band), a note on the ηT limit, and
+// one on the curves wholly outside the y-range (off[k] lists the groups
+// whose order-k curve is), and with a residual panel (resid) what it shows
+// and how many of its z values (beyond) are drawn at its edge.
+func (f EtaFigure) legend(orders map[int]bool, off map[int][]string, resid bool, beyond int) plot.Legend {
 	l := plot.NewLegend()
 	l.TextStyle.Font = font.From(sansFont, 10)
 	l.ThumbnailWidth = vg.Points(26)
@@ -50,13 +54,21 @@ func (f EtaFigure) legend(orders map[int]bool) plot.Legend {
 				&plotter.Polygon{Color: translucent(c, 0x26)},
 				&plotter.Line{LineStyle: draw.LineStyle{Color: c, Width: vg.Points(2)}})
 		}
+		for k := 1; k <= 3; k++ {
+			if len(off[k]) > 0 {
+				l.Add(fmt.Sprintf("order %d off the axes: %s", k, strings.Join(off[k], ", ")))
+			}
+		}
 		if f.EtaTLimit > 0 {
 			l.Add(fmt.Sprintf("curves where ηT ≤ %g", f.EtaTLimit))
 		}
 	}
-	if !f.NoResiduals && hasPred {
+	if resid {
 		l.Add("")
 		l.Add("below: z = (meas − pred)/se")
+		if beyond > 0 {
+			l.Add(fmt.Sprintf("%d |z| > %d drawn at the edge", beyond, zCap))
+		}
 	}
 	return l
 }
