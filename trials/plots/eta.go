@@ -74,6 +74,8 @@ type EtaFigure struct {
 	GridPoints int
 	// NoResiduals leaves out the residual panel.
 	NoResiduals bool
+	// Notes are lines of text added at the end of the legend.
+	Notes []string
 }
 
 // Dashes are the line styles of EtaGroup.Dash: solid, dashed, dotted,
@@ -279,12 +281,10 @@ func (f EtaFigure) render() (*etaRendered, error) {
 	r := &etaRendered{main: newPlot(f.Title, "η", f.YLabel)}
 	m := r.main
 	m.X.Scale, m.X.Tick.Marker = plot.LogScale{}, logTicks{}
-	orders := map[int]bool{}
-	off := map[int][]string{} // order → groups whose curve is off the axes
+	li := legendInfo{orders: map[int]bool{}, drawn: map[int]bool{}, off: map[int][]string{}}
 	for i, g := range f.Groups {
 		grid := f.PredictionGrid(i)
 		for _, p := range g.Predictions {
-			orders[p.Order] = true
 			var line, up, down plotter.XYs
 			banded := false
 			for _, x := range grid {
@@ -303,12 +303,13 @@ func (f EtaFigure) render() (*etaRendered, error) {
 			if len(line) == 0 {
 				continue
 			}
+			li.orders[p.Order], li.drawn[i] = true, true
 			visible := false
 			for _, q := range line {
 				visible = visible || (q.Y >= ylo && q.Y <= yhi)
 			}
 			if !visible {
-				off[p.Order] = append(off[p.Order], g.Label)
+				li.off[p.Order] = append(li.off[p.Order], g.Label)
 			}
 			c := OrderColor(p.Order)
 			if banded && len(line) > 1 {
@@ -350,16 +351,16 @@ func (f EtaFigure) render() (*etaRendered, error) {
 	}
 	m.X.Min, m.X.Max = xlo, xhi
 	m.Y.Min, m.Y.Max = ylo, yhi
-	beyond := 0
 	if !f.NoResiduals {
-		r.resid, beyond = f.residualPlot(xlo, xhi)
+		r.resid, li.beyond = f.residualPlot(xlo, xhi)
 		if r.resid != nil {
 			// The η label and tick labels go under the residual panel.
 			m.X.Label.Text = ""
 			m.X.Tick.Marker = unlabelled{logTicks{}}
 		}
 	}
-	r.legend = f.legend(orders, off, r.resid != nil, beyond)
+	li.resid = r.resid != nil
+	r.legend = f.legend(li)
 	return r, nil
 }
 

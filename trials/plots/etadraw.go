@@ -21,12 +21,20 @@ const (
 	legendGap   = 10 // points between the plot column and the legend
 )
 
-// legend builds the legend: one entry per group (its marker and line
-// style), one per order (its colour and band), a note on the ηT limit, and
-// one on the curves wholly outside the y-range (off[k] lists the groups
-// whose order-k curve is), and with a residual panel (resid) what it shows
-// and how many of its z values (beyond) are drawn at its edge.
-func (f EtaFigure) legend(orders map[int]bool, off map[int][]string, resid bool, beyond int) plot.Legend {
+// legendInfo is what the legend says about the rendered panels.
+type legendInfo struct {
+	orders map[int]bool     // orders with a curve drawn
+	drawn  map[int]bool     // groups (by index) with a curve drawn
+	off    map[int][]string // order → groups whose curve is wholly off the axes
+	resid  bool             // a residual panel is drawn
+	beyond int              // z values drawn at the residual panel's edge
+}
+
+// legend builds the legend: one entry per group (its marker, and its line
+// style when it has a curve), one per order drawn (its colour and band),
+// notes on the curves wholly outside the y-range and on the ηT limit,
+// f.Notes, and what the residual panel shows.
+func (f EtaFigure) legend(li legendInfo) plot.Legend {
 	l := plot.NewLegend()
 	l.TextStyle.Font = font.From(sansFont, 10)
 	l.ThumbnailWidth = vg.Points(26)
@@ -34,19 +42,20 @@ func (f EtaFigure) legend(orders map[int]bool, off map[int][]string, resid bool,
 	l.Top, l.Left = true, true
 	grey := color.RGBA{0x30, 0x30, 0x30, 0xff}
 	hasPred := false
-	for _, g := range f.Groups {
+	for i, g := range f.Groups {
+		hasPred = hasPred || len(g.Predictions) > 0
 		th := []plot.Thumbnailer{}
-		if len(g.Predictions) > 0 {
-			hasPred = true
+		if li.drawn[i] {
 			th = append(th, &plotter.Line{LineStyle: draw.LineStyle{Color: grey, Width: vg.Points(1.4), Dashes: Dashes[g.Dash%len(Dashes)]}})
 		}
 		th = append(th, &plotter.Scatter{GlyphStyle: groupGlyph(g)})
 		l.Add(g.Label, th...)
 	}
-	if hasPred {
+	switch {
+	case len(li.orders) > 0:
 		l.Add("")
 		for k := 1; k <= 3; k++ {
-			if !orders[k] {
+			if !li.orders[k] {
 				continue
 			}
 			c := OrderColor(k)
@@ -55,19 +64,29 @@ func (f EtaFigure) legend(orders map[int]bool, off map[int][]string, resid bool,
 				&plotter.Line{LineStyle: draw.LineStyle{Color: c, Width: vg.Points(2)}})
 		}
 		for k := 1; k <= 3; k++ {
-			if len(off[k]) > 0 {
-				l.Add(fmt.Sprintf("order %d off the axes: %s", k, strings.Join(off[k], ", ")))
+			if len(li.off[k]) > 0 {
+				l.Add(fmt.Sprintf("order %d off the axes: %s", k, strings.Join(li.off[k], ", ")))
 			}
 		}
 		if f.EtaTLimit > 0 {
 			l.Add(fmt.Sprintf("curves where ηT ≤ %g", f.EtaTLimit))
 		}
+	case hasPred && f.EtaTLimit > 0:
+		l.Add("")
+		l.Add("no predictions drawn:")
+		l.Add(fmt.Sprintf("ηT > %g at every measured η", f.EtaTLimit))
 	}
-	if resid {
+	if len(f.Notes) > 0 {
+		l.Add("")
+		for _, n := range f.Notes {
+			l.Add(n)
+		}
+	}
+	if li.resid {
 		l.Add("")
 		l.Add("below: z = (meas − pred)/se")
-		if beyond > 0 {
-			l.Add(fmt.Sprintf("%d |z| > %d drawn at the edge", beyond, zCap))
+		if li.beyond > 0 {
+			l.Add(fmt.Sprintf("%d |z| > %d drawn at the edge", li.beyond, zCap))
 		}
 	}
 	return l

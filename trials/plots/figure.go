@@ -63,6 +63,11 @@ type Figure struct {
 	// Fits are power laws drawn as dashed lines over [XMin, XMax],
 	// labelled by Fit.String.
 	Fits []Fit
+	// DataRange lets only the measured and scatter points with their
+	// intervals (and the fits) set the axes when there are any; Lines are
+	// clipped to that range, so a prediction far outside where it holds
+	// cannot flatten the data.
+	DataRange bool
 }
 
 // RenderInfo says what a figure could not show as given.
@@ -185,7 +190,12 @@ func (f Figure) Render() (*plot.Plot, RenderInfo, error) {
 	// Data ranges.
 	xr, yr := newSpan(), newSpan()
 	kept := 0
-	for _, group := range [][][]cpt{measured, lines, scatter} {
+	rangeGroups := [][][]cpt{measured, lines, scatter}
+	if f.DataRange && (countPts(measured)+countPts(scatter) > 0) {
+		rangeGroups = [][][]cpt{measured, scatter}
+		kept += countPts(lines)
+	}
+	for _, group := range rangeGroups {
 		for _, pts := range group {
 			for _, q := range pts {
 				kept++
@@ -466,7 +476,7 @@ func samples(lo, hi float64, n int, log bool) []float64 {
 }
 
 // placeLegend puts the legend in the corner (a box of 40% of each axis)
-// holding the fewest data points, preferring top right, top left, bottom
+// holding the fewest data points inside the axes, preferring top right, top left, bottom
 // right, bottom left on ties, inset a little from the axes.
 func placeLegend(p *plot.Plot, groups [][][]cpt) {
 	var counts [4]int // top right, top left, bottom right, bottom left
@@ -474,6 +484,9 @@ func placeLegend(p *plot.Plot, groups [][][]cpt) {
 		for _, pts := range group {
 			for _, q := range pts {
 				nx, ny := p.X.Norm(q.x), p.Y.Norm(q.y)
+				if nx < 0 || nx > 1 || ny < 0 || ny > 1 {
+					continue // outside the axes (a clipped line)
+				}
 				top, bottom := ny > 0.6, ny < 0.4
 				right, left := nx > 0.6, nx < 0.4
 				switch {
@@ -505,6 +518,15 @@ func placeLegend(p *plot.Plot, groups [][][]cpt) {
 	if !p.Legend.Top {
 		p.Legend.YOffs = inset
 	}
+}
+
+// countPts is the number of points in the series.
+func countPts(series [][]cpt) int {
+	n := 0
+	for _, pts := range series {
+		n += len(pts)
+	}
+	return n
 }
 
 func plural(n int, one, many string) string {

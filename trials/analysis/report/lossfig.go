@@ -147,6 +147,7 @@ func (b *builder) measuredOnly(m config.Model, init int) error {
 	}
 	if len(groups) > 0 {
 		f := etaFigure(fmt.Sprintf("%s init %d: test-loss change", m.Key(), init), lossQuantity, groups, b.opt.EtaTLimit)
+		f.Notes = []string{"no statistics: no predictions", "(perturb stats, see report)"}
 		png, err := b.save(f, fmt.Sprintf("%s-%s-init%d-loss", c.Name, m.Key(), init))
 		if err != nil {
 			return err
@@ -197,6 +198,40 @@ func joinList(xs []string) string {
 			s += ", "
 		}
 		s += x
+	}
+	return s
+}
+
+// denseLine samples the prediction f on 200 log-spaced η over the
+// measured range [etas[0], etas[len−1]], keeping those with η·T ≤ limit
+// (T ≤ 0: all), as a line for a plots.Figure: |value| without a band when
+// abs (for log axes), else the value with a band of ±1.96 se. Points where
+// f is NaN are left out.
+func denseLine(label string, etas []float64, T, limit float64, f func(float64) (float64, float64), abs bool) plots.Series {
+	s := plots.Series{Label: label}
+	if len(etas) == 0 {
+		return s
+	}
+	lo, hi := etas[0], etas[0]
+	for _, e := range etas {
+		lo, hi = math.Min(lo, e), math.Max(hi, e)
+	}
+	if !(lo > 0) {
+		return s
+	}
+	fig := plots.EtaFigure{Groups: []plots.EtaGroup{{T: T, Measured: []plots.EtaPoint{{Eta: lo}, {Eta: hi}}}}, EtaTLimit: limit}
+	if T <= 0 {
+		fig.EtaTLimit = 0
+	}
+	for _, eta := range fig.PredictionGrid(0) {
+		v, se := f(eta)
+		switch {
+		case math.IsNaN(v):
+		case abs:
+			s.Points = append(s.Points, plots.Point{X: eta, Y: math.Abs(v)})
+		default:
+			s.Points = append(s.Points, plots.Point{X: eta, Y: v, Lo: v - 1.96*se, Hi: v + 1.96*se})
+		}
 	}
 	return s
 }

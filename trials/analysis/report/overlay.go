@@ -40,7 +40,7 @@ func Overlay(runs []*Run, dir string, opt PlotOptions) ([]string, error) {
 	}
 	srcs := overlaySources(runs, opt.DTypes)
 	if len(srcs) == 0 {
-		return nil, fmt.Errorf("plot: no trials to plot (dtypes %v)", opt.DTypes)
+		return nil, fmt.Errorf("no trials to plot (dtypes %v)", opt.DTypes)
 	}
 	type modelInit struct {
 		model string
@@ -77,14 +77,23 @@ func Overlay(runs []*Run, dir string, opt PlotOptions) ([]string, error) {
 			continue
 		}
 		f := etaFigure(fmt.Sprintf("%s init %d: test-loss change", k.model, k.init), lossQuantity, groups, opt.EtaTLimit)
+		for _, src := range srcs {
+			if _, ok := statsOf(src.run, k.model, k.init); !ok {
+				what := "no statistics: no predictions"
+				if src.label != "" {
+					what = src.label + ": no statistics"
+				}
+				f.Notes = append(f.Notes, what)
+			}
+		}
 		png, _, err := f.Save(dir, sanitize(fmt.Sprintf("plot-%s-init%d", k.model, k.init)))
 		if err != nil {
-			return nil, fmt.Errorf("plot %s init %d: %w", k.model, k.init, err)
+			return nil, fmt.Errorf("%s init %d: %w", k.model, k.init, err)
 		}
 		paths = append(paths, png)
 	}
 	if len(paths) == 0 {
-		return nil, fmt.Errorf("plot: no (model, init) has measured trials to plot")
+		return nil, fmt.Errorf("no (model, init) has measured trials to plot")
 	}
 	return paths, nil
 }
