@@ -63,10 +63,24 @@ func (f EtaFigure) legend(li legendInfo) plot.Legend {
 				&plotter.Polygon{Color: translucent(c, 0x26)},
 				&plotter.Line{LineStyle: draw.LineStyle{Color: c, Width: vg.Points(2)}})
 		}
+		// One note per set of groups: "orders 1, 3 off the axes: sgd".
+		var sets []string
+		orders := map[string][]string{}
 		for k := 1; k <= 3; k++ {
 			if len(li.off[k]) > 0 {
-				l.Add(fmt.Sprintf("order %d off the axes: %s", k, strings.Join(li.off[k], ", ")))
+				set := strings.Join(li.off[k], ", ")
+				if _, ok := orders[set]; !ok {
+					sets = append(sets, set)
+				}
+				orders[set] = append(orders[set], fmt.Sprint(k))
 			}
+		}
+		for _, set := range sets {
+			word := "order"
+			if len(orders[set]) > 1 {
+				word = "orders"
+			}
+			l.Add(fmt.Sprintf("%s %s off the axes: %s", word, strings.Join(orders[set], ", "), set))
 		}
 		if f.EtaTLimit > 0 {
 			l.Add(fmt.Sprintf("curves where ηT ≤ %g", f.EtaTLimit))

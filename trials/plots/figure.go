@@ -476,28 +476,48 @@ func samples(lo, hi float64, n int, log bool) []float64 {
 }
 
 // placeLegend puts the legend in the corner (a box of 40% of each axis)
-// holding the fewest data points inside the axes, preferring top right, top left, bottom
+// holding the fewest data inside the axes (markers, points along their
+// error bars, and lines, each line weighing as five markers), preferring top right, top left, bottom
 // right, bottom left on ties, inset a little from the axes.
 func placeLegend(p *plot.Plot, groups [][][]cpt) {
-	var counts [4]int // top right, top left, bottom right, bottom left
-	for _, group := range groups {
+	var counts [4]float64 // top right, top left, bottom right, bottom left
+	add := func(x, y, w float64) {
+		nx, ny := p.X.Norm(x), p.Y.Norm(y)
+		if nx < 0 || nx > 1 || ny < 0 || ny > 1 {
+			return // outside the axes (a clipped line)
+		}
+		top, bottom := ny > 0.6, ny < 0.4
+		right, left := nx > 0.6, nx < 0.4
+		switch {
+		case top && right:
+			counts[0] += w
+		case top && left:
+			counts[1] += w
+		case bottom && right:
+			counts[2] += w
+		case bottom && left:
+			counts[3] += w
+		}
+	}
+	for gi, group := range groups {
 		for _, pts := range group {
 			for _, q := range pts {
-				nx, ny := p.X.Norm(q.x), p.Y.Norm(q.y)
-				if nx < 0 || nx > 1 || ny < 0 || ny > 1 {
-					continue // outside the axes (a clipped line)
+				if gi == 1 {
+					// A line weighs as much as five markers spread along it,
+					// however densely it is sampled.
+					add(q.x, q.y, 5/float64(len(pts)))
+					continue
 				}
-				top, bottom := ny > 0.6, ny < 0.4
-				right, left := nx > 0.6, nx < 0.4
-				switch {
-				case top && right:
-					counts[0]++
-				case top && left:
-					counts[1]++
-				case bottom && right:
-					counts[2]++
-				case bottom && left:
-					counts[3]++
+				add(q.x, q.y, 1)
+				// Error bars: four points along each, half a marker each.
+				for k := 1; k <= 4; k++ {
+					t := float64(k) / 5
+					if q.ylo != q.y || q.yhi != q.y {
+						add(q.x, interp(q.ylo, q.yhi, t, p.Y.Scale), 0.5)
+					}
+					if q.xlo != q.x || q.xhi != q.x {
+						add(interp(q.xlo, q.xhi, t, p.X.Scale), q.y, 0.5)
+					}
 				}
 			}
 		}
@@ -518,6 +538,15 @@ func placeLegend(p *plot.Plot, groups [][][]cpt) {
 	if !p.Legend.Top {
 		p.Legend.YOffs = inset
 	}
+}
+
+// interp returns the point a fraction t of the way from lo to hi, evenly in
+// log on a log scale.
+func interp(lo, hi, t float64, sc plot.Normalizer) float64 {
+	if _, ok := sc.(plot.LogScale); ok && lo > 0 && hi > 0 {
+		return lo * math.Pow(hi/lo, t)
+	}
+	return lo + t*(hi-lo)
 }
 
 // countPts is the number of points in the series.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,7 +44,30 @@ func encodePage(w, h vg.Length, drawPage func(draw.Canvas)) (pngData, svgData, p
 // savePlot writes p as dir/name.png, dir/name.svg and dir/name.pdf,
 // creating dir if needed. It returns the PNG and SVG paths.
 func savePlot(p *plot.Plot, dir, name string) (pngPath, svgPath string, err error) {
-	return savePage(Width, Height, p.Draw, dir, name)
+	return savePage(Width, Height, func(c draw.Canvas) { drawPlot(p, c) }, dir, name)
+}
+
+// drawPlot draws p on c. On a logarithmic y axis it draws the y label
+// itself, centred on the data area: gonum/plot (v0.17) reserves the
+// label's space around the arithmetic mean of the axis range, which on a
+// log axis lies near the top, and so pads the top of the plot with a band
+// as high as half the label is long.
+func drawPlot(p *plot.Plot, c draw.Canvas) {
+	if _, ok := p.Y.Scale.(plot.LogScale); !ok || p.Y.Label.Text == "" {
+		p.Draw(c)
+		return
+	}
+	label := p.Y.Label.Text
+	p.Y.Label.Text = ""
+	defer func() { p.Y.Label.Text = label }()
+	sty := p.Y.Label.TextStyle
+	h := sty.Height(label)
+	descent := sty.FontExtents().Descent
+	inner := draw.Crop(c, h+p.Y.Label.Padding, 0, 0, 0)
+	sty.Rotation += math.Pi / 2
+	dc := p.DataCanvas(inner)
+	c.FillText(sty, vg.Point{X: c.Min.X + h - descent, Y: dc.Center().Y}, label)
+	p.Draw(inner)
 }
 
 // savePage writes the w×h page drawn by drawPage as dir/name.png,
