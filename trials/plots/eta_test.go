@@ -172,3 +172,47 @@ func TestEtaRenderErrors(t *testing.T) {
 		t.Error("a prediction without At rendered")
 	}
 }
+
+// TestFigureDataRange: with DataRange a line far outside the data (a
+// prediction of −160) does not set the y axis; without it, it does.
+func TestFigureDataRange(t *testing.T) {
+	meas := Series{Label: "measured", Points: []Point{{X: 0.1, Y: -0.2, Lo: -0.25, Hi: -0.15}, {X: 1, Y: -0.5, Lo: -0.6, Hi: -0.4}}}
+	line := Series{Label: "order 3", Points: []Point{{X: 0.1, Y: -0.21}, {X: 0.5, Y: -20}, {X: 1, Y: -160}}}
+	f := Figure{Title: "wild", LogX: true, Measured: []Series{meas}, Lines: []Series{line}, DataRange: true}
+	p, _, err := f.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Y.Min < -0.61 || p.Y.Max > -0.14 {
+		t.Errorf("DataRange: y [%g, %g], want the measured [-0.6, -0.15]", p.Y.Min, p.Y.Max)
+	}
+	f.DataRange = false
+	if p, _, err = f.Render(); err != nil {
+		t.Fatal(err)
+	}
+	if p.Y.Min > -160 {
+		t.Errorf("without DataRange: y min %g, want the line's -160", p.Y.Min)
+	}
+}
+
+// TestEtaDeterministic saves the same EtaFigure twice and compares the
+// PNG and SVG bytes (the PDF holds its creation time).
+func TestEtaDeterministic(t *testing.T) {
+	var files [2][2][]byte
+	for run := range 2 {
+		p, s, err := etaFigure().Save(t.TempDir(), "eta")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, path := range []string{p, s} {
+			if files[run][k], err = os.ReadFile(path); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for k, ext := range []string{"PNG", "SVG"} {
+		if !bytes.Equal(files[0][k], files[1][k]) {
+			t.Errorf("%s differs between two saves of the same figure", ext)
+		}
+	}
+}
