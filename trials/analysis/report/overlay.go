@@ -56,7 +56,7 @@ func Overlay(runs []*Run, dir string, opt PlotOptions) ([]string, error) {
 			}
 		}
 	}
-	warned := map[*Run]bool{}
+	missing := map[*Run][]string{} // run → "model init k" without statistics
 	var paths []string
 	for _, k := range keys {
 		var groups []plots.EtaGroup
@@ -67,10 +67,10 @@ func Overlay(runs []*Run, dir string, opt PlotOptions) ([]string, error) {
 				return nil, err
 			}
 			groups = append(groups, g...)
-			if _, ok := statsOf(src.run, k.model, k.init); !ok && len(g) > 0 && !warned[src.run] {
-				warned[src.run] = true
-				fmt.Fprintf(w, "plot: %s has no statistics for %s init %d: its measured points are drawn without predictions; run\n  %s\nfor them.\n",
-					src.run.Dir, k.model, k.init, statsHint(src.run))
+			if _, ok := statsOf(src.run, k.model, k.init); !ok && len(g) > 0 {
+				if what := fmt.Sprintf("%s init %d", k.model, k.init); !slices.Contains(missing[src.run], what) {
+					missing[src.run] = append(missing[src.run], what)
+				}
 			}
 		}
 		if len(groups) == 0 {
@@ -91,6 +91,12 @@ func Overlay(runs []*Run, dir string, opt PlotOptions) ([]string, error) {
 			return nil, fmt.Errorf("%s init %d: %w", k.model, k.init, err)
 		}
 		paths = append(paths, png)
+	}
+	for _, r := range runs {
+		if len(missing[r]) > 0 {
+			fmt.Fprintf(w, "plot: %s has no statistics for %s: its measured points are drawn without predictions; for them run\n  %s\n",
+				r.Dir, joinList(missing[r]), statsHint(r))
+		}
 	}
 	if len(paths) == 0 {
 		return nil, fmt.Errorf("no (model, init) has measured trials to plot")
