@@ -52,14 +52,14 @@ func plotCmd(args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	}
 	if !(*limit > 0) {
-		return fmt.Errorf("plot: --eta-t-limit %g: want a positive number", *limit)
+		return fmt.Errorf("--eta-t-limit %g: want a positive number", *limit)
 	}
 	var dtypes []string
 	if *dtype != "" {
 		for _, d := range strings.Split(*dtype, ",") {
 			d = strings.TrimSpace(d)
 			if !slices.Contains(config.DTypes, d) {
-				return fmt.Errorf("plot: --dtype %q: %q is not a dtype; use %s", *dtype, d, strings.Join(config.DTypes, ", "))
+				return fmt.Errorf("--dtype %q: %q is not a dtype; use %s", *dtype, d, strings.Join(config.DTypes, ", "))
 			}
 			dtypes = append(dtypes, d)
 		}

@@ -341,6 +341,9 @@ func (b *builder) predictions(m config.Model, init int, est predict.Estimates) e
 		if err != nil {
 			return err
 		}
+		if len(groups) == 0 {
+			continue // no finished trial to draw
+		}
 		f := etaFigure(fmt.Sprintf("%s init %d: %s", m.Key(), init, q.title), q.quantity, groups, b.opt.EtaTLimit)
 		png, err := b.save(f, fmt.Sprintf("%s-%s-init%d-%s", c.Name, m.Key(), init, q.name))
 		if err != nil {
