@@ -19,6 +19,7 @@ const (
 	mainHeight  = 4 * vg.Inch
 	residHeight = 1.7 * vg.Inch
 	legendGap   = 10 // points between the plot column and the legend
+	legendRight = 8  // points right of the legend's longest entry
 )
 
 // legendInfo is what the legend says about the rendered panels.
@@ -135,7 +136,7 @@ func (e *EtaPanels) Size() (w, h vg.Length) {
 	if e.Residual != nil {
 		h += residHeight
 	}
-	return Width + e.legendWidth() + vg.Points(legendGap), h
+	return Width + e.legendWidth() + vg.Points(legendGap+legendRight), h
 }
 
 // legendWidth is the width of the legend's longest entry.
@@ -148,7 +149,7 @@ func (e *EtaPanels) legendWidth() vg.Length {
 // the left column, their data areas aligned, and the legend to the right
 // at the top of the main panel's data area.
 func (e *EtaPanels) Draw(c draw.Canvas) {
-	lw := e.legendWidth() + vg.Points(legendGap)
+	lw := e.legendWidth() + vg.Points(legendGap+legendRight)
 	col := draw.Crop(c, 0, -lw, 0, 0)
 	mainC, residC := col, col
 	if e.Residual != nil {
