@@ -369,6 +369,10 @@ func (b *builder) meanEstimation() error {
 	var pred, zero, hs []float64
 	var okT []bool
 	better, worse, total := 0, 0, 0
+	// The curve over H is drawn densely when every point shares S, θ₀, η,
+	// T and N (it is then a function of H alone).
+	var common meSetting
+	mixed := false
 	for _, m := range c.Models {
 		if !m.IsLandscape() || (m.Name != "mean-estimation" && m.Name != "mean-estimation-l2") {
 			continue
@@ -391,6 +395,12 @@ func (b *builder) meanEstimation() error {
 					return err
 				}
 				p := h/2*decay*decay*th0*th0 + over
+				setting := meSetting{sd, th0, e, t, n}
+				if len(hs) == 0 {
+					common = setting
+				} else if setting != common {
+					mixed = true
+				}
 				ms, pred, zero, hs = append(ms, s), append(pred, p), append(zero, 0), append(hs, h)
 				okT = append(okT, true)
 				row := []string{m.Key(), fmt.Sprint(h), fmt.Sprint(eta), fmtPM(s.Mean, s.SE), fmt.Sprintf("%.4g", p), fmt.Sprintf("%+.2f", (s.Mean-p)/s.SE), ""}
@@ -434,6 +444,9 @@ func (b *builder) meanEstimation() error {
 	if len(sticS.Points) > 0 {
 		fig.Measured = append(fig.Measured, sticS)
 	}
+	if !mixed {
+		line = denseLine(line.Label, hs, 0, 0, common.loss, false)
+	}
 	fig.Lines = append(fig.Lines, line)
 	png, err := b.save(fig, fmt.Sprintf("%s-mean-estimation", c.Name))
 	if err != nil {
@@ -442,4 +455,23 @@ func (b *builder) meanEstimation() error {
 	sec.Figures = append(sec.Figures, png)
 	b.sections = append(b.sections, sec)
 	return nil
+}
+
+// meSetting is what Corollary 2's resummed Mean Estimation loss depends on
+// besides H: the noise S, the start θ₀, the step η, the steps T and the
+// training-set size N.
+type meSetting struct {
+	sd, th0, eta float64
+	t, n         int
+}
+
+// loss is the resummed prediction at curvature h (NaN where Overfit
+// fails); the standard error is 0 (the prediction is exact).
+func (m meSetting) loss(h float64) (float64, float64) {
+	decay := math.Pow(1-m.eta*h, float64(m.t))
+	over, _, err := predict.Overfit([][]float64{{h}}, [][]float64{{m.sd * m.sd}}, m.n, m.eta, m.t, false)
+	if err != nil {
+		return math.NaN(), 0
+	}
+	return h/2*decay*decay*m.th0*m.th0 + over, 0
 }
