@@ -282,6 +282,14 @@ func (f EtaFigure) render() (*etaRendered, error) {
 	m := r.main
 	m.X.Scale, m.X.Tick.Marker = plot.LogScale{}, logTicks{}
 	li := legendInfo{orders: map[int]bool{}, drawn: map[int]bool{}, off: map[int][]string{}}
+	// Bands get fainter the more groups overlay theirs.
+	predicted := 0
+	for _, g := range f.Groups {
+		if len(g.Predictions) > 0 {
+			predicted++
+		}
+	}
+	bandAlpha := uint8(max(10, 2*0x26/(predicted+1)))
 	for i, g := range f.Groups {
 		grid := f.PredictionGrid(i)
 		for _, p := range g.Predictions {
@@ -317,7 +325,7 @@ func (f EtaFigure) render() (*etaRendered, error) {
 				for j := len(down) - 1; j >= 0; j-- {
 					ring = append(ring, down[j])
 				}
-				m.Add(&plotter.Polygon{XYs: []plotter.XYs{ring}, Color: translucent(c, 0x26)})
+				m.Add(&plotter.Polygon{XYs: []plotter.XYs{ring}, Color: translucent(c, bandAlpha)})
 			}
 			sty := draw.LineStyle{Color: c, Width: vg.Points(1.6), Dashes: Dashes[g.Dash%len(Dashes)]}
 			if len(line) == 1 {

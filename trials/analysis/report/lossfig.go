@@ -63,12 +63,16 @@ func etaGroups(src etaSource, model string, init int, q quantity, color *int) ([
 	c := src.run.Config
 	est, haveStats := statsOf(src.run, model, init)
 	var groups []plots.EtaGroup
-	others := 0
+	// The first sgd is solid and the first gd dashed; every other
+	// optimiser takes the next style not yet used (dotted, dash-dot, ...).
+	used := map[int]bool{}
+	next := 2
 	for _, o := range c.Optimizers {
-		dash := plots.DashFor(o.Name, others)
-		if o.Name != "sgd" && o.Name != "gd" {
-			others++
+		dash := plots.DashFor(o.Name, 0)
+		if dash >= 2 || used[dash] {
+			dash, next = next, 2+(next-1)%(len(plots.Dashes)-2)
 		}
+		used[dash] = true
 		label := o.Label
 		if src.label != "" {
 			label = src.label + " " + o.Label
