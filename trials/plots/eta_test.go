@@ -216,3 +216,42 @@ func TestEtaDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestPairLines: with PairLines a line takes its measured series' colour,
+// so a figure of one measured series and one line uses one palette colour.
+func TestPairLines(t *testing.T) {
+	count := func(pair bool) int {
+		f := Figure{Title: "pair", LogX: true, PairLines: pair,
+			Measured: []Series{{Label: "E = 2 measured", Points: []Point{{X: 0.01, Y: 1}, {X: 0.1, Y: 2}}}},
+			Lines:    []Series{{Label: "E = 2 order 3", Points: []Point{{X: 0.01, Y: 1.1}, {X: 0.05, Y: 1.5}, {X: 0.1, Y: 2.1}}}}}
+		p, _, err := f.Save(t.TempDir(), "pair")
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		b := img.Bounds()
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				r, g, bb, _ := img.At(x, y).RGBA()
+				if c := Palette[1]; uint8(r>>8) == c.R && uint8(g>>8) == c.G && uint8(bb>>8) == c.B {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	if n := count(false); n < 20 {
+		t.Errorf("without PairLines the line's own colour has %d pixels, want many", n)
+	}
+	if n := count(true); n != 0 {
+		t.Errorf("with PairLines the second palette colour has %d pixels, want 0", n)
+	}
+}

@@ -68,6 +68,9 @@ type Figure struct {
 	// clipped to that range, so a prediction far outside where it holds
 	// cannot flatten the data.
 	DataRange bool
+	// PairLines gives Lines[i] the colour of Measured[i] (a prediction
+	// beside its measurement) instead of a colour of its own.
+	PairLines bool
 }
 
 // RenderInfo says what a figure could not show as given.
@@ -286,6 +289,11 @@ func (f Figure) Render() (*plot.Plot, RenderInfo, error) {
 	}
 
 	ci := len(f.Measured) // colour index of the first line series
+	if f.PairLines {
+		ci = 0
+	}
+	// Bands fade with the number of lines overlaying theirs.
+	bandAlpha := uint8(max(0x14, 2*0x40/(len(lines)+1)))
 	for i, pts := range lines {
 		c := seriesColor(ci + i)
 		if len(pts) == 0 {
@@ -304,7 +312,7 @@ func (f Figure) Render() (*plot.Plot, RenderInfo, error) {
 			for j := len(pts) - 1; j >= 0; j-- {
 				ring = append(ring, plotter.XY{X: pts[j].x, Y: pts[j].ylo})
 			}
-			band := &plotter.Polygon{XYs: []plotter.XYs{ring}, Color: translucent(c, 0x40)}
+			band := &plotter.Polygon{XYs: []plotter.XYs{ring}, Color: translucent(c, bandAlpha)}
 			p.Add(band)
 			th = append(th, band)
 		}

@@ -164,7 +164,7 @@ func (b *builder) epochs(m config.Model, init int, est predict.Estimates) error 
 	sec := Section{Title: fmt.Sprintf("%s: %s, init %d — E epochs at η/E against one epoch (Corollary 4)", c.Name, m.Key(), init)}
 	sec.Text = append(sec.Text, "Paired differences of the test loss (E-epoch SGD at η/E minus one-epoch SGD at η, same training sets) with 95% intervals, and the predicted difference to order 2 and 3.")
 	sec.Table = [][]string{{"epochs", "η", "measured", "order 2", "order 3"}}
-	fig := plots.Figure{Title: fmt.Sprintf("%s init %d: E epochs at η/E − one epoch", m.Key(), init), XLabel: "η", YLabel: "paired test-loss difference", LogX: true, DataRange: true}
+	fig := plots.Figure{Title: fmt.Sprintf("%s init %d: E epochs at η/E − one epoch", m.Key(), init), XLabel: "η", YLabel: "paired test-loss difference", LogX: true, DataRange: true, PairLines: true}
 	for _, o := range c.Optimizers {
 		if o.Name != "sgd" || o.Epochs < 2 || o.Batch != one.Batch || math.Abs(o.Scale()*float64(o.Epochs)-1) > 1e-9 {
 			continue
@@ -189,9 +189,10 @@ func (b *builder) epochs(m config.Model, init int, est predict.Estimates) error 
 			continue
 		}
 		fig.Measured = append(fig.Measured, ser)
-		if line = denseLine(line.Label, etas, float64(one.Steps), b.opt.EtaTLimit, evalAt(est, poly, 3), false); len(line.Points) > 0 {
-			fig.Lines = append(fig.Lines, line)
-		}
+		// Always appended, even empty, so that Lines[i] pairs with
+		// Measured[i] (PairLines).
+		line = denseLine(line.Label, etas, float64(one.Steps), b.opt.EtaTLimit, evalAt(est, poly, 3), false)
+		fig.Lines = append(fig.Lines, line)
 		for k := 0; k < 2; k++ {
 			ag, _, worst, n := agreement(meas, pred[k], predSE[k], okT, etas)
 			if n == 0 {
