@@ -124,6 +124,7 @@ var GroupPalette = []color.RGBA{
 	Palette[3], Palette[4], Palette[5], Palette[6], Palette[7], Palette[8], Palette[9],
 }
 
+// groupColor is the i-th marker colour of GroupPalette, cycling.
 func groupColor(i int) color.RGBA {
 	return GroupPalette[((i%len(GroupPalette))+len(GroupPalette))%len(GroupPalette)]
 }
