@@ -41,7 +41,7 @@ a fitted power law; they use --sweep-directions, --sweep-steps (h from
 first initialisation in float64 and in bf16 and fp16 (--train-precisions)
 for --train-trials trials per eta of the config, and reports the drift.
 
-Writes DIR/noise.json, CSV tables, PNG and SVG plots and noise.md (DIR
+Writes DIR/noise.json, CSV tables, PNG, SVG and PDF plots and noise.md (DIR
 defaults to runs/NAME/noise, where "perturb report runs/NAME" finds it;
 "perturb report DIR" reports the study alone). TF32 (tensor-core
 products) is not emulated on the CPU; it is for the GPU build (issue 7).

@@ -19,7 +19,7 @@ func init() {
 		short: "write a Markdown report with plots: measurements against the theory's predictions, with verdicts",
 		long: `Reads each RUN (a run directory: results.sqlite, and stats.json from
 "perturb stats RUN" for the predictions) and writes DIR/report.md
-with PNG and SVG figures: the measured mean test-loss change with 95%
+with PNG, SVG and PDF figures: the measured mean test-loss change with 95%
 intervals against η beside the order-1/2/3 predictions, the generalisation
 gap, GD and GDC against SGD (Corollary 3) on log-log axes with fitted
 slopes, E epochs against one (Corollary 4), SGD against SDE (Corollary 5),
@@ -31,6 +31,11 @@ verdict computed by the stated test.
 A floating-point noise study stored with a run (RUN/noise/noise.json from
 "perturb noise") adds its tables, plots and verdicts; a RUN may also be an
 output folder of "perturb noise" itself.
+Predictions are drawn on a dense η grid only where ηT is at most
+--eta-t-limit (the same limit the verdicts use); the axes are set by the
+measurements, and a residual panel shows z per order. A RUN without
+stats.json still gets its measured loss against η. To overlay several
+runs or dtypes in one figure, use "perturb plot".
 DIR defaults to the first RUN's report/ folder.`,
 		run: reportCmd,
 	})
@@ -80,7 +85,7 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	rep := &report.Report{}
 	if len(runs) > 0 {
-		if rep, err = report.Build(runs, dir, report.Options{EtaTLimit: *limit}); err != nil {
+		if rep, err = report.Build(runs, dir, report.Options{EtaTLimit: *limit, Stderr: stderr}); err != nil {
 			return err
 		}
 	}

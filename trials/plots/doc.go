@@ -4,11 +4,23 @@
 // in both directions, fitted power laws, and histograms of noise draws.
 //
 // A [Figure] is a plain value describing one plot; [Figure.Save] writes it as
-// dir/name.png (6×4 inch at [DPI] dots per inch) and dir/name.svg, each
-// through a temporary file renamed into place, so a reader never sees a half
-// written file. [Histogram] builds the histogram of a sample, optionally with
-// the normal density of the same mean and standard deviation; it saves the
-// same way.
+// dir/name.png (6×4 inch at [DPI] dots per inch), dir/name.svg and
+// dir/name.pdf, each through a temporary file renamed into place, so a
+// reader never sees a half written file. [Histogram] builds the histogram of
+// a sample, optionally with the normal density of the same mean and standard
+// deviation; it saves the same way. With Figure.DataRange only the measured
+// and scatter points set the axes, and prediction lines are clipped to them.
+//
+// An [EtaFigure] is a measured quantity against η with its predictions of
+// order 1, 2 and 3: the predictions are evaluated on a dense log-spaced η
+// grid over the measured range (200 points, see [EtaFigure.PredictionGrid])
+// and drawn only where η·T is within EtaTLimit; the y-range is set by the
+// measured points and their 95% intervals (plus a margin), never by a
+// prediction; colour goes by order, line style by optimiser ([DashFor]:
+// solid sgd, dashed gd, dotted and dash-dot others) and marker by
+// optimiser (or run); a residual panel below shows z = (measured −
+// predicted)/√(se² + se_pred²) per order at the measured η with guides at
+// ±1.96; the legend stands in a column right of the panels.
 //
 // Log axes. With LogX or LogY set, values that a log axis cannot show are
 // dropped: a point whose coordinate on a log axis is not positive is left out
@@ -21,11 +33,14 @@
 //
 // Determinism. Rendering uses no clock, no randomness and no map iteration:
 // the same figure gives byte-identical SVG and PNG files (both are checked by
-// the tests). The SVG names the Liberation Sans font without embedding it;
+// the tests); the PDF records its creation time. The SVG names the Liberation Sans font without embedding it;
 // Liberation Sans is metric-compatible with Arial, the usual fallback.
 //
-// Colours. Every series (measured, line, scatter, fit, in that order) takes
-// the next colour of a ten-colour palette (the "Tableau 10" colours) and the
-// next marker shape, so series are distinct even past ten. The legend goes
-// in the corner of the plot with the fewest data points.
+// Colours. In a Figure every series (measured, line, scatter, fit, in that
+// order) takes the next colour of a ten-colour palette (the "Tableau 10"
+// colours) and the next marker shape, so series are distinct even past ten.
+// The legend goes in the corner of the plot with the fewest data (markers,
+// error bars, lines). An EtaFigure colours its curves by order
+// ([OrderColor]) and its markers from [GroupPalette], which holds no order
+// colour.
 package plots

@@ -63,6 +63,14 @@ type Figure struct {
 	// Fits are power laws drawn as dashed lines over [XMin, XMax],
 	// labelled by Fit.String.
 	Fits []Fit
+	// DataRange lets only the measured and scatter points with their
+	// intervals (and the fits) set the axes when there are any; Lines are
+	// clipped to that range, so a prediction far outside where it holds
+	// cannot flatten the data.
+	DataRange bool
+	// PairLines gives Lines[i] the colour of Measured[i] (a prediction
+	// beside its measurement) instead of a colour of its own.
+	PairLines bool
 }
 
 // RenderInfo says what a figure could not show as given.
@@ -185,7 +193,12 @@ func (f Figure) Render() (*plot.Plot, RenderInfo, error) {
 	// Data ranges.
 	xr, yr := newSpan(), newSpan()
 	kept := 0
-	for _, group := range [][][]cpt{measured, lines, scatter} {
+	rangeGroups := [][][]cpt{measured, lines, scatter}
+	if f.DataRange && (countPts(measured)+countPts(scatter) > 0) {
+		rangeGroups = [][][]cpt{measured, scatter}
+		kept += countPts(lines)
+	}
+	for _, group := range rangeGroups {
 		for _, pts := range group {
 			for _, q := range pts {
 				kept++
@@ -276,6 +289,11 @@ func (f Figure) Render() (*plot.Plot, RenderInfo, error) {
 	}
 
 	ci := len(f.Measured) // colour index of the first line series
+	if f.PairLines {
+		ci = 0
+	}
+	// Bands fade with the number of lines overlaying theirs.
+	bandAlpha := uint8(max(0x14, 2*0x40/(len(lines)+1)))
 	for i, pts := range lines {
 		c := seriesColor(ci + i)
 		if len(pts) == 0 {
@@ -294,7 +312,7 @@ func (f Figure) Render() (*plot.Plot, RenderInfo, error) {
 			for j := len(pts) - 1; j >= 0; j-- {
 				ring = append(ring, plotter.XY{X: pts[j].x, Y: pts[j].ylo})
 			}
-			band := &plotter.Polygon{XYs: []plotter.XYs{ring}, Color: translucent(c, 0x40)}
+			band := &plotter.Polygon{XYs: []plotter.XYs{ring}, Color: translucent(c, bandAlpha)}
 			p.Add(band)
 			th = append(th, band)
 		}
@@ -466,25 +484,48 @@ func samples(lo, hi float64, n int, log bool) []float64 {
 }
 
 // placeLegend puts the legend in the corner (a box of 40% of each axis)
-// holding the fewest data points, preferring top right, top left, bottom
+// holding the fewest data inside the axes (markers, points along their
+// error bars, and lines, each line weighing as five markers), preferring top right, top left, bottom
 // right, bottom left on ties, inset a little from the axes.
 func placeLegend(p *plot.Plot, groups [][][]cpt) {
-	var counts [4]int // top right, top left, bottom right, bottom left
-	for _, group := range groups {
+	var counts [4]float64 // top right, top left, bottom right, bottom left
+	add := func(x, y, w float64) {
+		nx, ny := p.X.Norm(x), p.Y.Norm(y)
+		if nx < 0 || nx > 1 || ny < 0 || ny > 1 {
+			return // outside the axes (a clipped line)
+		}
+		top, bottom := ny > 0.6, ny < 0.4
+		right, left := nx > 0.6, nx < 0.4
+		switch {
+		case top && right:
+			counts[0] += w
+		case top && left:
+			counts[1] += w
+		case bottom && right:
+			counts[2] += w
+		case bottom && left:
+			counts[3] += w
+		}
+	}
+	for gi, group := range groups {
 		for _, pts := range group {
 			for _, q := range pts {
-				nx, ny := p.X.Norm(q.x), p.Y.Norm(q.y)
-				top, bottom := ny > 0.6, ny < 0.4
-				right, left := nx > 0.6, nx < 0.4
-				switch {
-				case top && right:
-					counts[0]++
-				case top && left:
-					counts[1]++
-				case bottom && right:
-					counts[2]++
-				case bottom && left:
-					counts[3]++
+				if gi == 1 {
+					// A line weighs as much as five markers spread along it,
+					// however densely it is sampled.
+					add(q.x, q.y, 5/float64(len(pts)))
+					continue
+				}
+				add(q.x, q.y, 1)
+				// Error bars: four points along each, half a marker each.
+				for k := 1; k <= 4; k++ {
+					t := float64(k) / 5
+					if q.ylo != q.y || q.yhi != q.y {
+						add(q.x, interp(q.ylo, q.yhi, t, p.Y.Scale), 0.5)
+					}
+					if q.xlo != q.x || q.xhi != q.x {
+						add(interp(q.xlo, q.xhi, t, p.X.Scale), q.y, 0.5)
+					}
 				}
 			}
 		}
@@ -505,6 +546,24 @@ func placeLegend(p *plot.Plot, groups [][][]cpt) {
 	if !p.Legend.Top {
 		p.Legend.YOffs = inset
 	}
+}
+
+// interp returns the point a fraction t of the way from lo to hi, evenly in
+// log on a log scale.
+func interp(lo, hi, t float64, sc plot.Normalizer) float64 {
+	if _, ok := sc.(plot.LogScale); ok && lo > 0 && hi > 0 {
+		return lo * math.Pow(hi/lo, t)
+	}
+	return lo + t*(hi-lo)
+}
+
+// countPts is the number of points in the series.
+func countPts(series [][]cpt) int {
+	n := 0
+	for _, pts := range series {
+		n += len(pts)
+	}
+	return n
 }
 
 func plural(n int, one, many string) string {

@@ -73,8 +73,8 @@ func TestSave(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(entries) != 2 {
-				t.Errorf("dir holds %d entries, want the 2 figures (no temporary files left)", len(entries))
+			if len(entries) != 3 {
+				t.Errorf("dir holds %d entries, want the 3 figures (PNG, SVG, PDF; no temporary files left)", len(entries))
 			}
 		})
 	}

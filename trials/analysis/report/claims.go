@@ -76,7 +76,7 @@ func (b *builder) differences(m config.Model, init int, est predict.Estimates) e
 		return err
 	}
 	sec.Table = [][]string{{"η", "GD − SGD measured", "order 2", "order 3", "GDC − SGD measured"}}
-	fig := plots.Figure{Title: fmt.Sprintf("%s init %d: |difference| from SGD", m.Key(), init), XLabel: "η", YLabel: "|paired test-loss difference|", LogX: true, LogY: true}
+	fig := plots.Figure{Title: fmt.Sprintf("%s init %d: |difference| from SGD", m.Key(), init), XLabel: "η", YLabel: "|paired test-loss difference|", LogX: true, LogY: true, DataRange: true}
 	gdS := plots.Series{Label: "|GD − SGD|"}
 	gdcS := plots.Series{Label: "|GDC − SGD|"}
 	predL := plots.Series{Label: "GD − SGD order 3"}
@@ -90,7 +90,6 @@ func (b *builder) differences(m config.Model, init int, est predict.Estimates) e
 	for i, eta := range etas {
 		row := []string{fmt.Sprint(eta), fmtPM(meas[i].Mean, meas[i].SE), fmtPM(pred[0][i], predSE[0][i]), fmtPM(pred[1][i], predSE[1][i]), ""}
 		gdS.Points = append(gdS.Points, absPoint(eta, meas[i]))
-		predL.Points = append(predL.Points, plots.Point{X: eta, Y: math.Abs(pred[1][i]), Lo: math.Abs(pred[1][i]), Hi: math.Abs(pred[1][i])})
 		okT = append(okT, eta*float64(c.Trials.N) <= b.opt.EtaTLimit)
 		xs, ys, ses = append(xs, eta), append(ys, meas[i].Mean), append(ses, meas[i].SE)
 		if i < len(gdcMeas) {
@@ -109,7 +108,10 @@ func (b *builder) differences(m config.Model, init int, est predict.Estimates) e
 	if len(gdcS.Points) > 0 {
 		fig.Measured = append(fig.Measured, gdcS)
 	}
-	fig.Lines = append(fig.Lines, predL)
+	predL = denseLine(fmt.Sprintf("%s (ηT ≤ %g)", predL.Label, b.opt.EtaTLimit), etas, float64(c.Trials.N), b.opt.EtaTLimit, evalAt(est, poly, 3), true)
+	if len(predL.Points) > 0 {
+		fig.Lines = append(fig.Lines, predL)
+	}
 	ag, _, worst, n := agreement(meas, pred[1], predSE[1], okT, etas)
 	if n > 0 {
 		sec.Verdicts = append(sec.Verdicts, Verdict{
@@ -162,7 +164,7 @@ func (b *builder) epochs(m config.Model, init int, est predict.Estimates) error 
 	sec := Section{Title: fmt.Sprintf("%s: %s, init %d — E epochs at η/E against one epoch (Corollary 4)", c.Name, m.Key(), init)}
 	sec.Text = append(sec.Text, "Paired differences of the test loss (E-epoch SGD at η/E minus one-epoch SGD at η, same training sets) with 95% intervals, and the predicted difference to order 2 and 3.")
 	sec.Table = [][]string{{"epochs", "η", "measured", "order 2", "order 3"}}
-	fig := plots.Figure{Title: fmt.Sprintf("%s init %d: E epochs at η/E − one epoch", m.Key(), init), XLabel: "η", YLabel: "paired test-loss difference", LogX: true}
+	fig := plots.Figure{Title: fmt.Sprintf("%s init %d: E epochs at η/E − one epoch", m.Key(), init), XLabel: "η", YLabel: "paired test-loss difference", LogX: true, DataRange: true, PairLines: true}
 	for _, o := range c.Optimizers {
 		if o.Name != "sgd" || o.Epochs < 2 || o.Batch != one.Batch || math.Abs(o.Scale()*float64(o.Epochs)-1) > 1e-9 {
 			continue
@@ -181,13 +183,15 @@ func (b *builder) epochs(m config.Model, init int, est predict.Estimates) error 
 		for i, eta := range etas {
 			sec.Table = append(sec.Table, []string{fmt.Sprint(o.Epochs), fmt.Sprint(eta), fmtPM(meas[i].Mean, meas[i].SE), fmtPM(pred[0][i], predSE[0][i]), fmtPM(pred[1][i], predSE[1][i])})
 			ser.Points = append(ser.Points, plots.Point{X: eta, Y: meas[i].Mean, Lo: meas[i].Lo, Hi: meas[i].Hi})
-			line.Points = append(line.Points, plots.Point{X: eta, Y: pred[1][i], Lo: pred[1][i] - 1.96*predSE[1][i], Hi: pred[1][i] + 1.96*predSE[1][i]})
 			okT = append(okT, eta*float64(one.Steps) <= b.opt.EtaTLimit)
 		}
 		if len(etas) == 0 {
 			continue
 		}
 		fig.Measured = append(fig.Measured, ser)
+		// Always appended, even empty, so that Lines[i] pairs with
+		// Measured[i] (PairLines).
+		line = denseLine(line.Label, etas, float64(one.Steps), b.opt.EtaTLimit, evalAt(est, poly, 3), false)
 		fig.Lines = append(fig.Lines, line)
 		for k := 0; k < 2; k++ {
 			ag, _, worst, n := agreement(meas, pred[k], predSE[k], okT, etas)
@@ -230,7 +234,7 @@ func (b *builder) sde(m config.Model, init int, est predict.Estimates) error {
 	sec := Section{Title: fmt.Sprintf("%s: %s, init %d — SGD against SDE (Corollary 5)", c.Name, m.Key(), init)}
 	sec.Text = append(sec.Text, fmt.Sprintf("Mean test loss of SGD minus that of the population SDE (%d substeps per step; independent trials, so the interval combines both). At a test minimum the prediction is η³T[(1 − 1/R)/2 · tr(HHC) − S:J/6]: time discretisation and skewed noise (docs/predictions.md).", sde.Refine))
 	sec.Table = [][]string{{"η", "SGD − SDE measured", "predicted (order 3)", "z"}}
-	fig := plots.Figure{Title: fmt.Sprintf("%s: |SGD − SDE|", m.Key()), XLabel: "η", YLabel: "|test-loss difference|", LogX: true, LogY: true}
+	fig := plots.Figure{Title: fmt.Sprintf("%s: |SGD − SDE|", m.Key()), XLabel: "η", YLabel: "|test-loss difference|", LogX: true, LogY: true, DataRange: true}
 	ms := plots.Series{Label: "|SGD − SDE| measured"}
 	pl := plots.Series{Label: "order 3"}
 	var meas []sample
@@ -252,7 +256,6 @@ func (b *builder) sde(m config.Model, init int, est predict.Estimates) error {
 		okT = append(okT, true)
 		sec.Table = append(sec.Table, []string{fmt.Sprint(eta), fmtPM(s.Mean, s.SE), fmtPM(v, se), fmt.Sprintf("%+.2f", (s.Mean-v)/math.Hypot(s.SE, se))})
 		ms.Points = append(ms.Points, absPoint(eta, s))
-		pl.Points = append(pl.Points, plots.Point{X: eta, Y: math.Abs(v), Lo: math.Abs(v), Hi: math.Abs(v)})
 	}
 	if len(meas) == 0 {
 		return nil
@@ -263,7 +266,10 @@ func (b *builder) sde(m config.Model, init int, est predict.Estimates) error {
 		Test:   "Bonferroni z-test per learning rate",
 		Result: fmt.Sprintf("worst z %+.2f over %d learning rates", worst, n), Agrees: ag,
 	})
-	fig.Measured, fig.Lines = []plots.Series{ms}, []plots.Series{pl}
+	fig.Measured = []plots.Series{ms}
+	if pl = denseLine(pl.Label, etas, 0, 0, evalAt(est, diff, 3), true); len(pl.Points) > 0 {
+		fig.Lines = []plots.Series{pl}
+	}
 	png, err := b.save(fig, fmt.Sprintf("%s-%s-sde", c.Name, m.Key()))
 	if err != nil {
 		return err
@@ -279,7 +285,7 @@ func (b *builder) archimedes(m config.Model, init int) error {
 	sec := Section{Title: fmt.Sprintf("%s: %s, init %d — drift along the valley (Corollary 1)", c.Name, m.Key(), init)}
 	sec.Text = append(sec.Text, "Mean final z over the trials with its 95% interval, against the leading-order prediction Tη²/6 (an SDE with the same covariance predicts 0).")
 	sec.Table = [][]string{{"optimizer", "η", "T", "z measured", "Tη²/6", "ratio"}}
-	fig := plots.Figure{Title: "Archimedes: z after T steps", XLabel: "η", YLabel: "z", LogX: true, LogY: true}
+	fig := plots.Figure{Title: "Archimedes: z after T steps", XLabel: "η", YLabel: "z", LogX: true, LogY: true, DataRange: true}
 	for _, o := range c.Optimizers {
 		if o.Name != "sgd" {
 			continue
@@ -308,7 +314,6 @@ func (b *builder) archimedes(m config.Model, init int) error {
 			s.Hi -= start
 			sec.Table = append(sec.Table, []string{o.Label, fmt.Sprint(eta), fmt.Sprint(o.Steps), fmtPM(s.Mean, s.SE), fmt.Sprintf("%.4g", p), fmt.Sprintf("%.3f", s.Mean/p)})
 			ser.Points = append(ser.Points, plots.Point{X: eta, Y: s.Mean, Lo: s.Lo, Hi: s.Hi})
-			line.Points = append(line.Points, plots.Point{X: eta, Y: p, Lo: p, Hi: p})
 			if math.IsNaN(first) {
 				first = eta
 				firstOK = s.Lo/p <= 1.1 && s.Hi/p >= 0.9
@@ -318,7 +323,14 @@ func (b *builder) archimedes(m config.Model, init int) error {
 			continue
 		}
 		fig.Measured = append(fig.Measured, ser)
-		fig.Lines = append(fig.Lines, line)
+		var xs []float64
+		for _, q := range ser.Points {
+			xs = append(xs, q.X)
+		}
+		drift := func(eta float64) (float64, float64) { return predict.ArchimedesDrift(eta*o.Scale(), o.Steps), 0 }
+		if line = denseLine(line.Label, xs, 0, 0, drift, false); len(line.Points) > 0 {
+			fig.Lines = append(fig.Lines, line)
+		}
 		sec.Verdicts = append(sec.Verdicts, Verdict{
 			Claim:  fmt.Sprintf("%s on Archimedes drifts along +z at η²/6 per step (Corollary 1)", o.Label),
 			Test:   "95% interval of z/(Tη²/6) at the smallest η overlaps [0.9, 1.1]",
@@ -358,6 +370,10 @@ func (b *builder) meanEstimation() error {
 	var pred, zero, hs []float64
 	var okT []bool
 	better, worse, total := 0, 0, 0
+	// The curve over H is drawn densely when every point shares S, θ₀, η,
+	// T and N (it is then a function of H alone).
+	var common meSetting
+	mixed := false
 	for _, m := range c.Models {
 		if !m.IsLandscape() || (m.Name != "mean-estimation" && m.Name != "mean-estimation-l2") {
 			continue
@@ -380,6 +396,12 @@ func (b *builder) meanEstimation() error {
 					return err
 				}
 				p := h/2*decay*decay*th0*th0 + over
+				setting := meSetting{sd, th0, e, t, n}
+				if len(hs) == 0 {
+					common = setting
+				} else if setting != common {
+					mixed = true
+				}
 				ms, pred, zero, hs = append(ms, s), append(pred, p), append(zero, 0), append(hs, h)
 				okT = append(okT, true)
 				row := []string{m.Key(), fmt.Sprint(h), fmt.Sprint(eta), fmtPM(s.Mean, s.SE), fmt.Sprintf("%.4g", p), fmt.Sprintf("%+.2f", (s.Mean-p)/s.SE), ""}
@@ -423,6 +445,9 @@ func (b *builder) meanEstimation() error {
 	if len(sticS.Points) > 0 {
 		fig.Measured = append(fig.Measured, sticS)
 	}
+	if !mixed {
+		line = denseLine(line.Label, hs, 0, 0, common.loss, false)
+	}
 	fig.Lines = append(fig.Lines, line)
 	png, err := b.save(fig, fmt.Sprintf("%s-mean-estimation", c.Name))
 	if err != nil {
@@ -431,4 +456,23 @@ func (b *builder) meanEstimation() error {
 	sec.Figures = append(sec.Figures, png)
 	b.sections = append(b.sections, sec)
 	return nil
+}
+
+// meSetting is what Corollary 2's resummed Mean Estimation loss depends on
+// besides H: the noise S, the start θ₀, the step η, the steps T and the
+// training-set size N.
+type meSetting struct {
+	sd, th0, eta float64
+	t, n         int
+}
+
+// loss is the resummed prediction at curvature h (NaN where Overfit
+// fails); the standard error is 0 (the prediction is exact).
+func (m meSetting) loss(h float64) (float64, float64) {
+	decay := math.Pow(1-m.eta*h, float64(m.t))
+	over, _, err := predict.Overfit([][]float64{{h}}, [][]float64{{m.sd * m.sd}}, m.n, m.eta, m.t, false)
+	if err != nil {
+		return math.NaN(), 0
+	}
+	return h/2*decay*decay*m.th0*m.th0 + over, 0
 }

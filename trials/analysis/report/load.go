@@ -1,9 +1,14 @@
 // Package report compares a run's measurements with the perturbative
-// theory's predictions and writes the comparison as Markdown with PNG and
-// SVG figures: measured test loss with 95% intervals against η beside the
-// order-1/2/3 predictions, log-log plots of optimiser differences with
-// fitted slopes, and a verdict per claim. Every verdict is computed from
-// the stored trials and the estimated statistics by a stated test.
+// theory's predictions and writes the comparison as Markdown with PNG, SVG
+// and PDF figures: measured test loss with 95% intervals against η beside
+// the order-1/2/3 predictions (smooth curves cut at the ηT limit, with a
+// residual panel; see plots.EtaFigure), log-log plots of optimiser
+// differences with fitted slopes, and a verdict per claim. Every verdict is
+// computed from the stored trials and the estimated statistics by a stated
+// test. A model without statistics still gets its measured figure, and
+// Options.Stderr hears how to get the predictions. Overlay draws the
+// figures of perturb plot: several runs (or dtypes) in one figure per
+// model and initialisation.
 package report
 
 import (

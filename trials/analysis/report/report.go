@@ -10,9 +10,7 @@ import (
 	"gonum.org/v1/gonum/stat/distuv"
 
 	"github.com/perturb/perturb/trials/analysis/predict"
-	"github.com/perturb/perturb/trials/analysis/stats"
 	"github.com/perturb/perturb/trials/config"
-	"github.com/perturb/perturb/trials/plots"
 )
 
 // Options tune the tests behind the verdicts.
@@ -20,6 +18,9 @@ type Options struct {
 	// EtaTLimit: prediction claims are tested at the learning rates with
 	// η·T at most this (the paper: order 3 holds through ηT ≈ 1).
 	EtaTLimit float64
+	// Stderr receives the notes for the terminal (a run without
+	// statistics, and how to get them); nil means os.Stderr.
+	Stderr io.Writer
 }
 
 // Verdict is the outcome of one claim's test.
@@ -108,6 +109,7 @@ func Build(runs []*Run, dir string, opt Options) (*Report, error) {
 		if err := b.build(); err != nil {
 			return nil, fmt.Errorf("report %s: %w", r.Dir, err)
 		}
+		b.warnMissingStats(opt.Stderr)
 		rep.Sections = append(rep.Sections, b.sections...)
 	}
 	return rep, nil
@@ -119,6 +121,8 @@ type builder struct {
 	dir      string
 	opt      Options
 	sections []Section
+	// missingStats are the "model init k" plotted without predictions.
+	missingStats []string
 }
 
 func (b *builder) build() error {
@@ -136,11 +140,9 @@ func (b *builder) build() error {
 			}
 			if !ok {
 				if !strings.HasPrefix(m.Name, "mean-estimation") && m.Name != "archimedes" {
-					b.sections = append(b.sections, Section{
-						Title: fmt.Sprintf("%s: %s, init %d", c.Name, m.Key(), init),
-						Text: []string{fmt.Sprintf("No statistics for this model in %s, so no predictions: run `perturb stats %s` first.",
-							filepath.Join(b.run.Dir, stats.FileName), b.run.Dir)},
-					})
+					if err := b.measuredOnly(m, init); err != nil {
+						return err
+					}
 				}
 				continue
 			}
@@ -172,15 +174,7 @@ func (b *builder) build() error {
 // estimates returns the statistics of (model, init), with their
 // covariance when stats.json has it.
 func (b *builder) estimates(model string, init int) (predict.Estimates, bool) {
-	if b.run.Stats == nil {
-		return predict.Estimates{}, false
-	}
-	for _, e := range b.run.Stats.Entries {
-		if e.Model == model && e.Init == init {
-			return predict.Estimates{Est: e.Estimates, Cov: entryCov(e)}, true
-		}
-	}
-	return predict.Estimates{}, false
+	return statsOf(b.run, model, init)
 }
 
 // schedulePoly is the test-loss polynomial of an sgd or gd optimiser at
@@ -261,8 +255,6 @@ func (b *builder) predictions(m config.Model, init int, est predict.Estimates) e
 	sec := Section{Title: fmt.Sprintf("%s: %s, init %d — test loss against η", c.Name, m.Key(), init)}
 	sec.Text = append(sec.Text, fmt.Sprintf("Measured: mean change of the test loss from initialisation over the trials, with its 95%% interval. Predicted: the expected change to order 1, 2 and 3 in η from the statistics in stats.json (docs/predictions.md), ± its standard error. Verdicts test |z| = |measured − predicted| / √(se² + se_pred²) below the Bonferroni bound at 5%% over the learning rates with ηT ≤ %g.", b.opt.EtaTLimit))
 	sec.Table = [][]string{{"optimizer", "η", "ηT", "trials", "measured", "order 1", "order 2", "order 3", "z (order 3)", "gap measured", "gap order 2"}}
-	fig := plots.Figure{Title: fmt.Sprintf("%s init %d: test-loss change", m.Key(), init), XLabel: "η", YLabel: "test loss − initial", LogX: true}
-	var gapFig = plots.Figure{Title: fmt.Sprintf("%s init %d: generalisation gap", m.Key(), init), XLabel: "η", YLabel: "test − train loss", LogX: true}
 	any := false
 	for oi, o := range c.Optimizers {
 		poly, cnt, ok, err := schedulePoly(c, o)
@@ -280,13 +272,6 @@ func (b *builder) predictions(m config.Model, init int, est predict.Estimates) e
 		var gapPred, gapPredSE []float64
 		var okT []bool
 		var xs []float64
-		series := plots.Series{Label: o.Label + " measured"}
-		gapSeries := plots.Series{Label: o.Label + " measured"}
-		var lines [3]plots.Series
-		gapLine := plots.Series{Label: o.Label + " order 2"}
-		for k := range lines {
-			lines[k].Label = fmt.Sprintf("%s order %d", o.Label, k+1)
-		}
 		for _, eta := range b.ix.etas {
 			key := cellKey{m.Key(), o.Label, init, eta}
 			s := b.ix.measure(key, testChange)
@@ -305,7 +290,6 @@ func (b *builder) predictions(m config.Model, init int, est predict.Estimates) e
 				}
 				pred[k], predSE[k] = append(pred[k], v), append(predSE[k], se)
 				row = append(row, fmtPM(v, se))
-				lines[k].Points = append(lines[k].Points, plots.Point{X: eta, Y: v, Lo: v - 1.96*se, Hi: v + 1.96*se})
 			}
 			gv, gse, err := est.Eval(gapPoly.At(eta, 2))
 			if err != nil {
@@ -315,20 +299,9 @@ func (b *builder) predictions(m config.Model, init int, est predict.Estimates) e
 			z := (s.Mean - pred[2][len(pred[2])-1]) / math.Hypot(s.SE, predSE[2][len(predSE[2])-1])
 			row = append(row, fmt.Sprintf("%+.2f", z), fmtPM(g.Mean, g.SE), fmtPM(gv, gse))
 			sec.Table = append(sec.Table, row)
-			series.Points = append(series.Points, plots.Point{X: eta, Y: s.Mean, Lo: s.Lo, Hi: s.Hi})
-			gapSeries.Points = append(gapSeries.Points, plots.Point{X: eta, Y: g.Mean, Lo: g.Lo, Hi: g.Hi})
-			if !math.IsNaN(gv) {
-				gapLine.Points = append(gapLine.Points, plots.Point{X: eta, Y: gv, Lo: gv - 1.96*gse, Hi: gv + 1.96*gse})
-			}
 		}
 		if len(meas) == 0 {
 			continue
-		}
-		fig.Measured = append(fig.Measured, series)
-		fig.Lines = append(fig.Lines, lines[:]...)
-		gapFig.Measured = append(gapFig.Measured, gapSeries)
-		if len(gapLine.Points) > 0 {
-			gapFig.Lines = append(gapFig.Lines, gapLine)
 		}
 		for k := 0; k < 3; k++ {
 			ag, through, worst, n := agreement(meas, pred[k], predSE[k], okT, xs)
@@ -357,9 +330,22 @@ func (b *builder) predictions(m config.Model, init int, est predict.Estimates) e
 	if !any {
 		return nil
 	}
-	for i, f := range []plots.Figure{fig, gapFig} {
-		name := fmt.Sprintf("%s-%s-init%d-%s", c.Name, m.Key(), init, []string{"loss", "gap"}[i])
-		png, err := b.save(f, name)
+	// The figures show every optimiser measured (the predictions only for
+	// sgd and gd), the curves cut at the ηT limit.
+	for _, q := range []struct {
+		quantity
+		title string
+	}{{lossQuantity, "test-loss change"}, {gapQuantity, "generalisation gap"}} {
+		color := 0
+		groups, err := etaGroups(etaSource{run: b.run, ix: b.ix}, m.Key(), init, q.quantity, &color)
+		if err != nil {
+			return err
+		}
+		if len(groups) == 0 {
+			continue // no finished trial to draw
+		}
+		f := etaFigure(fmt.Sprintf("%s init %d: %s", m.Key(), init, q.title), q.quantity, groups, b.opt.EtaTLimit)
+		png, err := b.save(f, fmt.Sprintf("%s-%s-init%d-%s", c.Name, m.Key(), init, q.name))
 		if err != nil {
 			return err
 		}
@@ -369,7 +355,14 @@ func (b *builder) predictions(m config.Model, init int, est predict.Estimates) e
 	return nil
 }
 
-func (b *builder) save(f plots.Figure, name string) (string, error) {
+// figure is a figure that saves itself as PNG, SVG and PDF.
+type figure interface {
+	Save(dir, name string) (pngPath, svgPath string, err error)
+}
+
+// save writes f into the report's folder as name (sanitised) and returns
+// the PNG's path relative to the report.
+func (b *builder) save(f figure, name string) (string, error) {
 	png, _, err := f.Save(b.dir, sanitize(name))
 	if err != nil {
 		return "", fmt.Errorf("figure %s: %w", name, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"image/png"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -91,7 +92,7 @@ func buildSharp(t *testing.T, rows []results.Row) (*Report, string) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	rep, err := Build([]*Run{{Dir: dir, Config: c, Rows: rows}}, dir, Options{})
+	rep, err := Build([]*Run{{Dir: dir, Config: c, Rows: rows}}, dir, Options{Stderr: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,8 +176,9 @@ func TestSharpnessReport(t *testing.T) {
 		!tableHasSuffix(rep, "paired differences between optimisers on the training loss", []string{"0.1", "sgd − gd", "8"}, 4, " (N=7)") {
 		t.Errorf("λ1 of sgd at η = 0.1 on the training loss does not say N=7")
 	}
-	if n := checkPNGs(t, rep, dir); n != 2*(4*2+4+4*2) {
-		t.Errorf("%d figures, want %d (per loss: 4 measures × (mean, quartiles) + 4 paired + 4 measures × 2 η scatter)", n, 2*(4*2+4+4*2))
+	// One more figure: the measured test loss against η (no stats.json).
+	if n := checkPNGs(t, rep, dir); n != 2*(4*2+4+4*2)+1 {
+		t.Errorf("%d figures, want %d (per loss: 4 measures × (mean, quartiles) + 4 paired + 4 measures × 2 η scatter; and the measured test loss)", n, 2*(4*2+4+4*2)+1)
 	}
 	want := 0.0
 	for i := range 8 {
@@ -300,7 +302,7 @@ func TestSharpnessReportArchimedes(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	rep, err := Build([]*Run{{Dir: dir, Config: c, Rows: rows.rows}}, dir, Options{})
+	rep, err := Build([]*Run{{Dir: dir, Config: c, Rows: rows.rows}}, dir, Options{Stderr: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
