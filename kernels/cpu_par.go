@@ -1,0 +1,79 @@
+package kernels
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// The CPU device splits large operations over goroutines: GEMM batches or
+// row blocks, elementwise ranges, patch rows, cross-entropy rows. Each
+// element's arithmetic is the same whatever the split, so results are
+// bitwise independent of the number of workers (and of the number of
+// trials: a trial's slice is computed the same way in any batch).
+
+// workers is the number of goroutines of the CPU device (0: GOMAXPROCS).
+var workers atomic.Int32
+
+// SetWorkers sets the number of goroutines the CPU device splits large
+// operations over (n ≤ 0: GOMAXPROCS, the default) and returns the
+// previous setting.
+func SetWorkers(n int) int {
+	return int(workers.Swap(int32(max(n, 0))))
+}
+
+// nWorkers is the number of goroutines to use.
+func nWorkers() int {
+	if w := int(workers.Load()); w > 0 {
+		return w
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// grain is the smallest number of elements worth a goroutine for the
+// memory-bound operations (a few microseconds of work, about 64 KiB of
+// float32).
+const grain = 1 << 14
+
+// parallel runs f over [0, n) in at most nWorkers() contiguous ranges of
+// at least minUnits units each (the last range in the calling goroutine).
+func parallel(n, minUnits int, f func(lo, hi int)) {
+	w := min(nWorkers(), n/max(minUnits, 1))
+	if w <= 1 {
+		if n > 0 {
+			f(0, n)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < w-1; i++ {
+		lo, hi := n*i/w, n*(i+1)/w
+		wg.Go(func() { f(lo, hi) })
+	}
+	f(n*(w-1)/w, n)
+	wg.Wait()
+}
+
+// units returns the number of units of size per that make up about grain
+// elements (at least one).
+func units(per int) int { return max(grain/max(per, 1), 1) }
+
+// scratch holds reusable packing buffers of the GEMM (per element type).
+var scratch32, scratch64 sync.Pool
+
+// getScratch returns a buffer of n elements (contents undefined) and the
+// function that gives it back.
+func getScratch[T float](n int) ([]T, func()) {
+	p := &scratch32
+	var z T
+	if _, ok := any(z).(float64); ok {
+		p = &scratch64
+	}
+	s, _ := p.Get().(*[]T)
+	if s == nil || cap(*s) < n {
+		v := make([]T, n)
+		s = &v
+	}
+	*s = (*s)[:n]
+	return *s, func() { p.Put(s) }
+}
