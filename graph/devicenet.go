@@ -232,7 +232,9 @@ func (n *BatchNet) logits() (*G.Node, error) {
 // K trials over chunks of the pool (the walked forward part of the batched
 // graph), then the fused log-sum-exp cross-entropy kernel; the
 // per-example losses and hits are added in float64 on the host in example
-// order, so the result does not depend on the chunk size.
+// order, so the result does not depend on the chunk size. Where the model
+// allows (see sharedInput), the chunk is copied once and the first layer
+// reads it for every trial.
 type DeviceEval struct {
 	arch  *nets.Arch
 	data  *DeviceData
@@ -247,6 +249,9 @@ type evalPart struct {
 	logits                *G.Node
 	y, loss, corr, labels kernels.Buffer
 	rows, chunks          int
+	// shared is set when the program reads one copy of the chunk for all
+	// trials (see sharedInput).
+	shared *sharedInput
 }
 
 // NewDeviceEval prepares the evaluation of k trials over the whole pool in
@@ -288,10 +293,20 @@ func (e *DeviceEval) part(b int) (_ *evalPart, err error) {
 	if p.logits, err = n.logits(); err != nil {
 		return nil, err
 	}
-	if p.prog, err = n.Compile(e.data.Dev, p.logits); err != nil {
+	dev := e.data.Dev
+	pdev := dev
+	if evalShareInput && n.sharesInput(p.logits) {
+		p.shared = &sharedInput{Device: dev, trials: e.k}
+		pdev = p.shared
+	}
+	if p.prog, err = n.Compile(pdev, p.logits); err != nil {
 		return nil, err
 	}
-	dev := e.data.Dev
+	if p.shared != nil {
+		if p.shared.x, err = p.prog.Buffer(n.x); err != nil {
+			return nil, err
+		}
+	}
 	for _, a := range []struct {
 		b *kernels.Buffer
 		n int
@@ -379,13 +394,19 @@ func (e *DeviceEval) TestLoss(theta [][]float64, loss, acc []float64) error {
 		}
 		idx := make([]int32, e.k*p.rows)
 		for c := 0; c < p.chunks; c++ {
-			for k := 0; k < e.k; k++ {
-				for j := 0; j < p.rows; j++ {
-					idx[k*p.rows+j] = int32(from + j)
+			if p.shared != nil { // one copy of the chunk serves every trial
+				if err := dev.Copy(xb, 0, e.data.X, from*e.data.Dim, p.rows*e.data.Dim); err != nil {
+					return fmt.Errorf("copy chunk at %d: %w", from, err)
 				}
-			}
-			if err := dev.Gather(xb, p.y, e.data.X, e.data.Y, idx, e.data.Dim, e.data.Classes); err != nil {
-				return fmt.Errorf("gather chunk at %d: %w", from, err)
+			} else {
+				for k := 0; k < e.k; k++ {
+					for j := 0; j < p.rows; j++ {
+						idx[k*p.rows+j] = int32(from + j)
+					}
+				}
+				if err := dev.Gather(xb, p.y, e.data.X, e.data.Y, idx, e.data.Dim, e.data.Classes); err != nil {
+					return fmt.Errorf("gather chunk at %d: %w", from, err)
+				}
 			}
 			if err := dev.Copy(p.labels, 0, e.data.Y, from, p.rows); err != nil {
 				return err

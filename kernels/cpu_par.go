@@ -57,23 +57,3 @@ func parallel(n, minUnits int, f func(lo, hi int)) {
 // units returns the number of units of size per that make up about grain
 // elements (at least one).
 func units(per int) int { return max(grain/max(per, 1), 1) }
-
-// scratch holds reusable packing buffers of the GEMM (per element type).
-var scratch32, scratch64 sync.Pool
-
-// getScratch returns a buffer of n elements (contents undefined) and the
-// function that gives it back.
-func getScratch[T float](n int) ([]T, func()) {
-	p := &scratch32
-	var z T
-	if _, ok := any(z).(float64); ok {
-		p = &scratch64
-	}
-	s, _ := p.Get().(*[]T)
-	if s == nil || cap(*s) < n {
-		v := make([]T, n)
-		s = &v
-	}
-	*s = (*s)[:n]
-	return *s, func() { p.Put(s) }
-}
