@@ -42,7 +42,9 @@ func (CPU[T]) Gemm(g Gemm, c, a, b Buffer) error {
 	if len(as) < need(g.StrideA, g.M*g.K) || len(bb) < need(g.StrideB, g.K*g.N) || len(cs) < need(g.StrideC, g.M*g.N) {
 		return fmt.Errorf("cpu: gemm %+v on buffers of %d, %d, %d", g, len(as), len(bb), len(cs))
 	}
-	gemmBatched(g, cs, as, bb)
+	if !gemmSmall(g, cs, as, bb) {
+		gemmBatched(g, cs, as, bb)
+	}
 	return nil
 }
 

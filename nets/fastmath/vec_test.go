@@ -82,3 +82,41 @@ func TestExp32(t *testing.T) {
 		}
 	})
 }
+
+// TestSgemm5x16 checks the micro-kernel against a float64 dot product
+// (float32 accuracy) and against the same FMA chain in Go (bitwise).
+func TestSgemm5x16(t *testing.T) {
+	if !HaveAVX2 {
+		t.Skip("no AVX2")
+	}
+	for _, k := range []int{0, 1, 7, 25, 250} {
+		const ldb = 19
+		a := make([]float32, 5*k)
+		b := make([]float32, k*ldb)
+		for i := range a {
+			a[i] = float32(math.Sin(float64(i)))
+		}
+		for i := range b {
+			b[i] = float32(math.Cos(float64(3 * i)))
+		}
+		c := make([]float32, 80)
+		var a0, b0 *float32
+		if k > 0 {
+			a0, b0 = &a[0], &b[0]
+		}
+		Sgemm5x16(k, a0, b0, ldb, &c[0])
+		for r := 0; r < 5; r++ {
+			for j := 0; j < 16; j++ {
+				var s float64
+				var f float32
+				for l := 0; l < k; l++ {
+					s += float64(a[l*5+r]) * float64(b[l*ldb+j])
+					f = float32(math.FMA(float64(a[l*5+r]), float64(b[l*ldb+j]), float64(f)))
+				}
+				if got := c[r*16+j]; got != f || math.Abs(float64(got)-s) > 1e-5*float64(k+1) {
+					t.Fatalf("k=%d c[%d,%d] = %v, want %v (FMA chain %v)", k, r, j, got, s, f)
+				}
+			}
+		}
+	}
+}
