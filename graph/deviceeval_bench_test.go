@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -33,19 +34,22 @@ import (
 //
 //	go test -tags openblas -run '^$' -bench DeviceEvalVsGemm -benchtime 1x ./graph/
 //
-// $PERTURB_EVAL_CHUNK sets the evaluation's chunk (default 1000 examples).
-// It skips without the data set.
+// $PERTURB_EVAL_CHUNK sets the evaluation's chunk (default: the pool,
+// which NewDeviceEval caps for the CPU's caches), $PERTURB_BENCH_POOL the
+// number of examples (default all). Each line is also printed as it is
+// measured. It skips without the data set.
 func BenchmarkDeviceEvalVsGemm(b *testing.B) {
 	pool, err := netsdata.LoadFashionMNIST("")
 	if err != nil {
 		b.Skipf("no Fashion-MNIST: %v", err)
 	}
-	d := &Data{X32: pool.Float32(), Y: pool.Labels, Dim: pool.Dim(), Classes: pool.Classes}
-	chunk, reps := envInt("PERTURB_EVAL_CHUNK", 1000), envInt("PERTURB_BENCH_REPS", 2)
+	n := min(envInt("PERTURB_BENCH_POOL", pool.Len()), pool.Len())
+	d := &Data{X32: pool.Float32()[:n*pool.Dim()], Y: pool.Labels[:n], Dim: pool.Dim(), Classes: pool.Classes}
+	chunk, reps := envInt("PERTURB_EVAL_CHUNK", n), envInt("PERTURB_BENCH_REPS", 2)
 	const k = 64
 	for b.Loop() {
 		gemm0 := benchGemm2048()
-		b.Logf("gemm 2048³ float32 (%s, %d threads): %.1f GFLOP/s", BLASName(), runtime.NumCPU(), gemm0)
+		logf(b, "gemm 2048³ float32 (%s, %d threads): %.1f GFLOP/s", BLASName(), runtime.NumCPU(), gemm0)
 		rates := map[string]float64{}
 		for _, model := range []string{"convnet", "logistic"} {
 			a, err := nets.New(model, 1, 28, 28, 10)
@@ -69,7 +73,7 @@ func BenchmarkDeviceEvalVsGemm(b *testing.B) {
 				}
 			})
 			rates[model+" eval"] = flops / sec / 1e9
-			b.Logf("%s walker eval K=%d chunk %d: %.2f s, %.1f GFLOP/s, loss[0] %.6f acc[0] %.4f", model, k, chunk, sec, flops/sec/1e9, loss[0], acc[0])
+			logf(b, "%s walker eval K=%d chunk %d: %.2f s, %.1f GFLOP/s, loss[0] %.6f acc[0] %.4f", model, k, chunk, sec, flops/sec/1e9, loss[0], acc[0])
 			ev.Close()
 			dd.Close()
 			pe, err := NewPoolEvaluator(a, d, PoolOptions{})
@@ -83,17 +87,24 @@ func BenchmarkDeviceEvalVsGemm(b *testing.B) {
 				}
 			})
 			rates[model+" pool"] = flops / sec / 1e9
-			b.Logf("%s pool evaluator K=%d: %.2f s, %.1f GFLOP/s, loss[0] %.6f acc[0] %.4f", model, k, sec, flops/sec/1e9, pl[0], pa[0])
+			logf(b, "%s pool evaluator K=%d: %.2f s, %.1f GFLOP/s, loss[0] %.6f acc[0] %.4f", model, k, sec, flops/sec/1e9, pl[0], pa[0])
 		}
 		gemm1 := benchGemm2048()
 		gemm := max(gemm0, gemm1)
-		b.Logf("gemm again: %.1f GFLOP/s; ratios to the best gemm %.1f:", gemm1, gemm)
+		logf(b, "gemm again: %.1f GFLOP/s; ratios to the best gemm %.1f:", gemm1, gemm)
 		for _, name := range []string{"convnet eval", "convnet pool", "logistic eval", "logistic pool"} {
-			b.Logf("  %-14s %6.1f GFLOP/s  %.3f of gemm", name, rates[name], rates[name]/gemm)
+			logf(b, "  %-14s %6.1f GFLOP/s  %.3f of gemm", name, rates[name], rates[name]/gemm)
 			b.ReportMetric(rates[name]/gemm, name[:len(name)-5]+"_"+name[len(name)-4:]+"/gemm")
 		}
 		b.ReportMetric(gemm, "gemm_GFLOP/s")
 	}
+}
+
+// logf logs to the benchmark and prints at once (the runs are long).
+func logf(b *testing.B, format string, args ...any) {
+	b.Helper()
+	b.Logf(format, args...)
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
 }
 
 // benchGemm2048 is the best of three float32 2048³ products through the

@@ -23,7 +23,9 @@ func (b *cpuBuf[T]) Len() int { return len(b.d) }
 // reproduces gorgonia's TapeMachine. Large operations are spread over
 // GOMAXPROCS goroutines (SetWorkers), with results independent of the
 // split (cpu_par.go).
-type CPU[T float] struct{}
+type CPU[T float] struct {
+	workers int // 0: the SetWorkers default
+}
 
 // NewCPU returns the CPU twin in dtype dt.
 func NewCPU(dt DType) Device {

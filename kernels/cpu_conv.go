@@ -8,7 +8,7 @@ import "fmt"
 // patches (cpu.go) is the element-by-element reference of both.
 
 // Im2col writes the patch matrices.
-func (CPU[T]) Im2col(c Conv, cols, images Buffer) error {
+func (d CPU[T]) Im2col(c Conv, cols, images Buffer) error {
 	bs, err := bufs[T](cols, images)
 	if err != nil {
 		return err
@@ -16,12 +16,12 @@ func (CPU[T]) Im2col(c Conv, cols, images Buffer) error {
 	if len(bs[0]) != c.ColsLen() || len(bs[1]) != c.ImagesLen() {
 		return fmt.Errorf("cpu: im2col %+v of %d images into %d", c, len(bs[1]), len(bs[0]))
 	}
-	im2col(c, bs[0], bs[1])
+	im2col(d.w(), c, bs[0], bs[1])
 	return nil
 }
 
 // Col2im sums the patch matrices back into images.
-func (CPU[T]) Col2im(c Conv, images, cols Buffer) error {
+func (d CPU[T]) Col2im(c Conv, images, cols Buffer) error {
 	bs, err := bufs[T](images, cols)
 	if err != nil {
 		return err
@@ -29,7 +29,7 @@ func (CPU[T]) Col2im(c Conv, images, cols Buffer) error {
 	if len(bs[1]) != c.ColsLen() || len(bs[0]) != c.ImagesLen() {
 		return fmt.Errorf("cpu: col2im %+v of %d into %d images", c, len(bs[1]), len(bs[0]))
 	}
-	col2im(c, bs[0], bs[1])
+	col2im(d.w(), c, bs[0], bs[1])
 	return nil
 }
 
@@ -45,14 +45,14 @@ func (c Conv) strides() (sT, sJ, sC int) {
 
 // im2col fills cols from images, one patch row (trial, channel, ky, kx)
 // at a time.
-func im2col[T float](c Conv, cols, images []T) {
+func im2col[T float](w int, c Conv, cols, images []T) {
 	oh, ow := c.Out()
 	p := oh * ow
 	q := c.Images * p
 	ss := c.Size * c.Size
 	f := c.C * ss
 	sT, sJ, sC := c.strides()
-	parallel(c.Trials*f, units(q), func(lo, hi int) {
+	parallel(w, c.Trials*f, units(q), func(lo, hi int) {
 		for u := lo; u < hi; u++ {
 			t, fi := u/f, u%f
 			ch, k := fi/ss, fi%ss
@@ -79,7 +79,7 @@ func im2col[T float](c Conv, cols, images []T) {
 // col2im clears images and adds the patch rows into them, each (trial,
 // channel) plane by one worker, its rows in increasing (ky, kx) and
 // positions in increasing order: the order of patches.
-func col2im[T float](c Conv, images, cols []T) {
+func col2im[T float](w int, c Conv, images, cols []T) {
 	oh, ow := c.Out()
 	p := oh * ow
 	q := c.Images * p
@@ -87,7 +87,7 @@ func col2im[T float](c Conv, images, cols []T) {
 	f := c.C * ss
 	sT, sJ, sC := c.strides()
 	plane := c.H * c.W
-	parallel(c.Trials*c.C, units(c.Images*plane*ss), func(lo, hi int) {
+	parallel(w, c.Trials*c.C, units(c.Images*plane*ss), func(lo, hi int) {
 		for u := lo; u < hi; u++ {
 			t, ch := u/c.C, u%c.C
 			for j := 0; j < c.Images; j++ {
@@ -114,7 +114,7 @@ func col2im[T float](c Conv, images, cols []T) {
 
 // Flatten permutes channel-major maps into rows (or back), trials spread
 // over the workers.
-func (CPU[T]) Flatten(out, in Buffer, trials, c, images, p int, inverse bool) error {
+func (d CPU[T]) Flatten(out, in Buffer, trials, c, images, p int, inverse bool) error {
 	bs, err := bufs[T](out, in)
 	if err != nil {
 		return err
@@ -124,7 +124,7 @@ func (CPU[T]) Flatten(out, in Buffer, trials, c, images, p int, inverse bool) er
 		return err
 	}
 	o, x := bs[0], bs[1]
-	parallel(trials*images, units(c*p), func(lo, hi int) {
+	parallel(d.w(), trials*images, units(c*p), func(lo, hi int) {
 		for u := lo; u < hi; u++ {
 			t, j := u/images, u%images
 			rows := t*n + j*p*c // image j's row (p·c values)

@@ -70,7 +70,7 @@ func expInPlace[T float](x []T) {
 
 // BiasAct finishes a dense layer in place: z ← T(s·z) + bias, then tanh
 // when act, the (trial, row) pairs spread over the workers.
-func (CPU[T]) BiasAct(z Buffer, batch, m, n int, s float64, bias Buffer, cm, act bool) error {
+func (d CPU[T]) BiasAct(z Buffer, batch, m, n int, s float64, bias Buffer, cm, act bool) error {
 	bs, err := bufs[T](z, bias)
 	if err != nil {
 		return err
@@ -84,7 +84,7 @@ func (CPU[T]) BiasAct(z Buffer, batch, m, n int, s float64, bias Buffer, cm, act
 		return fmt.Errorf("cpu: bias of %d for %d×%d×%d outputs of %d", len(bi), batch, m, n, len(zs))
 	}
 	st := T(s)
-	parallel(batch*m, units(n), func(lo, hi int) {
+	parallel(d.w(), batch*m, units(n), func(lo, hi int) {
 		var tile []T
 		tileFor := -1
 		for u := lo; u < hi; u++ {
@@ -124,7 +124,7 @@ func (CPU[T]) BiasAct(z Buffer, batch, m, n int, s float64, bias Buffer, cm, act
 }
 
 // Unary applies f, ranges spread over the workers.
-func (CPU[T]) Unary(f Unary, out, in Buffer) error {
+func (d CPU[T]) Unary(f Unary, out, in Buffer) error {
 	bs, err := bufs[T](out, in)
 	if err != nil {
 		return err
@@ -136,7 +136,7 @@ func (CPU[T]) Unary(f Unary, out, in Buffer) error {
 	if f != Neg && f != Exp && f != Tanh {
 		return fmt.Errorf("cpu: unary function %d", f)
 	}
-	parallel(len(o), grain, func(lo, hi int) {
+	parallel(d.w(), len(o), grain, func(lo, hi int) {
 		o, x := o[lo:hi], x[lo:hi]
 		switch f {
 		case Neg:
@@ -162,7 +162,7 @@ func (CPU[T]) Unary(f Unary, out, in Buffer) error {
 
 // CrossEntropy sets each row's loss and correctness, rows spread over the
 // workers; the exponentials of a block of rows go through the vector exp.
-func (CPU[T]) CrossEntropy(loss, correct, logits, labels Buffer, trials, rows, c int) error {
+func (d CPU[T]) CrossEntropy(loss, correct, logits, labels Buffer, trials, rows, c int) error {
 	bs, err := bufs[T](loss, correct, logits, labels)
 	if err != nil {
 		return err
@@ -172,7 +172,7 @@ func (CPU[T]) CrossEntropy(loss, correct, logits, labels Buffer, trials, rows, c
 		return fmt.Errorf("cpu: cross-entropy of %d logits, %d labels into %d, %d for %d×%d×%d", len(zs), len(ys), len(ls), len(cs), trials, rows, c)
 	}
 	const block = 256 // rows per exp batch
-	parallel(trials*rows, units(c), func(lo, hi int) {
+	parallel(d.w(), trials*rows, units(c), func(lo, hi int) {
 		e := make([]T, block*c)
 		ms := make([]int, 0, block)
 		for b0 := lo; b0 < hi; b0 += block {
@@ -219,7 +219,7 @@ func (CPU[T]) CrossEntropy(loss, correct, logits, labels Buffer, trials, rows, c
 // TanhJet propagates Taylor coefficients through tanh: t_0 through the
 // (vector) tanh, then the recurrence element by element, ranges spread
 // over the workers.
-func (CPU[T]) TanhJet(t, z Buffer, d, n int) error {
+func (dev CPU[T]) TanhJet(t, z Buffer, d, n int) error {
 	bs, err := bufs[T](t, z)
 	if err != nil {
 		return err
@@ -228,7 +228,7 @@ func (CPU[T]) TanhJet(t, z Buffer, d, n int) error {
 		return err
 	}
 	ts, zs := bs[0], bs[1]
-	parallel(n, units(d+1)/8+1, func(lo, hi int) {
+	parallel(dev.w(), n, units(d+1)/8+1, func(lo, hi int) {
 		copy(ts[lo:hi], zs[lo:hi])
 		if is32[T]() {
 			tanhAffine(ts[lo:hi], 1, any(zeros8).([]T))

@@ -270,12 +270,10 @@ func TestCPUPatchesBitwise(t *testing.T) {
 		wantIm := make([]float64, c.ImagesLen())
 		patches(c, cols, wantIm, true)
 		for w := 1; w <= 3; w += 2 {
-			prev := SetWorkers(w)
 			gotCols := make([]float64, c.ColsLen())
-			im2col(c, gotCols, im)
+			im2col(w, c, gotCols, im)
 			gotIm := rnd(r, c.ImagesLen()) // cleared by col2im
-			col2im(c, gotIm, cols)
-			SetWorkers(prev)
+			col2im(w, c, gotIm, cols)
 			if !bitwise(gotCols, wantCols) || !bitwise(gotIm, wantIm) {
 				t.Fatalf("%+v, %d workers: patches differ from the reference", c, w)
 			}

@@ -29,7 +29,7 @@ import (
 const gemmRowBlock = 256
 
 // Gemm computes the strided-batched product (see the Device interface).
-func (CPU[T]) Gemm(g Gemm, c, a, b Buffer) error {
+func (d CPU[T]) Gemm(g Gemm, c, a, b Buffer) error {
 	bs, err := bufs[T](c, a, b)
 	if err != nil {
 		return err
@@ -42,8 +42,8 @@ func (CPU[T]) Gemm(g Gemm, c, a, b Buffer) error {
 	if len(as) < need(g.StrideA, g.M*g.K) || len(bb) < need(g.StrideB, g.K*g.N) || len(cs) < need(g.StrideC, g.M*g.N) {
 		return fmt.Errorf("cpu: gemm %+v on buffers of %d, %d, %d", g, len(as), len(bb), len(cs))
 	}
-	if !gemmSmall(g, cs, as, bb) {
-		gemmBatched(g, cs, as, bb)
+	if !gemmSmall(d.w(), g, cs, as, bb) {
+		gemmBatched(d.w(), g, cs, as, bb)
 	}
 	return nil
 }
@@ -62,11 +62,11 @@ func (g Gemm) lds() (lda, ldb int) {
 
 // gemmBatched runs the row blocks of every entry, spread over the
 // workers.
-func gemmBatched[T float](g Gemm, cs, as, bb []T) {
+func gemmBatched[T float](w int, g Gemm, cs, as, bb []T) {
 	lda, ldb := g.lds()
 	blocks := (g.M + gemmRowBlock - 1) / gemmRowBlock
 	per := 2 * min(g.M, gemmRowBlock) * g.N * g.K // flops of a block
-	parallel(g.Batch*blocks, max(1<<18/max(per, 1), 1), func(lo, hi int) {
+	parallel(w, g.Batch*blocks, max(1<<18/max(per, 1), 1), func(lo, hi int) {
 		for u := lo; u < hi; u++ {
 			i, r0 := u/blocks, (u%blocks)*gemmRowBlock
 			ai, bi, ci := as[i*g.StrideA:], bb[i*g.StrideB:], cs[i*g.StrideC:]

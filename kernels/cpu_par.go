@@ -22,7 +22,31 @@ func SetWorkers(n int) int {
 	return int(workers.Swap(int32(max(n, 0))))
 }
 
-// nWorkers is the number of goroutines to use.
+// WithWorkers returns d with its own number of goroutines n (n ≤ 0: the
+// SetWorkers default) when d is a CPU device, and whether it is: a caller
+// that runs several programs at once (graph's DeviceEval) gives each a
+// serial device (n = 1).
+func WithWorkers(d Device, n int) (Device, bool) {
+	switch c := d.(type) {
+	case CPU[float32]:
+		c.workers = n
+		return c, true
+	case CPU[float64]:
+		c.workers = n
+		return c, true
+	}
+	return d, false
+}
+
+// w is the number of goroutines of the device.
+func (c CPU[T]) w() int {
+	if c.workers > 0 {
+		return c.workers
+	}
+	return nWorkers()
+}
+
+// nWorkers is the default number of goroutines.
 func nWorkers() int {
 	if w := int(workers.Load()); w > 0 {
 		return w
@@ -35,10 +59,10 @@ func nWorkers() int {
 // float32).
 const grain = 1 << 14
 
-// parallel runs f over [0, n) in at most nWorkers() contiguous ranges of
-// at least minUnits units each (the last range in the calling goroutine).
-func parallel(n, minUnits int, f func(lo, hi int)) {
-	w := min(nWorkers(), n/max(minUnits, 1))
+// parallel runs f over [0, n) in at most workers contiguous ranges of at
+// least minUnits units each (the last range in the calling goroutine).
+func parallel(workers, n, minUnits int, f func(lo, hi int)) {
+	w := min(workers, n/max(minUnits, 1))
 	if w <= 1 {
 		if n > 0 {
 			f(0, n)

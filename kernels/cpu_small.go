@@ -31,7 +31,7 @@ const smallCols = 512
 
 // gemmSmall computes g with the micro-kernel when it applies and reports
 // whether it did.
-func gemmSmall[T float](g Gemm, cs, as, bb []T) bool {
+func gemmSmall[T float](w int, g Gemm, cs, as, bb []T) bool {
 	c32, ok := any(cs).([]float32)
 	if !ok || !fastmath.HaveAVX2 {
 		return false
@@ -50,7 +50,7 @@ func gemmSmall[T float](g Gemm, cs, as, bb []T) bool {
 				}
 			}
 		}
-		smallBlocks(g, g.M, g.N, pack, func(e int) ([]float32, int) { return b32[e*g.StrideB:], g.N },
+		smallBlocks(w, g, g.M, g.N, pack, func(e int) ([]float32, int) { return b32[e*g.StrideB:], g.N },
 			func(e, r, c0 int, v []float32) {
 				dst := c32[e*g.StrideC+r*g.N+c0:][:len(v)]
 				if g.Alpha == 1 && g.Beta == 0 {
@@ -81,7 +81,7 @@ func gemmSmall[T float](g Gemm, cs, as, bb []T) bool {
 				n = 1
 			}
 			t := make([]float32, n*stride)
-			parallel(n*g.M, units(g.K), func(lo, hi int) {
+			parallel(w, n*g.M, units(g.K), func(lo, hi int) {
 				for u := lo; u < hi; u++ {
 					e, i := u/g.M, u%g.M
 					for k, v := range a32[e*g.StrideA+i*g.K : e*g.StrideA+(i+1)*g.K] {
@@ -96,7 +96,7 @@ func gemmSmall[T float](g Gemm, cs, as, bb []T) bool {
 				return t[e*stride:], g.M
 			}
 		}
-		smallBlocks(g, g.N, g.M, pack, at, func(e, j, i0 int, v []float32) {
+		smallBlocks(w, g, g.N, g.M, pack, at, func(e, j, i0 int, v []float32) {
 			for i, x := range v {
 				at := e*g.StrideC + (i0+i)*g.N + j
 				c32[at] = combine(g, x, c32[at])
@@ -124,11 +124,11 @@ func combine(g Gemm, v, c float32) float32 {
 // first column, values).
 // The units (entry, group of 5 rows, smallCols columns) are spread over
 // the workers; wide(e) is called once per unit.
-func smallBlocks(g Gemm, m, n int, pack func(e, r int, dst []float32), wide func(e int) ([]float32, int), put func(e, r, c0 int, v []float32)) {
+func smallBlocks(w int, g Gemm, m, n int, pack func(e, r int, dst []float32), wide func(e int) ([]float32, int), put func(e, r, c0 int, v []float32)) {
 	groups := (m + 4) / 5
 	chunks := (n + smallCols - 1) / smallCols
 	per := groups * chunks
-	parallel(g.Batch*per, max(1<<18/max(2*5*smallCols*g.K, 1), 1), func(lo, hi int) {
+	parallel(w, g.Batch*per, max(1<<18/max(2*5*smallCols*g.K, 1), 1), func(lo, hi int) {
 		ap := make([]float32, 5*g.K)
 		tail := make([]float32, 16*g.K)
 		var out [80]float32
