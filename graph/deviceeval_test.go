@@ -41,7 +41,7 @@ func TestDeviceEvalBitwise(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ev.Close()
-			if share && (ev.parts[0].shared == nil) {
+			if share && ev.lanes[0][0].shared == nil {
 				t.Fatalf("%s: the evaluation does not share its input", name)
 			}
 			loss, acc := make([]float64, k), make([]float64, k)

@@ -81,3 +81,7 @@ func parallel(workers, n, minUnits int, f func(lo, hi int)) {
 // units returns the number of units of size per that make up about grain
 // elements (at least one).
 func units(per int) int { return max(grain/max(per, 1), 1) }
+
+// Workers is the default number of goroutines of the CPU device (see
+// SetWorkers).
+func Workers() int { return nWorkers() }
