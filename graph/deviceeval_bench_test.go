@@ -66,6 +66,7 @@ func BenchmarkDeviceEvalVsGemm(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			chunk := ev.eval.lanes[0][0].rows
 			loss, acc := make([]float64, k), make([]float64, k)
 			sec := bestOf(reps, func() {
 				if err := ev.TestLoss(theta, loss, acc); err != nil {

@@ -43,8 +43,21 @@ func (c Conv) strides() (sT, sJ, sC int) {
 	return sT, sJ, sC
 }
 
+// offsets returns the offset in an image plane of every output position
+// (y, x) of a patch's first pixel: the gather pattern of im2col.
+func (c Conv) offsets() []int {
+	oh, ow := c.Out()
+	o := make([]int, 0, oh*ow)
+	for y := 0; y < oh; y++ {
+		for x := 0; x < ow; x++ {
+			o = append(o, y*c.Stride*c.W+x*c.Stride)
+		}
+	}
+	return o
+}
+
 // im2col fills cols from images, one patch row (trial, channel, ky, kx)
-// at a time.
+// at a time, each image's positions through the offsets table.
 func im2col[T float](w int, c Conv, cols, images []T) {
 	oh, ow := c.Out()
 	p := oh * ow
@@ -52,6 +65,8 @@ func im2col[T float](w int, c Conv, cols, images []T) {
 	ss := c.Size * c.Size
 	f := c.C * ss
 	sT, sJ, sC := c.strides()
+	offs := c.offsets()
+	span := offs[len(offs)-1] + 1
 	parallel(w, c.Trials*f, units(q), func(lo, hi int) {
 		for u := lo; u < hi; u++ {
 			t, fi := u/f, u%f
@@ -59,17 +74,10 @@ func im2col[T float](w int, c Conv, cols, images []T) {
 			base := t*sT + ch*sC + (k/c.Size)*c.W + k%c.Size
 			row := cols[u*q : (u+1)*q]
 			for j := 0; j < c.Images; j++ {
-				src := images[base+j*sJ:]
-				for y := 0; y < oh; y++ {
-					s := src[y*c.Stride*c.W:]
-					d := row[(j*oh+y)*ow : (j*oh+y+1)*ow]
-					if c.Stride == 1 {
-						copy(d, s)
-						continue
-					}
-					for x := range d {
-						d[x] = s[x*c.Stride]
-					}
+				src := images[base+j*sJ : base+j*sJ+span]
+				d := row[j*p : (j+1)*p]
+				for i, o := range offs[:len(d)] {
+					d[i] = src[o]
 				}
 			}
 		}

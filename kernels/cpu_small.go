@@ -50,7 +50,11 @@ func gemmSmall[T float](w int, g Gemm, cs, as, bb []T) bool {
 				}
 			}
 		}
-		smallBlocks(w, g, g.M, g.N, pack, func(e int) ([]float32, int) { return b32[e*g.StrideB:], g.N },
+		var direct func(e, r0, c0 int) []float32
+		if g.Alpha == 1 && g.Beta == 0 { // full blocks straight into C
+			direct = func(e, r0, c0 int) []float32 { return c32[e*g.StrideC+r0*g.N+c0:] }
+		}
+		smallBlocks(w, g, g.M, g.N, false, pack, func(e int) ([]float32, int) { return b32[e*g.StrideB:], g.N }, direct,
 			func(e, r, c0 int, v []float32) {
 				dst := c32[e*g.StrideC+r*g.N+c0:][:len(v)]
 				if g.Alpha == 1 && g.Beta == 0 {
@@ -75,8 +79,10 @@ func gemmSmall[T float](w int, g Gemm, cs, as, bb []T) bool {
 			}
 		}
 		at := func(e int) ([]float32, int) { return a32[e*g.StrideA:], g.M }
-		if !g.TransA { // op(A)ᵀ in scratch: once when shared
-			n, stride := g.Batch, g.M*g.K
+		padded := false
+		if !g.TransA { // op(A)ᵀ in scratch, rows padded to 16: once when shared
+			ld := (g.M + 15) &^ 15
+			n, stride := g.Batch, ld*g.K
 			if g.StrideA == 0 {
 				n = 1
 			}
@@ -85,18 +91,19 @@ func gemmSmall[T float](w int, g Gemm, cs, as, bb []T) bool {
 				for u := lo; u < hi; u++ {
 					e, i := u/g.M, u%g.M
 					for k, v := range a32[e*g.StrideA+i*g.K : e*g.StrideA+(i+1)*g.K] {
-						t[e*stride+k*g.M+i] = v
+						t[e*stride+k*ld+i] = v
 					}
 				}
 			})
 			at = func(e int) ([]float32, int) {
 				if g.StrideA == 0 {
-					return t, g.M
+					return t, ld
 				}
-				return t[e*stride:], g.M
+				return t[e*stride:], ld
 			}
+			padded = true
 		}
-		smallBlocks(w, g, g.N, g.M, pack, at, func(e, j, i0 int, v []float32) {
+		smallBlocks(w, g, g.N, g.M, padded, pack, at, nil, func(e, j, i0 int, v []float32) {
 			for i, x := range v {
 				at := e*g.StrideC + (i0+i)*g.N + j
 				c32[at] = combine(g, x, c32[at])
@@ -121,10 +128,12 @@ func combine(g Gemm, v, c float32) float32 {
 // smallBlocks runs the micro-kernel over every entry of g: rows (m of
 // them) packed by pack, columns (n) read from wide(e) (K rows at a
 // stride), each row segment of the kernel's product handed to put(e, row,
-// first column, values).
+// first column, values), or, for whole blocks when direct is set, written
+// by the kernel at direct(e, first row, first column) (rows n apart).
 // The units (entry, group of 5 rows, smallCols columns) are spread over
-// the workers; wide(e) is called once per unit.
-func smallBlocks(w int, g Gemm, m, n int, pack func(e, r int, dst []float32), wide func(e int) ([]float32, int), put func(e, r, c0 int, v []float32)) {
+// the workers; wide(e) is called once per unit. With padded, the rows of
+// wide(e) are readable up to a multiple of 16 columns.
+func smallBlocks(w int, g Gemm, m, n int, padded bool, pack func(e, r int, dst []float32), wide func(e int) ([]float32, int), direct func(e, r0, c0 int) []float32, put func(e, r, c0 int, v []float32)) {
 	groups := (m + 4) / 5
 	chunks := (n + smallCols - 1) / smallCols
 	per := groups * chunks
@@ -144,7 +153,7 @@ func smallBlocks(w int, g Gemm, m, n int, pack func(e, r int, dst []float32), wi
 			for c0 := ch * smallCols; c0 < min((ch+1)*smallCols, n); c0 += 16 {
 				src, ld := b[c0:], ldb
 				w := min(16, n-c0)
-				if w < 16 { // a padded copy of the last columns
+				if w < 16 && !padded { // a padded copy of the last columns
 					for k := 0; k < g.K; k++ {
 						row := tail[k*16 : (k+1)*16]
 						copy(row, b[k*ldb+c0:k*ldb+c0+w])
@@ -152,7 +161,13 @@ func smallBlocks(w int, g Gemm, m, n int, pack func(e, r int, dst []float32), wi
 					}
 					src, ld = tail, 16
 				}
-				fastmath.Sgemm5x16(g.K, &ap[0], &src[0], ld, &out[0])
+				if direct != nil && w == 16 && r0+5 <= m {
+					d := direct(e, r0, c0)
+					_ = d[4*n+15] // the block is inside C
+					fastmath.Sgemm5x16(g.K, &ap[0], &src[0], ld, &d[0], n)
+					continue
+				}
+				fastmath.Sgemm5x16(g.K, &ap[0], &src[0], ld, &out[0], 16)
 				for r := r0; r < min(r0+5, m); r++ {
 					put(e, r, c0, out[(r-r0)*16:(r-r0)*16+w])
 				}

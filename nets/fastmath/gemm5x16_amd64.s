@@ -2,18 +2,19 @@
 
 #include "textflag.h"
 
-// func Sgemm5x16(k int, a, b *float32, ldb int, c *float32)
+// func Sgemm5x16(k int, a, b *float32, ldb int, c *float32, ldc int)
 //
-// c[r·16 + j] = Σ_{l<k} a[l·5 + r]·b[l·ldb + j] for r < 5, j < 16: one
-// sequential FMA chain per element, in increasing l (AVX2+FMA). c is 5×16
-// contiguous; k ≥ 0.
-TEXT ·Sgemm5x16(SB), NOSPLIT, $0-40
+// c[r·ldc + j] = Σ_{l<k} a[l·5 + r]·b[l·ldb + j] for r < 5, j < 16: one
+// sequential FMA chain per element, in increasing l (AVX2+FMA); k ≥ 0.
+TEXT ·Sgemm5x16(SB), NOSPLIT, $0-48
 	MOVQ   k+0(FP), CX
 	MOVQ   a+8(FP), SI
 	MOVQ   b+16(FP), DI
 	MOVQ   ldb+24(FP), R8
 	SHLQ   $2, R8
 	MOVQ   c+32(FP), DX
+	MOVQ   ldc+40(FP), R9
+	SHLQ   $2, R9
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -53,13 +54,17 @@ loop:
 done:
 	VMOVUPS Y0, (DX)
 	VMOVUPS Y1, 32(DX)
-	VMOVUPS Y2, 64(DX)
-	VMOVUPS Y3, 96(DX)
-	VMOVUPS Y4, 128(DX)
-	VMOVUPS Y5, 160(DX)
-	VMOVUPS Y6, 192(DX)
-	VMOVUPS Y7, 224(DX)
-	VMOVUPS Y8, 256(DX)
-	VMOVUPS Y9, 288(DX)
+	ADDQ    R9, DX
+	VMOVUPS Y2, (DX)
+	VMOVUPS Y3, 32(DX)
+	ADDQ    R9, DX
+	VMOVUPS Y4, (DX)
+	VMOVUPS Y5, 32(DX)
+	ADDQ    R9, DX
+	VMOVUPS Y6, (DX)
+	VMOVUPS Y7, 32(DX)
+	ADDQ    R9, DX
+	VMOVUPS Y8, (DX)
+	VMOVUPS Y9, 32(DX)
 	VZEROUPPER
 	RET

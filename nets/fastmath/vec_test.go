@@ -99,12 +99,13 @@ func TestSgemm5x16(t *testing.T) {
 		for i := range b {
 			b[i] = float32(math.Cos(float64(3 * i)))
 		}
-		c := make([]float32, 80)
+		const ldc = 21
+		c := make([]float32, 4*ldc+16)
 		var a0, b0 *float32
 		if k > 0 {
 			a0, b0 = &a[0], &b[0]
 		}
-		Sgemm5x16(k, a0, b0, ldb, &c[0])
+		Sgemm5x16(k, a0, b0, ldb, &c[0], ldc)
 		for r := 0; r < 5; r++ {
 			for j := 0; j < 16; j++ {
 				var s float64
@@ -113,7 +114,7 @@ func TestSgemm5x16(t *testing.T) {
 					s += float64(a[l*5+r]) * float64(b[l*ldb+j])
 					f = float32(math.FMA(float64(a[l*5+r]), float64(b[l*ldb+j]), float64(f)))
 				}
-				if got := c[r*16+j]; got != f || math.Abs(float64(got)-s) > 1e-5*float64(k+1) {
+				if got := c[r*ldc+j]; got != f || math.Abs(float64(got)-s) > 1e-5*float64(k+1) {
 					t.Fatalf("k=%d c[%d,%d] = %v, want %v (FMA chain %v)", k, r, j, got, s, f)
 				}
 			}
