@@ -8,21 +8,24 @@ import (
 	"gonum.org/v1/gonum/blas/blas64"
 )
 
-// The CPU device's products go through gonum's registered BLAS
-// (blas32.Implementation / blas64.Implementation: OpenBLAS where a program
-// registers it, as graph does under the openblas build tag; gonum's
-// pure-Go BLAS otherwise), one call per block of at most gemmRowBlock rows
-// of one batch entry, the blocks of all entries spread over the device's
-// goroutines. A shared operand (stride 0) is read in place by every entry.
+// The CPU device's products with a small side (float32, AVX2) go through
+// the micro-kernel of cpu_small.go; the others through gonum's registered
+// BLAS (blas32.Implementation / blas64.Implementation: OpenBLAS where a
+// program registers it, as graph does under the openblas build tag;
+// gonum's pure-Go BLAS otherwise), one call per block of at most
+// gemmRowBlock rows of one batch entry, the blocks of all entries spread
+// over the device's goroutines. A shared operand (stride 0) is read in
+// place by every entry.
 //
 // OpenBLAS's result for an element of C depends on the shape of the call
 // and on the element's position in it (its kernels for edges and small
 // sizes accumulate differently), so the calls never stack entries or
 // depend on the batch size or the number of workers: each entry's blocks
 // are the same calls whatever the batch, and results are bitwise
-// independent of both (TestCPUGemmBitwise; graph's TestDeviceEvalBitwise
-// with OpenBLAS). With Beta = 0, C is not read: both BLAS write it without
-// reading (tested with NaN poison).
+// independent of both (TestCPUGemmPaths; graph's TestDeviceEvalBitwise
+// with OpenBLAS). They do depend on the entry's shape, so with OpenBLAS a
+// different chunk length changes the last bits. With Beta = 0, C is not
+// read: both BLAS write it without reading (tested with NaN poison).
 
 // gemmRowBlock is the most rows of C of one BLAS call: fixed, so that the
 // calls (and results) depend only on the entry's shape.
