@@ -2,10 +2,6 @@ package kernels
 
 import (
 	"fmt"
-	"math"
-
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/gonum"
 
 	"github.com/perturb/perturb/nets/precision"
 )
@@ -18,12 +14,18 @@ type cpuBuf[T float] struct{ d []T }
 
 func (b *cpuBuf[T]) Len() int { return len(b.d) }
 
-// CPU is the CPU twin of the GPU device: every operation in plain Go (and
-// gonum's pure-Go BLAS for the products), in the arithmetic of the graph
-// package's CPU kernels (graph/batchops.go), so that running a batched
-// graph through graph's walker on a CPU device reproduces gorgonia's
-// TapeMachine.
-type CPU[T float] struct{}
+// CPU is the CPU device and twin of the GPU device: every operation in Go,
+// the products through gonum's registered BLAS (OpenBLAS under graph's
+// openblas build tag, see cpu_gemm.go), in the arithmetic of the graph
+// package's CPU kernels (graph/batchops.go) up to the float32 tanh and exp
+// (nets/fastmath's vector kernels, a few ulp, see cpu_elem.go), so that
+// running a batched graph through graph's walker on a CPU device
+// reproduces gorgonia's TapeMachine. Large operations are spread over
+// GOMAXPROCS goroutines (SetWorkers), with results independent of the
+// split (cpu_par.go).
+type CPU[T float] struct {
+	workers int // 0: the SetWorkers default
+}
 
 // NewCPU returns the CPU twin in dtype dt.
 func NewCPU(dt DType) Device {
@@ -165,117 +167,11 @@ func (CPU[T]) Copy(dst Buffer, dstOff int, src Buffer, srcOff, n int) error {
 	return nil
 }
 
-// Gemm runs the products one batch entry at a time through gonum's BLAS.
-func (CPU[T]) Gemm(g Gemm, c, a, b Buffer) error {
-	bs, err := bufs[T](c, a, b)
-	if err != nil {
-		return err
-	}
-	cs, as, bb := bs[0], bs[1], bs[2]
-	if g.Batch < 1 || g.M < 1 || g.N < 1 || g.K < 1 {
-		return fmt.Errorf("cpu: gemm of sizes %+v", g)
-	}
-	need := func(n, stride, size int) int { return (g.Batch-1)*stride + size }
-	if len(as) < need(len(as), g.StrideA, g.M*g.K) || len(bb) < need(len(bb), g.StrideB, g.K*g.N) || len(cs) < need(len(cs), g.StrideC, g.M*g.N) {
-		return fmt.Errorf("cpu: gemm %+v on buffers of %d, %d, %d", g, len(as), len(bb), len(cs))
-	}
-	tA, tB := blas.NoTrans, blas.NoTrans
-	lda, ldb := g.K, g.N
-	if g.TransA {
-		tA, lda = blas.Trans, g.M
-	}
-	if g.TransB {
-		tB, ldb = blas.Trans, g.K
-	}
-	impl := gonum.Implementation{}
-	for i := 0; i < g.Batch; i++ {
-		ai := as[i*g.StrideA : i*g.StrideA+g.M*g.K]
-		bi := bb[i*g.StrideB : i*g.StrideB+g.K*g.N]
-		ci := cs[i*g.StrideC : i*g.StrideC+g.M*g.N]
-		if g.Beta == 0 {
-			clear(ci) // C is not read
-		}
-		switch ai := any(ai).(type) {
-		case []float64:
-			impl.Dgemm(tA, tB, g.M, g.N, g.K, g.Alpha, ai, lda, any(bi).([]float64), ldb, g.Beta, any(ci).([]float64), g.N)
-		case []float32:
-			impl.Sgemm(tA, tB, g.M, g.N, g.K, float32(g.Alpha), ai, lda, any(bi).([]float32), ldb, float32(g.Beta), any(ci).([]float32), g.N)
-		}
-	}
-	return nil
-}
-
-// tanhT is tanh in T (float32 through float64, as graph's kernels do).
-func tanhT[T float](x T) T { return T(math.Tanh(float64(x))) }
-func expT[T float](x T) T  { return T(math.Exp(float64(x))) }
-func logT[T float](x T) T  { return T(math.Log(float64(x))) }
-
-// BiasAct finishes a dense layer in place.
-func (CPU[T]) BiasAct(z Buffer, batch, m, n int, s float64, bias Buffer, cm, act bool) error {
-	bs, err := bufs[T](z, bias)
-	if err != nil {
-		return err
-	}
-	zs, bi := bs[0], bs[1]
-	nb := n
-	if cm {
-		nb = m
-	}
-	if len(zs) != batch*m*n || len(bi) != batch*nb {
-		return fmt.Errorf("cpu: bias of %d for %d×%d×%d outputs of %d", len(bi), batch, m, n, len(zs))
-	}
-	st := T(s)
-	for t := 0; t < batch; t++ {
-		bt := bi[t*nb : (t+1)*nb]
-		for r := 0; r < m; r++ {
-			row := zs[(t*m+r)*n : (t*m+r+1)*n]
-			for j, v := range row {
-				var o T
-				if cm {
-					o = T(st*v) + bt[r]
-				} else {
-					o = T(st*v) + bt[j]
-				}
-				if act {
-					o = tanhT(o)
-				}
-				row[j] = o
-			}
-		}
-	}
-	return nil
-}
-
 // same returns an error unless every buffer has n elements.
 func same[T float](name string, n int, bs ...[]T) error {
 	for i, b := range bs {
 		if len(b) != n {
 			return fmt.Errorf("cpu: %s operand %d of %d elements, want %d", name, i, len(b), n)
-		}
-	}
-	return nil
-}
-
-// Unary applies f.
-func (CPU[T]) Unary(f Unary, out, in Buffer) error {
-	bs, err := bufs[T](out, in)
-	if err != nil {
-		return err
-	}
-	o, x := bs[0], bs[1]
-	if err := same("unary", len(o), x); err != nil {
-		return err
-	}
-	for i, v := range x {
-		switch f {
-		case Neg:
-			o[i] = -v
-		case Exp:
-			o[i] = expT(v)
-		case Tanh:
-			o[i] = tanhT(v)
-		default:
-			return fmt.Errorf("cpu: unary function %d", f)
 		}
 	}
 	return nil
@@ -376,32 +272,6 @@ func (CPU[T]) Repeat(out, in Buffer, outer, reps, inner int) error {
 	return nil
 }
 
-// Im2col writes the patch matrices.
-func (CPU[T]) Im2col(c Conv, cols, images Buffer) error {
-	bs, err := bufs[T](cols, images)
-	if err != nil {
-		return err
-	}
-	if len(bs[0]) != c.ColsLen() || len(bs[1]) != c.ImagesLen() {
-		return fmt.Errorf("cpu: im2col %+v of %d images into %d", c, len(bs[1]), len(bs[0]))
-	}
-	patches(c, bs[0], bs[1], false)
-	return nil
-}
-
-// Col2im sums the patch matrices back into images.
-func (CPU[T]) Col2im(c Conv, images, cols Buffer) error {
-	bs, err := bufs[T](images, cols)
-	if err != nil {
-		return err
-	}
-	if len(bs[1]) != c.ColsLen() || len(bs[0]) != c.ImagesLen() {
-		return fmt.Errorf("cpu: col2im %+v of %d into %d images", c, len(bs[1]), len(bs[0]))
-	}
-	patches(c, bs[1], bs[0], true)
-	return nil
-}
-
 // ImageIndex is the index in the images of patch entry (t, f, q) of c's
 // patch matrices: trial t, patch value f = (ch·Size + ky)·Size + kx,
 // position q = j·h'·w' + y·w' + x. The GPU kernels compute the same map.
@@ -421,7 +291,9 @@ func (c Conv) ImageIndex(t, f, q int) int {
 
 // patches copies images into cols or, with back, sums cols into images
 // (cleared first), visiting the patch entries of each pixel in increasing
-// (f, q) order per trial, as graph's CPU kernel does.
+// (f, q) order per trial, as graph's CPU kernel does: the element-by-element
+// reference of the device's im2col and col2im (cpu_conv.go), which the tests
+// compare with it bitwise.
 func patches[T float](c Conv, cols, images []T, back bool) {
 	if back {
 		clear(images)
@@ -442,35 +314,6 @@ func patches[T float](c Conv, cols, images []T, back bool) {
 			}
 		}
 	}
-}
-
-// Flatten permutes channel-major maps into rows (or back).
-func (CPU[T]) Flatten(out, in Buffer, trials, c, images, p int, inverse bool) error {
-	bs, err := bufs[T](out, in)
-	if err != nil {
-		return err
-	}
-	n := c * images * p
-	if err := same("flatten", trials*n, bs[0], bs[1]); err != nil {
-		return err
-	}
-	o, x := bs[0], bs[1]
-	for t := 0; t < trials; t++ {
-		for ch := 0; ch < c; ch++ {
-			for j := 0; j < images; j++ {
-				for i := 0; i < p; i++ {
-					m := t*n + (ch*images+j)*p + i
-					r := t*n + (j*p+i)*c + ch
-					if inverse {
-						o[m] = x[r]
-					} else {
-						o[r] = x[m]
-					}
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // LogSoftmax is the row-wise log-softmax.
@@ -539,42 +382,6 @@ func LogSoftmaxAdjoint[T float](out, y, g []T, c int) {
 	}
 }
 
-// CrossEntropy sets each row's loss and correctness.
-func (CPU[T]) CrossEntropy(loss, correct, logits, labels Buffer, trials, rows, c int) error {
-	bs, err := bufs[T](loss, correct, logits, labels)
-	if err != nil {
-		return err
-	}
-	ls, cs, zs, ys := bs[0], bs[1], bs[2], bs[3]
-	if len(ls) != trials*rows || len(cs) != trials*rows || len(zs) != trials*rows*c || len(ys) != rows {
-		return fmt.Errorf("cpu: cross-entropy of %d logits, %d labels into %d, %d for %d×%d×%d", len(zs), len(ys), len(ls), len(cs), trials, rows, c)
-	}
-	for i := 0; i < trials*rows; i++ {
-		z := zs[i*c : (i+1)*c]
-		lab := int(ys[i%rows])
-		m, arg := z[0], 0
-		for j, v := range z[1:] {
-			if v > m {
-				m, arg = v, j+1
-			}
-		}
-		var s T
-		for _, v := range z {
-			s += expT(v - m)
-		}
-		if lab < 0 || lab >= c {
-			ls[i], cs[i] = T(math.NaN()), 0
-			continue
-		}
-		ls[i] = m + logT(s) - z[lab]
-		cs[i] = 0
-		if arg == lab {
-			cs[i] = 1
-		}
-	}
-	return nil
-}
-
 // Gather copies pool rows and one-hot labels.
 func (CPU[T]) Gather(x, y, pool, labels Buffer, idx []int32, dim, classes int) error {
 	bs, err := bufs[T](x, y, pool, labels)
@@ -615,41 +422,6 @@ func (CPU[T]) Moments(sum, sq, x Buffer, rows, cols int) error {
 		bs[0][j], bs[1][j] = s, q
 	}
 	return nil
-}
-
-// TanhJet propagates Taylor coefficients through tanh.
-func (CPU[T]) TanhJet(t, z Buffer, d, n int) error {
-	bs, err := bufs[T](t, z)
-	if err != nil {
-		return err
-	}
-	if err := same("tanhjet", (d+1)*n, bs[0], bs[1]); err != nil {
-		return err
-	}
-	ts, zs := bs[0], bs[1]
-	u := make([]T, d+1)
-	for e := 0; e < n; e++ {
-		tanhJet(ts, zs, u, d, n, e)
-	}
-	return nil
-}
-
-// tanhJet is the recurrence for element e (u is scratch of d+1).
-func tanhJet[T float](ts, zs, u []T, d, n, e int) {
-	ts[e] = tanhT(zs[e])
-	u[0] = 1 - ts[e]*ts[e]
-	for k := 1; k <= d; k++ {
-		var s T
-		for j := 1; j <= k; j++ {
-			s += T(j) * zs[j*n+e] * u[k-j]
-		}
-		ts[k*n+e] = s / T(k)
-		var q T
-		for i := 0; i <= k; i++ {
-			q += ts[i*n+e] * ts[(k-i)*n+e]
-		}
-		u[k] = -q
-	}
 }
 
 // Round rounds to the format through nets/precision.

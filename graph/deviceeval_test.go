@@ -1,0 +1,91 @@
+package graph
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"gorgonia.org/tensor"
+
+	"github.com/perturb/perturb/kernels"
+	"github.com/perturb/perturb/nets"
+	"github.com/perturb/perturb/nets/fastmath"
+)
+
+// TestDeviceEvalBitwise checks that the float32 test loss on kernels.CPU
+// does not depend, bitwise, on the shared first-layer input (sharedInput
+// against K gathered copies), on the number of trials evaluated together
+// (K = 1 against K = 5), on the number of workers (1 against 3) or on the
+// chunk length (with AVX2: the micro-kernel's rounding does not depend on
+// shapes); and that it agrees with the float64 device to float32
+// accuracy.
+func TestDeviceEvalBitwise(t *testing.T) {
+	d32 := walkData(tensor.Float32, 77)
+	d64 := walkData(tensor.Float64, 77)
+	for _, name := range []string{"logistic", "convnet"} {
+		arch, err := nets.New(name, 1, 28, 28, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const k = 5
+		_, theta := peTrials(arch, k, true, rand.New(rand.NewPCG(5, 6)))
+		run := func(d *Data, dt kernels.DType, k, chunk int, share bool, workers int) ([]float64, []float64) {
+			t.Helper()
+			defer func(s bool, w int) { evalShareInput = s; kernels.SetWorkers(w) }(evalShareInput, kernels.SetWorkers(workers))
+			evalShareInput = share
+			dd, err := UploadData(kernels.NewCPU(dt), d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dd.Close()
+			ev, err := NewDeviceEval(arch, dd, k, chunk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ev.Close()
+			if share && ev.lanes[0][0].shared == nil {
+				t.Fatalf("%s: the evaluation does not share its input", name)
+			}
+			loss, acc := make([]float64, k), make([]float64, k)
+			if err := ev.TestLoss(theta[:k], loss, acc); err != nil {
+				t.Fatal(err)
+			}
+			return loss, acc
+		}
+		wl, wa := run(d32, kernels.F32, k, 30, true, 2)
+		same := func(what string, l, a []float64) {
+			t.Helper()
+			for i := range l {
+				if l[i] != wl[i] || a[i] != wa[i] {
+					t.Fatalf("%s %s trial %d: loss %v acc %v, want %v %v (bitwise)", name, what, i, l[i], a[i], wl[i], wa[i])
+				}
+			}
+		}
+		l, a := run(d32, kernels.F32, k, 30, false, 2)
+		same("K copies", l, a)
+		l, a = run(d32, kernels.F32, k, 30, true, 1)
+		same("1 worker", l, a)
+		l, a = run(d32, kernels.F32, k, 30, true, 3)
+		same("3 workers", l, a)
+		// Every product of the evaluation has a small side (channels,
+		// classes, or the chunk itself), so it goes through the micro-kernel,
+		// whose rounding does not depend on the shapes: the chunk length does
+		// not change the result either.
+		for _, c := range []int{7, 77} {
+			if !fastmath.HaveAVX2 {
+				break
+			}
+			l, a = run(d32, kernels.F32, k, c, true, 2)
+			same(fmt.Sprintf("chunks of %d", c), l, a)
+		}
+		l, a = run(d32, kernels.F32, 1, 30, true, 2)
+		same("K=1", l, a)
+		l, a = run(d64, kernels.F64, k, 30, true, 2)
+		for i := range l {
+			if math.Abs(l[i]-wl[i]) > 1e-5*math.Max(1, l[i]) || math.Abs(a[i]-wa[i]) > 2.0/77 {
+				t.Errorf("%s trial %d: float32 loss %v acc %v, float64 %v %v", name, i, wl[i], wa[i], l[i], a[i])
+			}
+		}
+	}
+}

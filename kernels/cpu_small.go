@@ -1,0 +1,177 @@
+package kernels
+
+import (
+	"github.com/perturb/perturb/nets/fastmath"
+)
+
+// Products with a small side (float32, AVX2+FMA): the batched products of
+// the evaluation have one small side (the 10 channels of a convolution,
+// the 10 classes of a dense layer) for which a BLAS call per trial packs a
+// large operand to multiply a tiny one, and stacking the trials into one
+// call would make a trial's rounding depend on its position in the stack
+// (OpenBLAS's does). fastmath.Sgemm5x16 computes 5×16 blocks of C straight
+// from the large operand, each element one FMA chain over K in increasing
+// order, so its value depends only on its own row and column: results are
+// independent of the batch, the split over workers, the chunk length and
+// the element's position.
+//
+//   - small M (≤ smallSide), B not transposed: blocks of 5 rows of op(A)
+//     (packed k-major) times 16 columns of B, read in place;
+//   - small N (≤ smallSide), otherwise: the same for Cᵀ = op(B)ᵀ·op(A)ᵀ,
+//     op(A)ᵀ (K × M) read in place when A is transposed, else transposed
+//     into scratch (once for a shared A), and the blocks written back
+//     transposed.
+
+// smallSide is the largest small side of a product for the micro-kernel.
+const smallSide = 20
+
+// smallCols is the number of columns of C (of the kernel's product) in
+// one unit of work.
+const smallCols = 512
+
+// gemmSmall computes g with the micro-kernel when it applies and reports
+// whether it did.
+func gemmSmall[T float](w int, g Gemm, cs, as, bb []T) bool {
+	c32, ok := any(cs).([]float32)
+	if !ok || !fastmath.HaveAVX2 {
+		return false
+	}
+	a32, b32 := any(as).([]float32), any(bb).([]float32)
+	switch {
+	case g.M <= smallSide && !g.TransB:
+		// C (M × N) = op(A)·B: kernel rows are C's rows.
+		pack := func(e, r int, dst []float32) { // row r of op(A_e), k-major
+			a := a32[e*g.StrideA:]
+			for k := 0; k < g.K; k++ {
+				if g.TransA {
+					dst[k*5] = a[k*g.M+r]
+				} else {
+					dst[k*5] = a[r*g.K+k]
+				}
+			}
+		}
+		var direct func(e, r0, c0 int) []float32
+		if g.Alpha == 1 && g.Beta == 0 { // full blocks straight into C
+			direct = func(e, r0, c0 int) []float32 { return c32[e*g.StrideC+r0*g.N+c0:] }
+		}
+		smallBlocks(w, g, g.M, g.N, false, pack, func(e int) ([]float32, int) { return b32[e*g.StrideB:], g.N }, direct,
+			func(e, r, c0 int, v []float32) {
+				dst := c32[e*g.StrideC+r*g.N+c0:][:len(v)]
+				if g.Alpha == 1 && g.Beta == 0 {
+					copy(dst, v)
+					return
+				}
+				for j, x := range v {
+					dst[j] = combine(g, x, dst[j])
+				}
+			})
+		return true
+	case g.N <= smallSide && g.M > smallSide:
+		// Cᵀ (N × M) = op(B)ᵀ·op(A)ᵀ: kernel rows are C's columns.
+		pack := func(e, j int, dst []float32) { // column j of op(B_e), k-major
+			b := b32[e*g.StrideB:]
+			for k := 0; k < g.K; k++ {
+				if g.TransB {
+					dst[k*5] = b[j*g.K+k]
+				} else {
+					dst[k*5] = b[k*g.N+j]
+				}
+			}
+		}
+		at := func(e int) ([]float32, int) { return a32[e*g.StrideA:], g.M }
+		padded := false
+		if !g.TransA { // op(A)ᵀ in scratch, rows padded to 16: once when shared
+			ld := (g.M + 15) &^ 15
+			n, stride := g.Batch, ld*g.K
+			if g.StrideA == 0 {
+				n = 1
+			}
+			t := make([]float32, n*stride)
+			parallel(w, n*g.M, units(g.K), func(lo, hi int) {
+				for u := lo; u < hi; u++ {
+					e, i := u/g.M, u%g.M
+					for k, v := range a32[e*g.StrideA+i*g.K : e*g.StrideA+(i+1)*g.K] {
+						t[e*stride+k*ld+i] = v
+					}
+				}
+			})
+			at = func(e int) ([]float32, int) {
+				if g.StrideA == 0 {
+					return t, ld
+				}
+				return t[e*stride:], ld
+			}
+			padded = true
+		}
+		smallBlocks(w, g, g.N, g.M, padded, pack, at, nil, func(e, j, i0 int, v []float32) {
+			for i, x := range v {
+				at := e*g.StrideC + (i0+i)*g.N + j
+				c32[at] = combine(g, x, c32[at])
+			}
+		})
+		return true
+	}
+	return false
+}
+
+// combine is alpha·v + beta·c (c not read for beta = 0).
+func combine(g Gemm, v, c float32) float32 {
+	if g.Alpha != 1 {
+		v *= float32(g.Alpha)
+	}
+	if g.Beta != 0 {
+		v += float32(g.Beta) * c
+	}
+	return v
+}
+
+// smallBlocks runs the micro-kernel over every entry of g: rows (m of
+// them) packed by pack, columns (n) read from wide(e) (K rows at a
+// stride), each row segment of the kernel's product handed to put(e, row,
+// first column, values), or, for whole blocks when direct is set, written
+// by the kernel at direct(e, first row, first column) (rows n apart).
+// The units (entry, group of 5 rows, smallCols columns) are spread over
+// the workers; wide(e) is called once per unit. With padded, the rows of
+// wide(e) are readable up to a multiple of 16 columns.
+func smallBlocks(w int, g Gemm, m, n int, padded bool, pack func(e, r int, dst []float32), wide func(e int) ([]float32, int), direct func(e, r0, c0 int) []float32, put func(e, r, c0 int, v []float32)) {
+	groups := (m + 4) / 5
+	chunks := (n + smallCols - 1) / smallCols
+	per := groups * chunks
+	parallel(w, g.Batch*per, max(1<<18/max(2*5*smallCols*g.K, 1), 1), func(lo, hi int) {
+		ap := make([]float32, 5*g.K)
+		tail := make([]float32, 16*g.K)
+		var out [80]float32
+		for u := lo; u < hi; u++ {
+			e, gr, ch := u/per, u%per/chunks, u%chunks
+			r0 := gr * 5
+			clear(ap)
+			for r := r0; r < min(r0+5, m); r++ {
+				sub := ap[r-r0:]
+				pack(e, r, sub)
+			}
+			b, ldb := wide(e)
+			for c0 := ch * smallCols; c0 < min((ch+1)*smallCols, n); c0 += 16 {
+				src, ld := b[c0:], ldb
+				w := min(16, n-c0)
+				if w < 16 && !padded { // a padded copy of the last columns
+					for k := 0; k < g.K; k++ {
+						row := tail[k*16 : (k+1)*16]
+						copy(row, b[k*ldb+c0:k*ldb+c0+w])
+						clear(row[w:])
+					}
+					src, ld = tail, 16
+				}
+				if direct != nil && w == 16 && r0+5 <= m {
+					d := direct(e, r0, c0)
+					_ = d[4*n+15] // the block is inside C
+					fastmath.Sgemm5x16(g.K, &ap[0], &src[0], ld, &d[0], n)
+					continue
+				}
+				fastmath.Sgemm5x16(g.K, &ap[0], &src[0], ld, &out[0], 16)
+				for r := r0; r < min(r0+5, m); r++ {
+					put(e, r, c0, out[(r-r0)*16:(r-r0)*16+w])
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,12 @@
+package fastmath
+
+// Sgemm5x16 is the micro-kernel of kernels.CPU's products with a small
+// side: c[r·ldc + j] = Σ_{l<k} a[l·5 + r]·b[l·ldb + j] for r < 5 and
+// j < 16, each element one FMA chain in increasing l, so its value depends
+// only on its own operands (not on its position or on the surrounding
+// product). a holds 5k values (k-major), b rows of at least 16 values at
+// a stride of ldb, c 5 rows of 16 at a stride of ldc. Only with HaveAVX2
+// (amd64).
+//
+//go:noescape
+func Sgemm5x16(k int, a, b *float32, ldb int, c *float32, ldc int)
