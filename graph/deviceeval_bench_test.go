@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	kblas "github.com/perturb/perturb/kernels/blas"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -49,7 +50,7 @@ func BenchmarkDeviceEvalVsGemm(b *testing.B) {
 	const k = 64
 	for b.Loop() {
 		gemm0 := benchGemm2048()
-		logf(b, "gemm 2048³ float32 (%s, %d threads): %.1f GFLOP/s", BLASName(), runtime.NumCPU(), gemm0)
+		logf(b, "gemm 2048³ float32 (%s, %d threads): %.1f GFLOP/s", kblas.Name(), runtime.NumCPU(), gemm0)
 		rates := map[string]float64{}
 		for _, model := range []string{"convnet", "logistic"} {
 			a, err := nets.New(model, 1, 28, 28, 10)
