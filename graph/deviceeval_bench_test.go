@@ -121,8 +121,8 @@ func benchGemm2048() float64 {
 		return g
 	}
 	a, bm, c := mk(), mk(), mk()
-	prev := SetBLASThreads(runtime.NumCPU())
-	defer SetBLASThreads(prev)
+	prev := kblas.SetThreads(runtime.NumCPU())
+	defer kblas.SetThreads(prev)
 	sec := bestOf(3, func() { blas32.Gemm(blas.NoTrans, blas.NoTrans, 1, a, bm, 0, c) })
 	return 2 * n * n * n / sec / 1e9
 }
