@@ -702,7 +702,10 @@ func tanhBack2Run[T float](out, t, g, h []T) {
 
 // im2colKernel extracts the patches of the b images of each of K trials,
 // in gorgonia's im2col patch order (channel, kernel row, kernel column),
-// with no padding: h' = (h − size)/stride + 1. The input is either
+// with pad pixels of zeros around each image: h' = (h + 2·pad − size)/stride
+// + 1, and patch value (ch, ky, kx) at output position (y, x) is pixel
+// (y·stride + ky − pad, x·stride + kx − pad) of channel ch, or 0 where that
+// lies outside the image. The input is either
 //
 //	(K·b, c, h, w)   (cbhw false: the network's input images), or
 //	(K, c, b·h·w)    (cbhw true: the channel-major maps of a convolution),
@@ -710,19 +713,27 @@ func tanhBack2Run[T float](out, t, g, h []T) {
 // and the output is the channel-major patch matrix of every trial,
 // (K, c·size·size, b·h'·w'): entry (f, j·h'·w' + y·w' + x) is patch value f
 // at output position (y, x) of the trial's image j.
+//
+// Its adjoint (col2imKernel): padded im2col is P∘Z, Z the zero padding of
+// each image to (h + 2·pad)×(w + 2·pad) and P the unpadded im2col of the
+// padded images, so its adjoint is Zᵀ∘Pᵀ. Pᵀ sums every patch entry into
+// the padded pixel it was read from (col2im without padding), and Zᵀ, the
+// adjoint of embedding an image into the zero border, crops the border:
+// ⟨Z x, u⟩ = Σ_{inner pixels} x·u. So the adjoint sums each patch entry
+// into the pixel it read and drops the entries that read padding.
 type im2colKernel struct {
-	trials, images int // K, b
-	c, h, w        int
-	size, stride   int
-	cbhw           bool
+	trials, images    int // K, b
+	c, h, w           int
+	size, stride, pad int
+	cbhw              bool
 }
 
 func (k im2colKernel) name() string {
-	return fmt.Sprintf("im2col(%d,%d,%d,%d,%d,%d,%d,%t)", k.trials, k.images, k.c, k.h, k.w, k.size, k.stride, k.cbhw)
+	return fmt.Sprintf("im2col(%d,%d,%d,%d,%d,%d,%d,%d,%t)", k.trials, k.images, k.c, k.h, k.w, k.size, k.stride, k.pad, k.cbhw)
 }
 
 func (k im2colKernel) out() (oh, ow int) {
-	return (k.h-k.size)/k.stride + 1, (k.w-k.size)/k.stride + 1
+	return (k.h+2*k.pad-k.size)/k.stride + 1, (k.w+2*k.pad-k.size)/k.stride + 1
 }
 
 // in is the input shape.
@@ -739,8 +750,8 @@ func (k im2colKernel) shape(in []tensor.Shape) (tensor.Shape, error) {
 	if !in[0].Eq(k.in()) {
 		return nil, fmt.Errorf("%s: input of shape %v, want %v", k.name(), in[0], k.in())
 	}
-	if k.h < k.size || k.w < k.size {
-		return nil, fmt.Errorf("%s: images of %d×%d", k.name(), k.h, k.w)
+	if k.stride < 1 || k.pad < 0 || k.h+2*k.pad < k.size || k.w+2*k.pad < k.size {
+		return nil, fmt.Errorf("%s: patches of %d (stride %d, padding %d) on images of %d×%d", k.name(), k.size, k.stride, k.pad, k.h, k.w)
 	}
 	oh, ow := k.out()
 	return tensor.Shape{k.trials, k.c * k.size * k.size, k.images * oh * ow}, nil
@@ -752,9 +763,24 @@ func (k im2colKernel) run(out *tensor.Dense, in []*tensor.Dense) error {
 		func(o []float32, in [][]float32) { patches(k, o, in[0], false) })
 }
 
-// patches copies images into cols (im2col) or, with back, sums cols back
-// into images (col2im, the adjoint: images is cleared first, and each
-// pixel's patch entries are added in a fixed order).
+// span returns the output coordinates [lo, hi) whose patch entry at kernel
+// offset kk reads inside an image side of n pixels: lo·stride + kk − pad ≥
+// 0 and (hi−1)·stride + kk − pad < n, clamped to [0, outs].
+func (k im2colKernel) span(kk, n, outs int) (lo, hi int) {
+	if d := k.pad - kk; d > 0 {
+		lo = (d + k.stride - 1) / k.stride
+	}
+	if d := n + k.pad - kk; d > 0 {
+		hi = (d + k.stride - 1) / k.stride
+	}
+	hi = min(hi, outs)
+	return min(lo, hi), hi
+}
+
+// patches copies images into cols (im2col; entries on the padding are 0)
+// or, with back, sums cols back into images (col2im, the adjoint: images is
+// cleared first, each pixel's patch entries are added in a fixed order,
+// and entries on the padding are dropped).
 func patches[T float](k im2colKernel, cols, images []T, back bool) {
 	if back {
 		clear(images)
@@ -773,19 +799,29 @@ func patches[T float](k im2colKernel, cols, images []T, back bool) {
 			im := t*sT + j*sJ
 			for ch := 0; ch < k.c; ch++ {
 				for ky := 0; ky < k.size; ky++ {
+					ylo, yhi := k.span(ky, k.h, oh)
 					for kx := 0; kx < k.size; kx++ {
+						xlo, xhi := k.span(kx, k.w, ow)
 						row := cols[t*f*q+((ch*k.size+ky)*k.size+kx)*q+j*p:]
 						for y := 0; y < oh; y++ {
-							src := im + ch*sC + (y*k.stride+ky)*k.w + kx
 							dst := row[y*ow : (y+1)*ow]
+							if y < ylo || y >= yhi {
+								if !back {
+									clear(dst)
+								}
+								continue
+							}
+							src := im + ch*sC + (y*k.stride+ky-k.pad)*k.w + kx - k.pad
 							if back {
-								for x := range dst {
+								for x := xlo; x < xhi; x++ {
 									images[src+x*k.stride] += dst[x]
 								}
 							} else {
-								for x := range dst {
+								clear(dst[:xlo])
+								for x := xlo; x < xhi; x++ {
 									dst[x] = images[src+x*k.stride]
 								}
+								clear(dst[xhi:])
 							}
 						}
 					}

@@ -404,7 +404,9 @@ func (CPU[T]) Col2im(c Conv, images, cols Buffer) error {
 
 // ImageIndex is the index in the images of patch entry (t, f, q) of c's
 // patch matrices: trial t, patch value f = (ch·Size + ky)·Size + kx,
-// position q = j·h'·w' + y·w' + x. The GPU kernels compute the same map.
+// position q = j·h'·w' + y·w' + x, reading pixel (y·Stride + ky − Pad,
+// x·Stride + kx − Pad) of channel ch of image j; it is −1 when that pixel
+// is padding (outside the image). The GPU kernels compute the same map.
 func (c Conv) ImageIndex(t, f, q int) int {
 	oh, ow := c.Out()
 	p := oh * ow
@@ -412,16 +414,21 @@ func (c Conv) ImageIndex(t, f, q int) int {
 	y, x := yx/ow, yx%ow
 	ch, k := f/(c.Size*c.Size), f%(c.Size*c.Size)
 	ky, kx := k/c.Size, k%c.Size
+	iy, ix := y*c.Stride+ky-c.Pad, x*c.Stride+kx-c.Pad
+	if iy < 0 || iy >= c.H || ix < 0 || ix >= c.W {
+		return -1
+	}
 	sT, sJ, sC := c.Images*c.C*c.H*c.W, c.C*c.H*c.W, c.H*c.W
 	if c.CBHW {
 		sJ, sC = c.H*c.W, c.Images*c.H*c.W
 	}
-	return t*sT + j*sJ + ch*sC + (y*c.Stride+ky)*c.W + x*c.Stride + kx
+	return t*sT + j*sJ + ch*sC + iy*c.W + ix
 }
 
-// patches copies images into cols or, with back, sums cols into images
-// (cleared first), visiting the patch entries of each pixel in increasing
-// (f, q) order per trial, as graph's CPU kernel does.
+// patches copies images into cols (0 for padding) or, with back, sums cols
+// into images (cleared first; entries on the padding are dropped), visiting
+// the patch entries of each pixel in increasing (f, q) order per trial, as
+// graph's CPU kernel does.
 func patches[T float](c Conv, cols, images []T, back bool) {
 	if back {
 		clear(images)
@@ -434,9 +441,14 @@ func patches[T float](c Conv, cols, images []T, back bool) {
 			row := cols[(t*f+fi)*q : (t*f+fi+1)*q]
 			for qi := range row {
 				i := c.ImageIndex(t, fi, qi)
-				if back {
+				switch {
+				case i < 0:
+					if !back {
+						row[qi] = 0
+					}
+				case back:
 					images[i] += row[qi]
-				} else {
+				default:
 					row[qi] = images[i]
 				}
 			}

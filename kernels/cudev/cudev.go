@@ -518,8 +518,10 @@ func (d *Device) Repeat(out, in kernels.Buffer, outer, reps, inner int) error {
 	return d.launch("repeat_mid", outer*reps*inner, p[0], p[1], i64(outer), i64(reps), i64(inner))
 }
 
+// convArgs are the geometry arguments of the im2col and col2im kernels,
+// in their order (trials, images, c, h, w, size, stride, pad, cbhw).
 func convArgs(c kernels.Conv) []any {
-	return []any{i64(c.Trials), i64(c.Images), i64(c.C), i64(c.H), i64(c.W), i64(c.Size), i64(c.Stride), b64(c.CBHW)}
+	return []any{i64(c.Trials), i64(c.Images), i64(c.C), i64(c.H), i64(c.W), i64(c.Size), i64(c.Stride), i64(c.Pad), b64(c.CBHW)}
 }
 
 // Im2col writes the patch matrices.
