@@ -42,9 +42,12 @@ func (k BatchKind) String() string {
 // which reuse their outputs from run to run (a call allocates a few hundred
 // small objects, independent of K).
 //
-// Each trial computes the function of nets.Arch.Forward and graph.Net: the
-// same parameter layout, im2col patch order, (y, x, channel) flattening,
-// Xavier scales and operation order (internally the convolutions' maps are
+// The graph is built from nets.Arch.Layers alone (see forward), so it
+// covers every model family: the logistic model, the tanh mlp, convnets of
+// any width and depth (padded convolutions included). Each trial computes
+// the function of nets.Arch.Forward and graph.Net: the same parameter
+// layout, im2col patch order, (y, x, channel) flattening, Xavier scales and
+// operation order (internally the convolutions' maps are
 // stored channel-major, which changes no arithmetic). Results agree with
 // graph.Net to about 1e-16 relative (G.LogSoftMax, which graph.Net uses,
 // shifts rows differently; see logSoftmaxKernel). Each trial's arithmetic is

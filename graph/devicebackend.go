@@ -11,8 +11,8 @@ import (
 // keeps (least recently used first out).
 const DefaultDeviceNets = 6
 
-// DeviceBackend evaluates an image model (logistic, convnet) for a batch
-// of K trials on a kernels.Device: it implements optim.Backend through
+// DeviceBackend evaluates an image model (any family: logistic, mlp,
+// convnets of any size) for a batch of K trials on a kernels.Device: it implements optim.Backend through
 // DeviceNets, like ImageBackend does through BatchNets on the CPU. A call
 // with at most Cap trials runs on the program for Cap trials, the missing
 // trials padded with zero parameters and trial 0's samples (their results
