@@ -794,14 +794,20 @@ func patches[T float](k im2colKernel, cols, images []T, back bool) {
 	if k.cbhw {
 		sJ, sC = k.h*k.w, k.images*k.h*k.w
 	}
+	// The output rows and columns inside the image at each kernel offset.
+	spans := make([][2]int, 2*k.size)
+	for o := 0; o < k.size; o++ {
+		spans[o][0], spans[o][1] = k.span(o, k.h, oh)
+		spans[k.size+o][0], spans[k.size+o][1] = k.span(o, k.w, ow)
+	}
 	for t := 0; t < k.trials; t++ {
 		for j := 0; j < k.images; j++ {
 			im := t*sT + j*sJ
 			for ch := 0; ch < k.c; ch++ {
 				for ky := 0; ky < k.size; ky++ {
-					ylo, yhi := k.span(ky, k.h, oh)
+					ylo, yhi := spans[ky][0], spans[ky][1]
 					for kx := 0; kx < k.size; kx++ {
-						xlo, xhi := k.span(kx, k.w, ow)
+						xlo, xhi := spans[k.size+kx][0], spans[k.size+kx][1]
 						row := cols[t*f*q+((ch*k.size+ky)*k.size+kx)*q+j*p:]
 						for y := 0; y < oh; y++ {
 							dst := row[y*ow : (y+1)*ow]
@@ -811,17 +817,21 @@ func patches[T float](k im2colKernel, cols, images []T, back bool) {
 								}
 								continue
 							}
-							src := im + ch*sC + (y*k.stride+ky-k.pad)*k.w + kx - k.pad
+							// Pixel of output column xlo, and the columns inside.
+							src := im + ch*sC + (y*k.stride+ky-k.pad)*k.w + xlo*k.stride + kx - k.pad
+							in := dst[xlo:xhi]
 							if back {
-								for x := xlo; x < xhi; x++ {
-									images[src+x*k.stride] += dst[x]
+								for x, v := range in {
+									images[src+x*k.stride] += v
 								}
 							} else {
-								clear(dst[:xlo])
-								for x := xlo; x < xhi; x++ {
-									dst[x] = images[src+x*k.stride]
+								if xlo > 0 || xhi < ow {
+									clear(dst[:xlo])
+									clear(dst[xhi:])
 								}
-								clear(dst[xhi:])
+								for x := range in {
+									in[x] = images[src+x*k.stride]
+								}
 							}
 						}
 					}
