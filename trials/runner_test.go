@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/perturb/perturb/graph"
+	"github.com/perturb/perturb/kernels"
 	"github.com/perturb/perturb/nets/data"
 	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/results"
@@ -557,5 +558,16 @@ func TestRunnerWalkedModels(t *testing.T) {
 		}
 		worst = max(worst, math.Abs(a.InitTestLoss-want)/want)
 	}
-	t.Logf("%d rows; initial test losses within %.1e of graph.Net", len(one), worst)
+	// The device path on the CPU twin runs the same graphs through the
+	// walker for training too.
+	dev := runOn(t, c, pool, kernels.NewCPU(kernels.F64), Settings{Workers: 2})
+	worstDev := 0.0
+	for key, a := range one {
+		if d := rowDiff(t, "device", a, dev[key]); !(d <= 1e-9) {
+			t.Errorf("%v: device path differs by %.2g:\nCPU    %+v\ndevice %+v", key, d, a, dev[key])
+		} else {
+			worstDev = max(worstDev, d)
+		}
+	}
+	t.Logf("%d rows; initial test losses within %.1e of graph.Net; device path (CPU twin) within %.1e", len(one), worst, worstDev)
 }
