@@ -125,7 +125,7 @@ func (w *worker) deviceBackend(name string, arch *nets.Arch) optim.Backend {
 
 // deviceTestLoss is testLoss on the device.
 func (w *worker) deviceTestLoss(name string, theta [][]float64, loss, acc []float64) error {
-	return w.walkedTestLoss(w.devState().evals, w.r.dev.data, name, theta, loss, acc)
+	return w.walkedTestLoss(w.devState().evals, w.r.dev.data, name, w.capTrials(name), theta, loss, acc)
 }
 
 // walkTestLoss is testLoss, without a device, of a model the pool
@@ -152,16 +152,19 @@ func (w *worker) walkTestLoss(name string, theta [][]float64, loss, acc []float6
 	if w.walks == nil {
 		w.walks = map[string]*graph.DeviceTestLoss{}
 	}
-	return w.walkedTestLoss(w.walks, r.walk.data, name, theta, loss, acc)
+	// A batch holds at most one group, Count·len(Etas) trials: a larger
+	// capacity would only pad the evaluation with trials computed in vain
+	// (on the CPU, they cost as much as real ones).
+	k := min(w.capTrials(name), max(r.cfg.Trials.Count*len(r.cfg.Trials.Etas), 1))
+	return w.walkedTestLoss(w.walks, r.walk.data, name, k, theta, loss, acc)
 }
 
 // walkedTestLoss sets the test loss through the walker's programs kept in
-// evals (compiled on first use for the worker's trials per batch, in
-// chunks within the evaluation's share of the worker's budget).
-func (w *worker) walkedTestLoss(evals map[string]*graph.DeviceTestLoss, data *graph.DeviceData, name string, theta [][]float64, loss, acc []float64) error {
+// evals (compiled on first use for k trials, in chunks within the
+// evaluation's share of the worker's budget).
+func (w *worker) walkedTestLoss(evals map[string]*graph.DeviceTestLoss, data *graph.DeviceData, name string, k int, theta [][]float64, loss, acc []float64) error {
 	e, ok := evals[name]
 	if !ok {
-		k := w.capTrials(name)
 		chunk := int(max(w.maxBytes/2/(int64(k)*deviceEvalBytes), 1))
 		var err error
 		if e, err = graph.NewDeviceTestLoss(w.r.models[name].arch, data, k, chunk); err != nil {
