@@ -306,3 +306,15 @@ func (t *DeviceTestLoss) TestLoss(theta [][]float64, loss, acc []float64) error 
 
 // Close releases the device buffers.
 func (t *DeviceTestLoss) Close() error { return t.eval.Close() }
+
+// Elements is the number of device elements the evaluation allocated (its
+// programs and buffers; the pool not included): about Cap·chunk times the
+// elements one example of one trial needs, which callers measure with a
+// small chunk to size the real one.
+func (t *DeviceTestLoss) Elements() int64 {
+	var n int64
+	for _, p := range t.eval.parts {
+		n += p.prog.Elements() + int64(p.y.Len()+p.loss.Len()+p.corr.Len()+p.labels.Len())
+	}
+	return n
+}

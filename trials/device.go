@@ -156,6 +156,26 @@ func (w *worker) walkTestLoss(name string, theta [][]float64, loss, acc []float6
 	// capacity would only pad the evaluation with trials computed in vain
 	// (on the CPU, they cost as much as real ones).
 	k := min(w.capTrials(name), max(r.cfg.Trials.Count*len(r.cfg.Trials.Etas), 1))
+	if _, ok := w.walks[name]; !ok {
+		// The chunk that fits the evaluation's share of the budget, from
+		// the memory a program for chunks of probeChunk examples takes
+		// (deviceEvalBytes underestimates convnets' patch matrices).
+		const probeChunk = 16
+		p, err := graph.NewDeviceTestLoss(r.models[name].arch, r.walk.data, k, probeChunk)
+		if err != nil {
+			return fmt.Errorf("test loss of %s through the walker: %w", name, err)
+		}
+		per := max(p.Elements()*int64(r.walk.data.Dev.DType().Size())/int64(k*min(probeChunk, r.walk.data.N)), 1)
+		if err := p.Close(); err != nil {
+			return err
+		}
+		chunk := int(max(w.maxBytes/2/(int64(k)*per), 1))
+		e, err := graph.NewDeviceTestLoss(r.models[name].arch, r.walk.data, k, chunk)
+		if err != nil {
+			return fmt.Errorf("test loss of %s through the walker (%d trials, chunks of %d): %w", name, k, chunk, err)
+		}
+		w.walks[name] = e
+	}
 	return w.walkedTestLoss(w.walks, r.walk.data, name, k, theta, loss, acc)
 }
 
