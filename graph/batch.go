@@ -42,9 +42,12 @@ func (k BatchKind) String() string {
 // which reuse their outputs from run to run (a call allocates a few hundred
 // small objects, independent of K).
 //
-// Each trial computes the function of nets.Arch.Forward and graph.Net: the
-// same parameter layout, im2col patch order, (y, x, channel) flattening,
-// Xavier scales and operation order (internally the convolutions' maps are
+// The graph is built from nets.Arch.Layers alone (see forward), so it
+// covers every model family: the logistic model, the tanh mlp, convnets of
+// any width and depth (padded convolutions included). Each trial computes
+// the function of nets.Arch.Forward and graph.Net: the same parameter
+// layout, im2col patch order, (y, x, channel) flattening, Xavier scales and
+// operation order (internally the convolutions' maps are
 // stored channel-major, which changes no arithmetic). Results agree with
 // graph.Net to about 1e-16 relative (G.LogSoftMax, which graph.Net uses,
 // shifts rows differently; see logSoftmaxKernel). Each trial's arithmetic is
@@ -125,18 +128,10 @@ func CompileBatch(arch *nets.Arch, dt tensor.Dtype, k, b int, kind BatchKind) (*
 // tangent is zero (inputs, BatchGrad graphs).
 type dual struct{ v, d *G.Node }
 
-// build adds the forward pass, the differentiated scalar and its gradient.
+// build adds the forward pass (forward), the differentiated scalar and its
+// gradient.
 func (n *BatchNet) build() error {
-	var z dual
-	var err error
-	switch n.Arch.Name {
-	case "logistic":
-		z, err = n.dense(dual{v: n.x}, 0, false, false)
-	case "convnet":
-		z, err = n.convnet()
-	default:
-		return fmt.Errorf("no batched graph for model %q", n.Arch.Name)
-	}
+	z, err := n.forward()
 	if err != nil {
 		return err
 	}
@@ -220,110 +215,6 @@ func (n *BatchNet) constant(v float64) *G.Node {
 		return G.NewConstant(float32(v))
 	}
 	return G.NewConstant(v)
-}
-
-// dense applies layer i (weights params[i], bias params[i+1]) to x: z =
-// s·(x W) + b per trial as nets' dense, then tanh when act; x is (K, m, in)
-// or, channel-major (cm), (K, in, m) (see affineKernel). The tangent is
-// ż = s·(ẋ W + x V_W) + V_b, then ṫ = (1 − t²) ⊙ ż.
-func (n *BatchNet) dense(x dual, i int, act, cm bool) (dual, error) {
-	s := n.Arch.Params[i].Scale
-	w, b := n.params[i], n.params[i+1]
-	var z dual
-	var err error
-	if z.v, err = affine(s, act, cm, x.v, w, b); err != nil {
-		return dual{}, err
-	}
-	if n.tangents == nil {
-		return z, nil
-	}
-	vw, vb := n.tangents[i], n.tangents[i+1]
-	if x.d == nil {
-		z.d, err = affine(s, false, cm, x.v, vw, vb)
-	} else {
-		z.d, err = affine(s, false, cm, x.d, w, x.v, vw, vb)
-	}
-	if err != nil || !act {
-		return z, err
-	}
-	z.d, err = tanhBack(z.v, z.d)
-	return z, err
-}
-
-// linear applies the linear map f to the primal and the tangent.
-func linear(x dual, f func(*G.Node) (*G.Node, error)) (dual, error) {
-	var y dual
-	var err error
-	if y.v, err = f(x.v); err != nil {
-		return dual{}, err
-	}
-	if x.d != nil {
-		if y.d, err = f(x.d); err != nil {
-			return dual{}, err
-		}
-	}
-	return y, nil
-}
-
-// The convolution geometry of nets' convnet (kernel 5, stride 2, no
-// padding), which nets does not export; TestBatchGradMatchesNet compares
-// with nets.Arch.Forward.
-const (
-	convSize   = 5
-	convStride = 2
-)
-
-// conv is one tanh convolution layer (params i, i+1) of nets' convnet on
-// the B images of each of K trials, of c channels of h×w pixels: im is
-// (K·B, c, h, w), or with cbhw the previous layer's maps (K, c, B·h·w).
-// im2col makes each trial's (c·25, B·h'·w') patch matrix, and the
-// channel-major dense layer multiplies it by the trial's kernel matrix
-// (transposed): the maps (K, channels, B·h'·w'), as nets' convolution
-// computes them up to the layout. It returns the maps and h', w'.
-func (n *BatchNet) conv(im dual, i, c, h, w int, cbhw bool) (dual, int, int, error) {
-	k := im2colKernel{trials: n.K, images: n.B, c: c, h: h, w: w, size: convSize, stride: convStride, cbhw: cbhw}
-	if f := n.Arch.Params[i].Shape[0]; f != c*convSize*convSize {
-		return dual{}, 0, 0, fmt.Errorf("patches of %d values for weights %v", c*convSize*convSize, n.Arch.Params[i].Shape)
-	}
-	cols, err := linear(im, func(x *G.Node) (*G.Node, error) { return apply(k, x) })
-	if err != nil {
-		return dual{}, 0, 0, fmt.Errorf("im2col: %w", err)
-	}
-	z, err := n.dense(cols, i, true, true)
-	oh, ow := k.out()
-	return z, oh, ow, err
-}
-
-// convnet is nets' convnet for K trials: see nets/convnet.go.
-func (n *BatchNet) convnet() (dual, error) {
-	a := n.Arch
-	if len(a.Params) != 8 {
-		return dual{}, fmt.Errorf("unexpected convnet parameters %v", a.Params)
-	}
-	im, err := G.Reshape(n.x, tensor.Shape{n.K * n.B, a.Channels, a.Height, a.Width})
-	if err != nil {
-		return dual{}, err
-	}
-	h, oh, ow, err := n.conv(dual{v: im}, 0, a.Channels, a.Height, a.Width, false)
-	if err != nil {
-		return dual{}, fmt.Errorf("conv1: %w", err)
-	}
-	ch := a.Params[0].Shape[1]
-	if h, oh, ow, err = n.conv(h, 2, ch, oh, ow, true); err != nil {
-		return dual{}, fmt.Errorf("conv2: %w", err)
-	}
-	// The dense layer reads each image's maps in (y, x, channel) order.
-	f := flattenKernel{c: a.Params[2].Shape[1], images: n.B, p: oh * ow}
-	if f.c*f.p != a.Params[4].Shape[0] {
-		return dual{}, fmt.Errorf("dense1: %d inputs for weights %v", f.c*f.p, a.Params[4].Shape)
-	}
-	if h, err = linear(h, func(x *G.Node) (*G.Node, error) { return apply(f, x) }); err != nil {
-		return dual{}, err
-	}
-	if h, err = n.dense(h, 4, true, false); err != nil {
-		return dual{}, fmt.Errorf("dense1: %w", err)
-	}
-	return n.dense(h, 6, false, false)
 }
 
 // Close releases the machine.

@@ -12,8 +12,8 @@ import (
 // keeps (least recently used first out).
 const DefaultDeviceNets = 6
 
-// DeviceBackend evaluates an image model (logistic, convnet) for a batch
-// of K trials on a kernels.Device: it implements optim.Backend through
+// DeviceBackend evaluates an image model (any family: logistic, mlp,
+// convnets of any size) for a batch of K trials on a kernels.Device: it implements optim.Backend through
 // DeviceNets, like ImageBackend does through BatchNets on the CPU. A call
 // with at most Cap trials runs on the program for Cap trials, the missing
 // trials padded with zero parameters and trial 0's samples (their results
@@ -354,4 +354,20 @@ func (t *DeviceTestLoss) Close() error {
 		return nil
 	}
 	return t.eval.Close()
+}
+
+// Elements is the number of device elements the evaluation allocated (its
+// programs and buffers; the pool not included): about Cap·chunk times the
+// elements one example of one trial needs, which callers measure with a
+// small chunk to size the real one.
+func (t *DeviceTestLoss) Elements() int64 {
+	var n int64
+	for _, lane := range t.eval.lanes {
+		for _, p := range lane {
+			if p != nil {
+				n += p.prog.Elements() + int64(p.y.Len()+p.loss.Len()+p.corr.Len()+p.labels.Len())
+			}
+		}
+	}
+	return n
 }

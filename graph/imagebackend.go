@@ -8,8 +8,8 @@ import (
 	"github.com/perturb/perturb/nets"
 )
 
-// ImageBackend evaluates an image model (logistic, convnet) for a batch of
-// K trials at once through BatchNets: it implements optim.Backend. Graphs
+// ImageBackend evaluates an image model (any of nets.Arch.Layers: logistic,
+// mlp, convnets of any size) for a batch of K trials at once through BatchNets: it implements optim.Backend. Graphs
 // are compiled on first use for each (K, samples per trial, kind) and
 // cached, so a run that keeps K and the batch size fixed compiles at most
 // two. Trial k's results depend only on theta[k] and its samples: never on

@@ -189,8 +189,5 @@ func jetSteps(a *nets.Arch, k, b int) ([]jetStep, error) {
 // im2colKernel's padding, which this branch does not have yet: at merge
 // with it, set its pad to l.Pad here and drop the check.
 func im2colOf(l nets.Layer, k, b int) (im2colKernel, error) {
-	if l.Pad != 0 {
-		return im2colKernel{}, fmt.Errorf("convolution with padding %d: im2colKernel has no padding yet", l.Pad)
-	}
-	return im2colKernel{trials: k, images: b, c: l.InC, h: l.InH, w: l.InW, size: l.K, stride: l.Stride, cbhw: !l.FirstReadsCHW}, nil
+	return im2colKernel{trials: k, images: b, c: l.InC, h: l.InH, w: l.InW, size: l.K, stride: l.Stride, pad: l.Pad, cbhw: !l.FirstReadsCHW}, nil
 }

@@ -494,5 +494,5 @@ func (p *Program) custom(nd *G.Node, k kernel, in []*G.Node) error {
 }
 
 func convOf(k im2colKernel) kernels.Conv {
-	return kernels.Conv{Trials: k.trials, Images: k.images, C: k.c, H: k.h, W: k.w, Size: k.size, Stride: k.stride, CBHW: k.cbhw}
+	return kernels.Conv{Trials: k.trials, Images: k.images, C: k.c, H: k.h, W: k.w, Size: k.size, Stride: k.stride, Pad: k.pad, CBHW: k.cbhw}
 }

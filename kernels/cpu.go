@@ -25,6 +25,21 @@ func (b *cpuBuf[T]) Len() int { return len(b.d) }
 // split (cpu_par.go).
 type CPU[T float] struct {
 	workers int // 0: the SetWorkers default
+	// exact computes the float32 tanh and exp in float64 and rounds them
+	// (math.Tanh, math.Exp), as the CUDA kernels do when compiled for the
+	// CPU (kernels/cudaemu), instead of the vector kernels.
+	exact bool
+}
+
+// NewExactCPU is NewCPU with the float32 tanh and exp correctly rounded
+// from float64 (no vector approximations): the reference of the CUDA
+// emulation's parity tests, and the twin as it was before the vector
+// kernels. Float64 devices are the same either way.
+func NewExactCPU(dt DType) Device {
+	if dt == F64 {
+		return CPU[float64]{exact: true}
+	}
+	return CPU[float32]{exact: true}
 }
 
 // NewCPU returns the CPU twin in dtype dt.
@@ -274,7 +289,9 @@ func (CPU[T]) Repeat(out, in Buffer, outer, reps, inner int) error {
 
 // ImageIndex is the index in the images of patch entry (t, f, q) of c's
 // patch matrices: trial t, patch value f = (ch·Size + ky)·Size + kx,
-// position q = j·h'·w' + y·w' + x. The GPU kernels compute the same map.
+// position q = j·h'·w' + y·w' + x, reading pixel (y·Stride + ky − Pad,
+// x·Stride + kx − Pad) of channel ch of image j; it is −1 when that pixel
+// is padding (outside the image). The GPU kernels compute the same map.
 func (c Conv) ImageIndex(t, f, q int) int {
 	oh, ow := c.Out()
 	p := oh * ow
@@ -282,18 +299,22 @@ func (c Conv) ImageIndex(t, f, q int) int {
 	y, x := yx/ow, yx%ow
 	ch, k := f/(c.Size*c.Size), f%(c.Size*c.Size)
 	ky, kx := k/c.Size, k%c.Size
+	iy, ix := y*c.Stride+ky-c.Pad, x*c.Stride+kx-c.Pad
+	if iy < 0 || iy >= c.H || ix < 0 || ix >= c.W {
+		return -1
+	}
 	sT, sJ, sC := c.Images*c.C*c.H*c.W, c.C*c.H*c.W, c.H*c.W
 	if c.CBHW {
 		sJ, sC = c.H*c.W, c.Images*c.H*c.W
 	}
-	return t*sT + j*sJ + ch*sC + (y*c.Stride+ky)*c.W + x*c.Stride + kx
+	return t*sT + j*sJ + ch*sC + iy*c.W + ix
 }
 
-// patches copies images into cols or, with back, sums cols into images
-// (cleared first), visiting the patch entries of each pixel in increasing
-// (f, q) order per trial, as graph's CPU kernel does: the element-by-element
-// reference of the device's im2col and col2im (cpu_conv.go), which the tests
-// compare with it bitwise.
+// patches copies images into cols (0 for padding) or, with back, sums cols
+// into images (cleared first; entries on the padding are dropped), visiting
+// the patch entries of each pixel in increasing (f, q) order per trial, as
+// graph's CPU kernel does: the element-by-element reference of the device's
+// im2col and col2im (cpu_conv.go), which the tests compare with it bitwise.
 func patches[T float](c Conv, cols, images []T, back bool) {
 	if back {
 		clear(images)
@@ -306,9 +327,14 @@ func patches[T float](c Conv, cols, images []T, back bool) {
 			row := cols[(t*f+fi)*q : (t*f+fi+1)*q]
 			for qi := range row {
 				i := c.ImageIndex(t, fi, qi)
-				if back {
+				switch {
+				case i < 0:
+					if !back {
+						row[qi] = 0
+					}
+				case back:
 					images[i] += row[qi]
-				} else {
+				default:
 					row[qi] = images[i]
 				}
 			}

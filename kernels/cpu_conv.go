@@ -16,6 +16,12 @@ func (d CPU[T]) Im2col(c Conv, cols, images Buffer) error {
 	if len(bs[0]) != c.ColsLen() || len(bs[1]) != c.ImagesLen() {
 		return fmt.Errorf("cpu: im2col %+v of %d images into %d", c, len(bs[1]), len(bs[0]))
 	}
+	if c.Pad != 0 {
+		// Padded convolutions (the 3×3 layers of deeper convnets) take
+		// the element-by-element reference; the fast loops assume none.
+		patches(c, bs[0], bs[1], false)
+		return nil
+	}
 	im2col(d.w(), c, bs[0], bs[1])
 	return nil
 }
@@ -28,6 +34,10 @@ func (d CPU[T]) Col2im(c Conv, images, cols Buffer) error {
 	}
 	if len(bs[1]) != c.ColsLen() || len(bs[0]) != c.ImagesLen() {
 		return fmt.Errorf("cpu: col2im %+v of %d into %d images", c, len(bs[1]), len(bs[0]))
+	}
+	if c.Pad != 0 {
+		patches(c, bs[1], bs[0], true)
+		return nil
 	}
 	col2im(d.w(), c, bs[0], bs[1])
 	return nil

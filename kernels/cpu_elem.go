@@ -33,8 +33,8 @@ var zeros8 = make([]float32, 8)
 
 // tanhAffine sets x[i] = tanh(T(s·x[i]) + tile[i mod len(tile)]); for
 // float32 tile has a length that is a multiple of 8 (fastmath.Tile32).
-func tanhAffine[T float](x []T, s T, tile []T) {
-	if x32, ok := any(x).([]float32); ok {
+func tanhAffine[T float](x []T, s T, tile []T, fast bool) {
+	if x32, ok := any(x).([]float32); ok && fast {
 		fastmath.TanhScaleBias32(x32, float32(s), any(tile).([]float32))
 		return
 	}
@@ -50,16 +50,16 @@ func tanhAffine[T float](x []T, s T, tile []T) {
 }
 
 // tileOf returns the bias b as tanhAffine's tile.
-func tileOf[T float](b []T) []T {
-	if b32, ok := any(b).([]float32); ok {
+func tileOf[T float](b []T, fast bool) []T {
+	if b32, ok := any(b).([]float32); ok && fast {
 		return any(fastmath.Tile32(b32)).([]T)
 	}
 	return b
 }
 
 // expInPlace sets x[i] = exp(x[i]).
-func expInPlace[T float](x []T) {
-	if x32, ok := any(x).([]float32); ok {
+func expInPlace[T float](x []T, fast bool) {
+	if x32, ok := any(x).([]float32); ok && fast {
 		fastmath.Exp32(x32)
 		return
 	}
@@ -108,15 +108,15 @@ func (d CPU[T]) BiasAct(z Buffer, batch, m, n int, s float64, bias Buffer, cm, a
 					for i := range t8 {
 						t8[i] = bt[r]
 					}
-					tanhAffine(row, st, t8[:])
+					tanhAffine(row, st, t8[:], !d.exact)
 				} else {
-					tanhAffine(row, st, bt[r:r+1])
+					tanhAffine(row, st, bt[r:r+1], !d.exact)
 				}
 			default:
 				if tileFor != t {
-					tile, tileFor = tileOf(bt), t
+					tile, tileFor = tileOf(bt, !d.exact), t
 				}
-				tanhAffine(row, st, tile)
+				tanhAffine(row, st, tile, !d.exact)
 			}
 		}
 	})
@@ -145,11 +145,11 @@ func (d CPU[T]) Unary(f Unary, out, in Buffer) error {
 			}
 		case Exp:
 			copy(o, x)
-			expInPlace(o)
+			expInPlace(o, !d.exact)
 		case Tanh:
 			copy(o, x)
 			if is32[T]() {
-				tanhAffine(o, 1, any(zeros8).([]T))
+				tanhAffine(o, 1, any(zeros8).([]T), !d.exact)
 			} else {
 				for i, v := range o {
 					o[i] = tanhT(v)
@@ -192,7 +192,7 @@ func (d CPU[T]) CrossEntropy(loss, correct, logits, labels Buffer, trials, rows,
 					ei[j] = v - m
 				}
 			}
-			expInPlace(e[:(b1-b0)*c])
+			expInPlace(e[:(b1-b0)*c], !d.exact)
 			for i := b0; i < b1; i++ {
 				z := zs[i*c : (i+1)*c]
 				arg := ms[i-b0]
@@ -231,7 +231,7 @@ func (dev CPU[T]) TanhJet(t, z Buffer, d, n int) error {
 	parallel(dev.w(), n, units(d+1)/8+1, func(lo, hi int) {
 		copy(ts[lo:hi], zs[lo:hi])
 		if is32[T]() {
-			tanhAffine(ts[lo:hi], 1, any(zeros8).([]T))
+			tanhAffine(ts[lo:hi], 1, any(zeros8).([]T), !dev.exact)
 		} else {
 			for e := lo; e < hi; e++ {
 				ts[e] = tanhT(zs[e])

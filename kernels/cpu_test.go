@@ -191,6 +191,8 @@ func TestCPUIm2colConv(t *testing.T) {
 		for _, c := range []Conv{
 			{Trials: 2, Images: 3, C: 2, H: 9, W: 8, Size: 3, Stride: 2},
 			{Trials: 2, Images: 2, C: 3, H: 7, W: 7, Size: 5, Stride: 1, CBHW: true},
+			{Trials: 2, Images: 2, C: 2, H: 6, W: 5, Size: 3, Stride: 1, Pad: 1, CBHW: true},
+			{Trials: 1, Images: 3, C: 2, H: 7, W: 6, Size: 3, Stride: 2, Pad: 2},
 		} {
 			im := rnd(r, c.ImagesLen())
 			cols := alloc(t, d, c.ColsLen())
@@ -202,6 +204,10 @@ func TestCPUIm2colConv(t *testing.T) {
 			f, q := c.C*c.Size*c.Size, c.Images*oh*ow
 			ker := rnd(r, f)
 			pix := func(t, j, ch, y, x int) float64 {
+				y, x = y-c.Pad, x-c.Pad // coordinates in the zero-padded image
+				if y < 0 || y >= c.H || x < 0 || x >= c.W {
+					return 0
+				}
 				if c.CBHW {
 					return im[((t*c.C+ch)*c.Images+j)*c.H*c.W+y*c.W+x]
 				}

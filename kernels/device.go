@@ -96,18 +96,22 @@ func (g Gemm) Strided() Gemm {
 
 // Conv is the geometry of a batched im2col (see Device.Im2col): Trials ×
 // Images images of C channels of H×W pixels, square patches of Size with
-// Stride, no padding. With CBHW the images are a convolution's
-// channel-major maps (Trials, C, Images·H·W) rather than (Trials·Images, C,
-// H, W).
+// Stride, and Pad pixels of zeros on every side of each image (a patch
+// entry that falls on the padding reads 0, and its adjoint is dropped).
+// With CBHW the images are a convolution's channel-major maps (Trials, C,
+// Images·H·W) rather than (Trials·Images, C, H, W).
 type Conv struct {
-	Trials, Images int
-	C, H, W        int
-	Size, Stride   int
-	CBHW           bool
+	Trials, Images    int
+	C, H, W           int
+	Size, Stride, Pad int
+	CBHW              bool
 }
 
-// Out is the output size (h', w') = ((H − Size)/Stride + 1, likewise W).
-func (c Conv) Out() (int, int) { return (c.H-c.Size)/c.Stride + 1, (c.W-c.Size)/c.Stride + 1 }
+// Out is the output size (h', w') = ((H + 2·Pad − Size)/Stride + 1,
+// likewise W).
+func (c Conv) Out() (int, int) {
+	return (c.H+2*c.Pad-c.Size)/c.Stride + 1, (c.W+2*c.Pad-c.Size)/c.Stride + 1
+}
 
 // ColsLen is the length of the patch matrices (Trials, C·Size², Images·h'·w').
 func (c Conv) ColsLen() int {

@@ -176,7 +176,7 @@ func RepeatLaunch(lens []int, outer, reps, inner int) (Launch, error) {
 
 // convArgs are the geometry arguments of im2col and col2im.
 func convArgs(c Conv) []Arg {
-	return []Arg{intArg(c.Trials), intArg(c.Images), intArg(c.C), intArg(c.H), intArg(c.W), intArg(c.Size), intArg(c.Stride), boolArg(c.CBHW)}
+	return []Arg{intArg(c.Trials), intArg(c.Images), intArg(c.C), intArg(c.H), intArg(c.W), intArg(c.Size), intArg(c.Stride), intArg(c.Pad), boolArg(c.CBHW)}
 }
 
 // Im2colLaunch plans Im2col on operands (cols, images): one thread per

@@ -69,34 +69,40 @@ extern "C" __global__ void repeat_mid(float *out, const float *in, i64 outer, i6
 	}
 }
 
-// The image index of patch entry (t, f, q): kernels.Conv.ImageIndex.
-__device__ i64 image_index(i64 t, i64 f, i64 q, i64 images, i64 c, i64 h, i64 w, i64 size, i64 stride, i64 cbhw) {
-	i64 oh = (h - size) / stride + 1, ow = (w - size) / stride + 1, p = oh * ow;
+// The image index of patch entry (t, f, q), -1 on the padding:
+// kernels.Conv.ImageIndex.
+__device__ i64 image_index(i64 t, i64 f, i64 q, i64 images, i64 c, i64 h, i64 w, i64 size, i64 stride, i64 pad, i64 cbhw) {
+	i64 oh = (h + 2 * pad - size) / stride + 1, ow = (w + 2 * pad - size) / stride + 1, p = oh * ow;
 	i64 j = q / p, yx = q % p, y = yx / ow, x = yx % ow;
 	i64 ch = f / (size * size), k = f % (size * size), ky = k / size, kx = k % size;
+	i64 iy = y * stride + ky - pad, ix = x * stride + kx - pad;
+	if (iy < 0 || iy >= h || ix < 0 || ix >= w) return -1;
 	i64 sT = images * c * h * w, sJ = c * h * w, sC = h * w;
 	if (cbhw) {
 		sJ = h * w;
 		sC = images * h * w;
 	}
-	(void)c;
-	return t * sT + j * sJ + ch * sC + (y * stride + ky) * w + x * stride + kx;
+	return t * sT + j * sJ + ch * sC + iy * w + ix;
 }
 
-// cols (trials, c*size*size, images*oh*ow) from the images.
-extern "C" __global__ void im2col(float *cols, const float *images, i64 trials, i64 images_n, i64 c, i64 h, i64 w, i64 size, i64 stride, i64 cbhw) {
-	i64 oh = (h - size) / stride + 1, ow = (w - size) / stride + 1;
+// cols (trials, c*size*size, images*oh*ow) from the images (0 on the
+// padding).
+extern "C" __global__ void im2col(float *cols, const float *images, i64 trials, i64 images_n, i64 c, i64 h, i64 w, i64 size, i64 stride, i64 pad, i64 cbhw) {
+	i64 oh = (h + 2 * pad - size) / stride + 1, ow = (w + 2 * pad - size) / stride + 1;
 	i64 q = images_n * oh * ow, f = c * size * size;
 	LOOP(k, trials * f * q) {
 		i64 t = k / (f * q), fi = (k / q) % f, qi = k % q;
-		cols[k] = images[image_index(t, fi, qi, images_n, c, h, w, size, stride, cbhw)];
+		i64 i = image_index(t, fi, qi, images_n, c, h, w, size, stride, pad, cbhw);
+		cols[k] = i < 0 ? 0.0f : images[i];
 	}
 }
 
 // col2im as a gather: one thread per pixel sums, in increasing (f, q)
 // order, every patch entry that reads it (no atomics, deterministic).
-extern "C" __global__ void col2im(float *images, const float *cols, i64 trials, i64 images_n, i64 c, i64 h, i64 w, i64 size, i64 stride, i64 cbhw) {
-	i64 oh = (h - size) / stride + 1, ow = (w - size) / stride + 1;
+// Pixel (py, px) is (py + pad, px + pad) of the zero-padded image; the
+// entries that read the padding have no pixel and are dropped.
+extern "C" __global__ void col2im(float *images, const float *cols, i64 trials, i64 images_n, i64 c, i64 h, i64 w, i64 size, i64 stride, i64 pad, i64 cbhw) {
+	i64 oh = (h + 2 * pad - size) / stride + 1, ow = (w + 2 * pad - size) / stride + 1;
 	i64 q = images_n * oh * ow, f = c * size * size;
 	LOOP(k, trials * images_n * c * h * w) {
 		// Decompose the pixel index in the images' layout.
@@ -117,10 +123,10 @@ extern "C" __global__ void col2im(float *images, const float *cols, i64 trials, 
 		}
 		float s = 0.0f;
 		for (i64 ky = 0; ky < size; ky++) {
-			i64 yy = py - ky;
+			i64 yy = py + pad - ky;
 			if (yy < 0 || yy % stride != 0 || yy / stride >= oh) continue;
 			for (i64 kx = 0; kx < size; kx++) {
-				i64 xx = px - kx;
+				i64 xx = px + pad - kx;
 				if (xx < 0 || xx % stride != 0 || xx / stride >= ow) continue;
 				i64 fi = (ch * size + ky) * size + kx;
 				i64 qi = j * oh * ow + (yy / stride) * ow + xx / stride;

@@ -26,7 +26,7 @@ func TestCUDAEmulationTrialPath(t *testing.T) {
 	defer emu.Close()
 	pool := smallPool(t, 30)
 	c := mustConfig(t, fmt.Sprintf(deviceConfig, "float32"))
-	want := runOn(t, c, pool, kernels.CPU[float32]{}, Settings{Workers: 2})
+	want := runOn(t, c, pool, kernels.NewExactCPU(kernels.F32), Settings{Workers: 2})
 	got := runOn(t, c, pool, emu, Settings{Workers: 2})
 	if len(got) != len(want) {
 		t.Fatalf("%d rows on the emulator, %d on the CPU twin", len(got), len(want))

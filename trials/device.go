@@ -132,16 +132,72 @@ func (w *worker) deviceBackend(name string, arch *nets.Arch) optim.Backend {
 
 // deviceTestLoss is testLoss on the device.
 func (w *worker) deviceTestLoss(name string, theta [][]float64, loss, acc []float64) error {
-	s := w.devState()
-	e, ok := s.evals[name]
-	if !ok {
-		k := w.capTrials(name)
-		chunk := int(max(w.maxBytes/2/(int64(k)*deviceEvalBytes), 1))
-		var err error
-		if e, err = graph.NewDeviceTestLoss(w.r.models[name].arch, w.r.dev.data, k, chunk); err != nil {
+	return w.walkedTestLoss(w.devState().evals, w.r.dev.data, name, w.capTrials(name), theta, loss, acc)
+}
+
+// walkTestLoss is testLoss, without a device, of a model the pool
+// evaluator does not cover: the walked forward pass (graph.DeviceTestLoss)
+// on the CPU twin in the config's dtype, over the pool uploaded to it once
+// per runner and shared by the workers (the CPU twin keeps no state and
+// its buffers are Go slices: the workers only read the pool, each through
+// its own programs). The result is a trial's own: it depends on neither K
+// nor the chunk length.
+func (w *worker) walkTestLoss(name string, theta [][]float64, loss, acc []float64) error {
+	r := w.r
+	r.walk.once.Do(func() {
+		dt := kernels.F64
+		if r.dt == tensor.Float32 {
+			dt = kernels.F32
+		}
+		if r.walk.data, r.walk.err = graph.UploadData(kernels.NewCPU(dt), r.data); r.walk.err != nil {
+			r.walk.err = fmt.Errorf("test loss through the walker: upload the pool to the CPU twin: %w", r.walk.err)
+		}
+	})
+	if r.walk.err != nil {
+		return r.walk.err
+	}
+	if w.walks == nil {
+		w.walks = map[string]*graph.DeviceTestLoss{}
+	}
+	// A batch holds at most one group, Count·len(Etas) trials: a larger
+	// capacity would only pad the evaluation with trials computed in vain
+	// (on the CPU, they cost as much as real ones).
+	k := min(w.capTrials(name), max(r.cfg.Trials.Count*len(r.cfg.Trials.Etas), 1))
+	if _, ok := w.walks[name]; !ok {
+		// The chunk that fits the evaluation's share of the budget, from
+		// the memory a program for chunks of probeChunk examples takes
+		// (deviceEvalBytes underestimates convnets' patch matrices).
+		const probeChunk = 16
+		p, err := graph.NewDeviceTestLoss(r.models[name].arch, r.walk.data, k, probeChunk)
+		if err != nil {
+			return fmt.Errorf("test loss of %s through the walker: %w", name, err)
+		}
+		per := max(p.Elements()*int64(r.walk.data.Dev.DType().Size())/int64(k*min(probeChunk, r.walk.data.N)), 1)
+		if err := p.Close(); err != nil {
 			return err
 		}
-		s.evals[name] = e
+		chunk := int(max(w.maxBytes/2/(int64(k)*per), 1))
+		e, err := graph.NewDeviceTestLoss(r.models[name].arch, r.walk.data, k, chunk)
+		if err != nil {
+			return fmt.Errorf("test loss of %s through the walker (%d trials, chunks of %d): %w", name, k, chunk, err)
+		}
+		w.walks[name] = e
+	}
+	return w.walkedTestLoss(w.walks, r.walk.data, name, k, theta, loss, acc)
+}
+
+// walkedTestLoss sets the test loss through the walker's programs kept in
+// evals (compiled on first use for k trials, in chunks within the
+// evaluation's share of the worker's budget).
+func (w *worker) walkedTestLoss(evals map[string]*graph.DeviceTestLoss, data *graph.DeviceData, name string, k int, theta [][]float64, loss, acc []float64) error {
+	e, ok := evals[name]
+	if !ok {
+		chunk := int(max(w.maxBytes/2/(int64(k)*deviceEvalBytes), 1))
+		var err error
+		if e, err = graph.NewDeviceTestLoss(w.r.models[name].arch, data, k, chunk); err != nil {
+			return fmt.Errorf("test loss of %s on %s: %w", name, data.Dev.Name(), err)
+		}
+		evals[name] = e
 	}
 	return e.TestLoss(theta, loss, acc)
 }
@@ -156,17 +212,24 @@ func (w *worker) deviceTrainLoss(name string, theta [][]float64, sets [][]nets.S
 	return w.backend(name).Grad(theta, sets, loss, grad)
 }
 
-// dropDevice releases the worker's device programs of a model (after a
-// failed batch) or, with name "", of every model.
+// dropDevice releases the worker's device programs and walked test-loss
+// programs (walkTestLoss) of a model (after a failed batch) or, with name
+// "", of every model.
 func (w *worker) dropDevice(name string) error {
-	if w.dev == nil {
-		return nil
-	}
 	var first error
 	keep := func(err error) {
 		if err != nil && first == nil {
 			first = err
 		}
+	}
+	for n, e := range w.walks {
+		if name == "" || n == name {
+			keep(e.Close())
+			delete(w.walks, n)
+		}
+	}
+	if w.dev == nil {
+		return first
 	}
 	lower := func(n string, c int) {
 		if c < w.capTrials(n) {

@@ -65,6 +65,13 @@ type Runner struct {
 	models map[string]*model
 
 	dev *runnerDevice // image models on a device (UseDevice), or nil
+	// walk is the pool on the CPU twin for the test loss of the models
+	// the pool evaluator does not cover (walkTestLoss), uploaded once.
+	walk struct {
+		once sync.Once
+		data *graph.DeviceData
+		err  error
+	}
 
 	mu    sync.Mutex
 	inits map[initKey]*initState
@@ -75,6 +82,10 @@ type Runner struct {
 type model struct {
 	arch *nets.Arch           // image models
 	land *landscape.Landscape // landscapes
+	// walk: the pool evaluator cannot evaluate arch; its test loss runs
+	// through the walker on the CPU twin, its train loss through the
+	// backend's gradient program.
+	walk bool
 }
 
 func (m *model) numParams() int {
@@ -129,12 +140,10 @@ func NewRunner(c *config.Config, pool *data.Pool) (*Runner, error) {
 		if err != nil {
 			return nil, fmt.Errorf("model %s on %s: %w", m.Name, pool.Name, err)
 		}
-		if err := graph.PoolSupports(a); err != nil {
-			return nil, fmt.Errorf("%s: model %s (width %d, depth %d): trials need its test loss, and %w; "+
-				"use the logistic model or a convnet of depth 2 for trials (the mlp family and deeper convnets serve perturb noise)",
-				c.Path, m.Key(), m.Width, m.Depth, err)
-		}
-		r.models[m.Key()] = &model{arch: a}
+		// The hand-written pool evaluator covers the logistic model and the
+		// depth-2 convnets; every other model's test loss is the walker's
+		// forward pass on the CPU twin (walkTestLoss).
+		r.models[m.Key()] = &model{arch: a, walk: graph.PoolSupports(a) != nil}
 	}
 	if err := r.checkSharpness(); err != nil {
 		return nil, err
@@ -206,6 +215,7 @@ type worker struct {
 	evals    map[string]*graph.PoolEvaluator
 	batchK   func(model string) int // trials per batch (device padding), nil: AutoK
 	dev      *workerDevice          // device programs (device.go)
+	walks    map[string]*graph.DeviceTestLoss
 }
 
 func (r *Runner) newWorker(maxBytes int64, threads int) *worker {
@@ -250,6 +260,9 @@ func (w *worker) testLoss(name string, theta [][]float64, loss, acc []float64) e
 	if w.r.dev != nil {
 		return w.deviceTestLoss(name, theta, loss, acc)
 	}
+	if w.r.models[name].walk {
+		return w.walkTestLoss(name, theta, loss, acc)
+	}
 	e, err := w.evaluator(name)
 	if err != nil {
 		return err
@@ -259,7 +272,7 @@ func (w *worker) testLoss(name string, theta [][]float64, loss, acc []float64) e
 
 // trainLoss sets the mean loss of each theta over its training set.
 func (w *worker) trainLoss(name string, theta [][]float64, sets [][]nets.Sample, loss []float64) error {
-	if w.r.models[name].land != nil {
+	if m := w.r.models[name]; m.land != nil || m.walk && w.r.dev == nil {
 		grad := make([][]float64, len(theta))
 		for k := range grad {
 			grad[k] = make([]float64, len(theta[k]))

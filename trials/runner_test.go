@@ -6,11 +6,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/perturb/perturb/graph"
+	"github.com/perturb/perturb/kernels"
 	"github.com/perturb/perturb/nets/data"
 	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/results"
@@ -487,27 +487,87 @@ func closeRows(a, b results.Row, tol float64) bool {
 	return sameRow(a, b)
 }
 
-// TestRunnerRefusesUnevaluableModels checks that a config whose model the
-// pool evaluator cannot evaluate is refused before any training, naming
-// the file and the model, while a wider depth-2 convnet is accepted.
-func TestRunnerRefusesUnevaluableModels(t *testing.T) {
-	pool := smallPool(t, 40)
-	for _, tc := range []struct {
-		model string
-		ok    bool
-	}{
-		{"name = \"convnet\"\nwidth = 12\ninits = [1]", true},
-		{"name = \"convnet\"\ndepth = 3\ninits = [1]", false},
-		{"name = \"mlp\"\ninits = [1]", false},
-	} {
-		text := strings.Replace(base, "name = \"logistic\"\ninits = [0, 2]", tc.model, 1)
-		_, err := NewRunner(mustConfig(t, text), pool)
-		if (err == nil) != tc.ok {
-			t.Errorf("%q: NewRunner error %v, want ok %v", tc.model, err, tc.ok)
-			continue
+const walkedConfig = `name = "walked"
+seed = 11
+dtype = "float64"
+[data]
+set = "fashion-mnist"
+[trials]
+count = 3
+n = 6
+etas = [0.1]
+[[model]]
+name = "mlp"
+width = 7
+depth = 3
+inits = [1]
+[[model]]
+name = "convnet"
+label = "convnet-d3"
+width = 4
+depth = 3
+inits = [2]
+[[optimizer]]
+name = "sgd"
+batch = 2
+epochs = 2
+reshuffle = true
+`
+
+// TestRunnerWalkedModels runs, end to end, models the pool evaluator does
+// not cover (a tanh mlp and a convnet with a padded third convolution):
+// their test losses go through the walker on the CPU twin. Every trial
+// finishes; the initial test loss is graph.Net's mean over the pool (to
+// 1e-12); and every row is bitwise the same with K = 1 on one worker and
+// K = 3 on two (the walked evaluation adds per-example losses in example
+// order).
+func TestRunnerWalkedModels(t *testing.T) {
+	pool := smallPool(t, 30)
+	c := mustConfig(t, walkedConfig)
+	one, many := runAll(t, c, pool, Settings{K: 1, Workers: 1}), runAll(t, c, pool, Settings{K: 3, Workers: 2})
+	runner, err := NewRunner(c, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := make([]int, pool.Len())
+	for i := range all {
+		all[i] = i
+	}
+	worst := 0.0
+	for key, a := range one {
+		if a.Status != results.StatusOK || !finite(a.TestLoss) || !finite(a.TrainLoss) || a.TestAcc < 0 || a.TestAcc > 1 {
+			t.Errorf("%v: %+v", key, a)
 		}
-		if !tc.ok && (!strings.Contains(err.Error(), "test.toml") || !strings.Contains(err.Error(), "perturb noise")) {
-			t.Errorf("%q: error %q does not name the file and the way out", tc.model, err)
+		if b := many[key]; !sameRow(a, b) {
+			t.Errorf("%v: K=1 %+v\nK=3 %+v", key, a, b)
+		}
+		m := runner.models[a.Model]
+		if !m.walk {
+			t.Fatalf("%s: the pool evaluator covers it; the test wants walked models", a.Model)
+		}
+		init, err := m.arch.Init(a.Init)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _, err := graph.NewEvaluator(m.arch, runner.dt, 8).Mean(graph.NewParams(m.arch, init, runner.dt), runner.data, all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(a.InitTestLoss-want) > 1e-12*want {
+			t.Errorf("%v: initial test loss %.15g, graph.Net %.15g", key, a.InitTestLoss, want)
+		}
+		worst = max(worst, math.Abs(a.InitTestLoss-want)/want)
+	}
+	// The device path on the CPU twin runs the same graphs through the
+	// walker for training too.
+	dev := runOn(t, c, pool, kernels.NewCPU(kernels.F64), Settings{Workers: 2})
+	worstDev := 0.0
+	for key, a := range one {
+		if d := rowDiff(t, "device", a, dev[key]); !(d <= 1e-9) {
+			t.Errorf("%v: device path differs by %.2g:\nCPU    %+v\ndevice %+v", key, d, a, dev[key])
+		} else {
+			worstDev = max(worstDev, d)
 		}
 	}
+	t.Logf("%d rows; initial test losses within %.1e of graph.Net; device path (CPU twin) within %.1e", len(one), worst, worstDev)
 }

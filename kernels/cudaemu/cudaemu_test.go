@@ -46,14 +46,14 @@ func same(what string, got, want []float64) error {
 }
 
 // TestCUDAEmulation runs the device parity suite on perturb.cu compiled
-// for the CPU (kernels/cudaemu) against the CPU twin in float32, bit for
+// for the CPU (kernels/cudaemu) against the exact CPU twin (NewExactCPU) in float32, bit for
 // bit: every kernel (kernels/devtest), the bf16/fp16/tf32 rounding, and
 // the walker's programs — DeviceNet's gradient and HVP, a few steps of
 // training through DeviceBackend and DeviceEval's test loss — for the
 // logistic and convnet models.
 func TestCUDAEmulation(t *testing.T) {
 	emu := open(t)
-	cpu := kernels.NewCPU(kernels.F32)
+	cpu := kernels.NewExactCPU(kernels.F32)
 	t.Logf("device: %s", emu.Name())
 
 	t.Run("kernels", func(t *testing.T) {
@@ -345,7 +345,7 @@ func TestEmulatorBarriers(t *testing.T) {
 	}
 
 	// perturb.cu's kernels in fiber mode: the same results.
-	cpu := kernels.NewCPU(kernels.F32)
+	cpu := kernels.NewExactCPU(kernels.F32)
 	r := rand.New(rand.NewSource(1))
 	for _, o := range devtest.Ops() {
 		in := devtest.Inputs(o, r)

@@ -29,6 +29,7 @@ type Op struct {
 func Ops() []Op {
 	conv := kernels.Conv{Trials: 3, Images: 4, C: 2, H: 12, W: 12, Size: 5, Stride: 2}
 	convM := kernels.Conv{Trials: 3, Images: 4, C: 10, H: 12, W: 12, Size: 5, Stride: 2, CBHW: true}
+	convP := kernels.Conv{Trials: 3, Images: 4, C: 6, H: 5, W: 4, Size: 3, Stride: 1, Pad: 1, CBHW: true}
 	g := kernels.Gemm{Batch: 5, M: 33, N: 17, K: 250, TransA: true, Alpha: 0.3}.Strided()
 	g2 := kernels.Gemm{Batch: 5, M: 33, N: 17, K: 250, TransB: true, Alpha: 1, Beta: 1}.Strided()
 	return []Op{
@@ -80,6 +81,8 @@ func Ops() []Op {
 		{"im2col cbhw", []int{convM.ImagesLen()}, []int{convM.ColsLen()}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Im2col(convM, o[0], i[0]) }, 0},
 		{"col2im", []int{conv.ColsLen()}, []int{conv.ImagesLen()}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Col2im(conv, o[0], i[0]) }, 4},
 		{"col2im cbhw", []int{convM.ColsLen()}, []int{convM.ImagesLen()}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Col2im(convM, o[0], i[0]) }, 4},
+		{"im2col padded", []int{convP.ImagesLen()}, []int{convP.ColsLen()}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Im2col(convP, o[0], i[0]) }, 0},
+		{"col2im padded", []int{convP.ColsLen()}, []int{convP.ImagesLen()}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Col2im(convP, o[0], i[0]) }, 4},
 		{"flatten", []int{3 * 10 * 4 * 16}, []int{3 * 10 * 4 * 16}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Flatten(o[0], i[0], 3, 10, 4, 16, false) }, 0},
 		{"flatten inverse", []int{3 * 10 * 4 * 16}, []int{3 * 10 * 4 * 16}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Flatten(o[0], i[0], 3, 10, 4, 16, true) }, 0},
 		{"log_softmax", []int{60 * 10}, []int{60 * 10}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.LogSoftmax(o[0], i[0], 60, 10) }, 4},
