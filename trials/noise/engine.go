@@ -25,6 +25,8 @@ type Evaluator interface {
 	// Grad sets grad to the gradient of the mean loss at theta, rounded to
 	// the precision, and returns the mean loss.
 	Grad(theta, grad []float64) (float64, error)
+	// GradRows is Grad over the examples rows only (in their order).
+	GradRows(theta []float64, rows []int, grad []float64) (float64, error)
 	// Close releases the evaluator's buffers.
 	Close() error
 }
@@ -63,7 +65,7 @@ func NewEvaluator(e Engine, a *nets.Arch, f precision.Format, x []float64, y []u
 		if err != nil {
 			return nil, e, err
 		}
-		return emulated{ev}, e, nil
+		return emulated{ev, a, f, x, y}, e, nil
 	case EngineWalker, EngineAuto:
 		ev, err := newWalker(a, f, x, y, workers)
 		if err == nil {
@@ -76,15 +78,40 @@ func NewEvaluator(e Engine, a *nets.Arch, f precision.Format, x []float64, y []u
 		if err2 != nil {
 			return nil, e, fmt.Errorf("%w (and emulate: %v)", err, err2)
 		}
-		return emulated{em}, EngineEmulate, nil
+		return emulated{em, a, f, x, y}, EngineEmulate, nil
 	}
 	return nil, e, fmt.Errorf("engine %q: want walker or emulate", e)
 }
 
 // emulated adapts an emulate.Evaluator.
-type emulated struct{ *emulate.Evaluator }
+type emulated struct {
+	*emulate.Evaluator
+	arch *nets.Arch
+	f    precision.Format
+	x    []float64
+	y    []uint8
+}
 
 func (emulated) Close() error { return nil }
+
+// GradRows evaluates a new emulate.Evaluator of the rows.
+func (e emulated) GradRows(theta []float64, rows []int, grad []float64) (float64, error) {
+	dim := e.arch.Dim()
+	x := make([]float64, 0, len(rows)*dim)
+	y := make([]uint8, 0, len(rows))
+	for _, r := range rows {
+		if r < 0 || r >= len(e.y) {
+			return 0, fmt.Errorf("emulate %s: row %d of %d examples", e.arch.Name, r, len(e.y))
+		}
+		x = append(x, e.x[r*dim:(r+1)*dim]...)
+		y = append(y, e.y[r])
+	}
+	ev, err := emulate.New(e.arch, e.f, x, y, emulate.Options{Workers: 1})
+	if err != nil {
+		return 0, err
+	}
+	return ev.Grad(theta, grad)
+}
 
 // walker evaluates through graph's walker. Each worker has its own device
 // and copy of the examples; Losses splits the distinct parameter vectors
@@ -377,4 +404,30 @@ func (w *walker) Grad(theta, grad []float64) (float64, error) {
 	}
 	precision.RoundSlice(w.f, grad)
 	return loss, nil
+}
+
+// GradRows is the gradient of the mean loss over the examples rows, one
+// program of batch len(rows) on the first worker, rounded to the
+// precision. Its 1/B is rounded to the format too (exact for B a power of
+// two, such as SGD's B = 1).
+func (w *walker) GradRows(theta []float64, rows []int, grad []float64) (float64, error) {
+	np := w.arch.NumParams()
+	if len(theta) != np || len(grad) != np || len(rows) == 0 {
+		return 0, fmt.Errorf("walker %s: %d parameters, %d gradient values and %d rows, want %d, %d and some", w.arch.Name, len(theta), len(grad), len(rows), np, np)
+	}
+	for _, r := range rows {
+		if r < 0 || r >= w.n {
+			return 0, fmt.Errorf("walker %s: row %d of %d examples", w.arch.Name, r, w.n)
+		}
+	}
+	dn, err := w.workers[0].net(w.arch, len(rows))
+	if err != nil {
+		return 0, fmt.Errorf("walker %s %s gradient: %w", w.arch.Name, w.f, err)
+	}
+	loss := make([]float64, 1)
+	if err := dn.Grad([][]float64{theta}, [][]int{rows}, loss, [][]float64{grad}); err != nil {
+		return 0, fmt.Errorf("walker %s %s gradient: %w", w.arch.Name, w.f, err)
+	}
+	precision.RoundSlice(w.f, grad)
+	return loss[0], nil
 }
