@@ -147,3 +147,46 @@ func TestWalkerMatchesEmulate(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineAuto: a model the walker does not map falls back to emulate
+// (and one it maps uses the walker); both give the losses of emulate
+// within engineTol.
+func TestEngineAuto(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		s    nets.Size
+	}{{"logistic", nets.Size{}}, {"mlp", nets.Size{Width: 12, Depth: 2}}} {
+		a, err := nets.NewSized(c.name, 1, 28, 28, 10, c.s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, y := engineData(a, 40)
+		theta := engineTheta(t, a)
+		e, used, err := NewEvaluator(EngineAuto, a, precision.BFloat16, x, y, 1)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		t.Logf("%s: engine %s", c.name, used)
+		if c.name == "logistic" && used != EngineWalker {
+			t.Errorf("logistic on engine %s, want walker", used)
+		}
+		ref, _, err := NewEvaluator(EngineEmulate, a, precision.BFloat16, x, y, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, want := make([]float64, 1), make([]float64, 1)
+		if err := e.Losses([][]float64{theta}, got); err != nil {
+			t.Fatal(err)
+		}
+		if err := ref.Losses([][]float64{theta}, want); err != nil {
+			t.Fatal(err)
+		}
+		if tl, _ := engineTol(precision.BFloat16); math.Abs(got[0]-want[0]) > tl*want[0] {
+			t.Errorf("%s: loss %v, emulate %v", c.name, got[0], want[0])
+		}
+		if _, _, err := NewEvaluator("gpu", a, precision.BFloat16, x, y, 1); err == nil {
+			t.Errorf("engine gpu accepted")
+		}
+		e.Close()
+	}
+}
