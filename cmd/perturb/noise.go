@@ -27,8 +27,9 @@ func init() {
 difference D(h) = f(θ) − 2f(θ+hv) + f(θ+2hv) of the mean loss over the
 examples (default: the dataset's 10,000 test images) along D random unit
 directions v, on a log grid of S values of h, in each precision (float64,
-float32, and bf16 and fp16 emulated by rounding every layer's output, see
-package nets/emulate), and reports per precision the noise floor of D_P
+float32, and bf16 and fp16 emulated by rounding every kernel's output: the
+model's graph through graph's walker on kernels.Rounding of the CPU
+device, see --engine), and reports per precision the noise floor of D_P
 against the float64 reference, the crossover h where the curvature equals
 the noise, and the noise's distribution (see package trials/noise).
 

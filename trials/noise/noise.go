@@ -1,9 +1,16 @@
 // Package noise measures the floating-point noise of the full-pool loss
 // and of its gradient in float64, float32 and emulated bfloat16 and
-// float16 (package nets/emulate): noise floors and crossovers of the
-// second difference, the distribution of the noise, its growth with width
-// and depth, per-layer gradient errors, and the drift of SGD trained in a
-// low precision.
+// float16: noise floors and crossovers of the second difference, the
+// distribution of the noise, its growth with width and depth, per-layer
+// gradient errors, and the drift of SGD trained in a low precision.
+//
+// The losses and gradients come from an Evaluator (engine.go): by default
+// the model's batched graph run by graph's walker on the CPU device in
+// float64 or float32, and for bf16 and fp16 on kernels.Rounding of the
+// float32 device, which rounds every kernel's output to the format (the
+// rule is in kernels.Rounding's documentation); models the walker does
+// not map yet fall back to nets/emulate's hand-written passes, which the
+// walker is tested against.
 //
 // # The second difference and its reference
 //

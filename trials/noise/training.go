@@ -19,9 +19,9 @@ import (
 // examples drawn with replacement by the stream seed.TrainSet keyed by
 // (seed, init, trial): the same training sets as `perturb run`, visited in
 // draw order. Trained in precision P means: the gradient of the batch's
-// mean loss is computed by emulate.Evaluator.Grad in P (inputs, parameters
-// and every layer's output and gradient rounded to P, see package
-// emulate), and the update θ ← round_P(θ − η g) is computed in float64 and
+// mean loss is computed by the Evaluator's GradRows in P (inputs,
+// parameters and every layer's output and gradient rounded to P, see
+// kernels.Rounding), and the update θ ← round_P(θ − η g) is computed in float64 and
 // rounded once to P, so the parameters are always numbers of P (no
 // float32 master copy: an update below half an ulp of a parameter is lost,
 // as in pure bf16 or fp16 training). float64 trains the reference
