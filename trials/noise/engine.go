@@ -125,15 +125,22 @@ type walker struct {
 }
 
 type walkWorker struct {
-	dev   kernels.Device
-	data  *graph.DeviceData
-	evals map[int]*graph.DeviceEval // by number of trials
-	nets  map[int]*graph.DeviceNet  // gradient programs by batch size
+	dev  kernels.Device
+	data *graph.DeviceData
+	// part holds one chunk of the examples at a time, by chunk length
+	// (copied from data before each evaluation).
+	part  map[int]*graph.DeviceData
+	evals map[[2]int]*graph.DeviceEval // by (number of trials, chunk length)
+	nets  map[int]*graph.DeviceNet     // gradient programs by batch size
 }
 
 // evalImages is the number of images of a loss evaluation's chunk (the
 // same for every number of trials, so that a vector's loss does not depend
-// on how many are evaluated with it).
+// on how many are evaluated with it). The mean loss is summed in float64
+// in two levels, as nets/emulate sums it: the per-example losses of each
+// chunk in example order (graph.DeviceEval), then the chunks' sums in
+// order. A single running sum over all the examples would add a rounding
+// error of about u·N·L per example, which dominates the float64 floor.
 const evalImages = 100
 
 // maxTrials is the largest number of parameter vectors in one loss
@@ -180,7 +187,7 @@ func newWalker(a *nets.Arch, f precision.Format, x []float64, y []uint8, workers
 		if err != nil {
 			return nil, fmt.Errorf("walker %s %s: %w", a.Name, f, err)
 		}
-		w.workers = append(w.workers, &walkWorker{dev: dev, data: dd, evals: map[int]*graph.DeviceEval{}, nets: map[int]*graph.DeviceNet{}})
+		w.workers = append(w.workers, &walkWorker{dev: dev, data: dd, part: map[int]*graph.DeviceData{}, evals: map[[2]int]*graph.DeviceEval{}, nets: map[int]*graph.DeviceNet{}})
 	}
 	// Check that the walker maps the model's graphs.
 	if _, err := w.workers[0].eval(a, 1, w.chunk); err != nil {
@@ -192,12 +199,14 @@ func newWalker(a *nets.Arch, f precision.Format, x []float64, y []uint8, workers
 	return w, nil
 }
 
-func (ww *walkWorker) eval(a *nets.Arch, k, chunk int) (*graph.DeviceEval, error) {
-	if e, ok := ww.evals[k]; ok {
+// eval returns the evaluation of k trials over a chunk of n examples
+// (ww.part[n]).
+func (ww *walkWorker) eval(a *nets.Arch, k, n int) (*graph.DeviceEval, error) {
+	if e, ok := ww.evals[[2]int{k, n}]; ok {
 		return e, nil
 	}
-	// Keep the programs of at most two numbers of trials.
-	if len(ww.evals) >= 2 {
+	// Keep the programs of at most three (trials, length) pairs.
+	if len(ww.evals) >= 3 {
 		for kk, e := range ww.evals {
 			if err := e.Close(); err != nil {
 				return nil, err
@@ -205,12 +214,53 @@ func (ww *walkWorker) eval(a *nets.Arch, k, chunk int) (*graph.DeviceEval, error
 			delete(ww.evals, kk)
 		}
 	}
-	e, err := graph.NewDeviceEval(a, ww.data, k, chunk)
+	pd, ok := ww.part[n]
+	if !ok {
+		pd = &graph.DeviceData{Dev: ww.dev, N: n, Dim: ww.data.Dim, Classes: ww.data.Classes}
+		var err error
+		if pd.X, err = ww.dev.Alloc(n * pd.Dim); err != nil {
+			return nil, fmt.Errorf("chunk of %d examples: %w", n, err)
+		}
+		if pd.Y, err = ww.dev.Alloc(n); err != nil {
+			ww.dev.Free(pd.X)
+			return nil, fmt.Errorf("chunk of %d labels: %w", n, err)
+		}
+		ww.part[n] = pd
+	}
+	e, err := graph.NewDeviceEval(a, pd, k, n)
 	if err != nil {
 		return nil, err
 	}
-	ww.evals[k] = e
+	ww.evals[[2]int{k, n}] = e
 	return e, nil
+}
+
+// losses adds to sums[j] the summed loss of thetas[j] over the examples,
+// chunk by chunk (see evalImages).
+func (ww *walkWorker) losses(a *nets.Arch, chunk int, thetas [][]float64, sums []float64) error {
+	k := len(thetas)
+	loss, acc := make([]float64, k), make([]float64, k)
+	for from := 0; from < ww.data.N; from += chunk {
+		n := min(chunk, ww.data.N-from)
+		ev, err := ww.eval(a, k, n)
+		if err != nil {
+			return err
+		}
+		pd := ww.part[n]
+		if err := ww.dev.Copy(pd.X, 0, ww.data.X, from*pd.Dim, n*pd.Dim); err != nil {
+			return fmt.Errorf("copy examples %d to %d: %w", from, from+n, err)
+		}
+		if err := ww.dev.Copy(pd.Y, 0, ww.data.Y, from, n); err != nil {
+			return fmt.Errorf("copy labels %d to %d: %w", from, from+n, err)
+		}
+		if err := ev.TestLoss(thetas, loss, acc); err != nil {
+			return fmt.Errorf("examples %d to %d: %w", from, from+n, err)
+		}
+		for j, l := range loss {
+			sums[j] += l * float64(n)
+		}
+	}
+	return nil
 }
 
 func (ww *walkWorker) net(a *nets.Arch, b int) (*graph.DeviceNet, error) {
@@ -236,6 +286,9 @@ func (w *walker) Close() error {
 	for _, ww := range w.workers {
 		for _, e := range ww.evals {
 			keep(e.Close())
+		}
+		for _, pd := range ww.part {
+			keep(pd.Close())
 		}
 		for _, d := range ww.nets {
 			keep(d.Close())
@@ -297,22 +350,17 @@ func (w *walker) Losses(thetas [][]float64, dst []float64) error {
 					return
 				}
 				idx := distinct[p*len(distinct)/pieces : (p+1)*len(distinct)/pieces]
-				ev, err := w.workers[g].eval(w.arch, len(idx), w.chunk)
-				if err != nil {
-					errs[g] = fmt.Errorf("walker %s %s: %w", w.arch.Name, w.f, err)
-					return
-				}
 				th := make([][]float64, len(idx))
 				for j, i := range idx {
 					th[j] = thetas[i]
 				}
-				loss, acc := make([]float64, len(idx)), make([]float64, len(idx))
-				if err := ev.TestLoss(th, loss, acc); err != nil {
+				sums := make([]float64, len(idx))
+				if err := w.workers[g].losses(w.arch, w.chunk, th, sums); err != nil {
 					errs[g] = fmt.Errorf("walker %s %s: %w", w.arch.Name, w.f, err)
 					return
 				}
 				for j, i := range idx {
-					dst[i] = loss[j]
+					dst[i] = sums[j] / float64(w.n)
 				}
 			}
 		}()
