@@ -27,8 +27,9 @@ func init() {
 difference D(h) = f(θ) − 2f(θ+hv) + f(θ+2hv) of the mean loss over the
 examples (default: the dataset's 10,000 test images) along D random unit
 directions v, on a log grid of S values of h, in each precision (float64,
-float32, and bf16 and fp16 emulated by rounding every layer's output, see
-package nets/emulate), and reports per precision the noise floor of D_P
+float32, and bf16 and fp16 emulated by rounding every kernel's output: the
+model's graph through graph's walker on kernels.Rounding of the CPU
+device, see --engine), and reports per precision the noise floor of D_P
 against the float64 reference, the crossover h where the curvature equals
 the noise, and the noise's distribution (see package trials/study/noise).
 
@@ -91,6 +92,7 @@ func noiseCmd(args []string, stdout, stderr io.Writer) error {
 	trainTrials := fs.Int("train-trials", 4, "trials per eta of --train")
 	trainEx := fs.Int("train-examples", 2000, "test images of --train's test loss")
 	workers := fs.Int("workers", 0, "goroutines (default: one per CPU)")
+	engine := fs.String("engine", "", "what computes losses and gradients: walker (the model's graph through graph's walker on the CPU device, rounded by kernels.Rounding in bf16/fp16), emulate (nets/emulate's hand-written passes); default walker, or emulate for models the walker does not map")
 	dataDir := fs.String("data", "", "dataset folder, when the config has no data.dir")
 	sets := setFlag(fs)
 	pos, err := parse(c, fs, args, 1, stderr)
@@ -117,11 +119,15 @@ func noiseCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	set := noise.Settings{Directions: *dirs, Steps: *steps, HMin: *hmin, HMax: *hmax, Precisions: formats, Workers: *workers}
+	eng := noise.Engine(*engine)
+	if eng != noise.EngineAuto && eng != noise.EngineWalker && eng != noise.EngineEmulate {
+		return fmt.Errorf("--engine %q: use walker or emulate", *engine)
+	}
+	set := noise.Settings{Directions: *dirs, Steps: *steps, HMin: *hmin, HMax: *hmax, Precisions: formats, Workers: *workers, Engine: eng}
 	if err := set.Check(); err != nil {
 		return fmt.Errorf("--directions %d --steps %d --hmin %g --hmax %g: %w", *dirs, *steps, *hmin, *hmax, err)
 	}
-	swSet := noise.Settings{Directions: *swDirs, Steps: *swSteps, HMin: *swHmin, HMax: *swHmax, Precisions: swFormats, Workers: *workers}
+	swSet := noise.Settings{Directions: *swDirs, Steps: *swSteps, HMin: *swHmin, HMax: *swHmax, Precisions: swFormats, Workers: *workers, Engine: eng}
 	if (len(ws) > 0 || len(ds) > 0) && swSet.Check() != nil {
 		return fmt.Errorf("--sweep-directions %d --sweep-steps %d --sweep-hmin %g --sweep-hmax %g: %w", *swDirs, *swSteps, *swHmin, *swHmax, swSet.Check())
 	}
@@ -205,7 +211,7 @@ func noiseCmd(args []string, stdout, stderr io.Writer) error {
 					return err
 				}
 				sc.Width, sc.Depth = m.Width, m.Depth
-				logf("  %d evaluations in %.1f s", sc.Evaluations, sc.Seconds)
+				logf("  %d evaluations in %.1f s (engine %s)", sc.Evaluations, sc.Seconds, sc.Engine)
 				file.Scans = append(file.Scans, sc)
 			}
 			if *grads {
@@ -213,7 +219,7 @@ func noiseCmd(args []string, stdout, stderr io.Writer) error {
 				if *gradEx > 0 {
 					gex = sub(*gradEx)
 				}
-				gr, err := noise.RunGrads(a, init, flat, gex, formats, *workers)
+				gr, err := noise.RunGrads(a, init, flat, gex, formats, *workers, eng)
 				if err != nil {
 					return err
 				}
@@ -261,7 +267,7 @@ func noiseCmd(args []string, stdout, stderr io.Writer) error {
 				for _, p := range v {
 					flat = append(flat, p...)
 				}
-				gr, err := noise.RunGrads(a, m.Inits[0], flat, sub(*swEx), swFormats, *workers)
+				gr, err := noise.RunGrads(a, m.Inits[0], flat, sub(*swEx), swFormats, *workers, eng)
 				if err != nil {
 					return err
 				}
@@ -271,7 +277,7 @@ func noiseCmd(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if *train {
-		tr, err := runTraining(cfg, pool, x, sub(*trainEx), trFormats, *trainTrials, *workers, logf)
+		tr, err := runTraining(cfg, pool, x, sub(*trainEx), trFormats, *trainTrials, *workers, eng, logf)
 		if err != nil {
 			return err
 		}
@@ -300,7 +306,7 @@ func noiseCmd(args []string, stdout, stderr io.Writer) error {
 
 // runTraining runs --train: the config's first sgd optimiser on its first
 // image model's first initialisation.
-func runTraining(cfg *config.Config, pool *data.Pool, x []float64, test noise.Examples, formats []precision.Format, trials, workers int, logf func(string, ...any)) (*noise.Training, error) {
+func runTraining(cfg *config.Config, pool *data.Pool, x []float64, test noise.Examples, formats []precision.Format, trials, workers int, eng noise.Engine, logf func(string, ...any)) (*noise.Training, error) {
 	var opt *config.Optimizer
 	for i := range cfg.Optimizers {
 		if cfg.Optimizers[i].Name == "sgd" {
@@ -338,7 +344,7 @@ func runTraining(cfg *config.Config, pool *data.Pool, x []float64, test noise.Ex
 		logf("training %s init %d: sgd B=%d, %d steps, etas %v, %d trials, precisions %v", m.Name, m.Inits[0], opt.Batch, steps, cfg.Trials.Etas, min(trials, cfg.Trials.Count), formats)
 		return noise.RunTraining(a, theta, noise.Examples{X: x, Y: pool.Labels}, test, noise.TrainSettings{
 			Seed: cfg.Seed, Init: m.Inits[0], N: cfg.Trials.N, Batch: opt.Batch, Epochs: opt.Epochs, Etas: cfg.Trials.Etas,
-			Trials: min(trials, cfg.Trials.Count), Formats: formats, Checkpoints: cps, TrCExamples: 500, Workers: workers})
+			Trials: min(trials, cfg.Trials.Count), Formats: formats, Checkpoints: cps, TrCExamples: 500, Workers: workers, Engine: eng})
 	}
 	return nil, fmt.Errorf("--train: %s has no image model", cfg.Path)
 }

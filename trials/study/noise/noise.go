@@ -1,9 +1,16 @@
 // Package noise measures the floating-point noise of the full-pool loss
 // and of its gradient in float64, float32 and emulated bfloat16 and
-// float16 (package nets/emulate): noise floors and crossovers of the
-// second difference, the distribution of the noise, its growth with width
-// and depth, per-layer gradient errors, and the drift of SGD trained in a
-// low precision.
+// float16: noise floors and crossovers of the second difference, the
+// distribution of the noise, its growth with width and depth, per-layer
+// gradient errors, and the drift of SGD trained in a low precision.
+//
+// The losses and gradients come from an Evaluator (engine.go): by default
+// the model's batched graph run by graph's walker on the CPU device in
+// float64 or float32, and for bf16 and fp16 on kernels.Rounding of the
+// float32 device, which rounds every kernel's output to the format (the
+// rule is in kernels.Rounding's documentation); models the walker does
+// not map yet fall back to nets/emulate's hand-written passes, which the
+// walker is tested against.
 //
 // # The second difference and its reference
 //
@@ -58,7 +65,6 @@ import (
 	"time"
 
 	"github.com/perturb/perturb/nets"
-	"github.com/perturb/perturb/nets/emulate"
 	"github.com/perturb/perturb/nets/precision"
 	"github.com/perturb/perturb/nets/seed"
 )
@@ -84,6 +90,10 @@ type Settings struct {
 	// call, besides θ itself (default: 256, fewer for models above 32,768
 	// parameters, so that a batch takes at most about 128 MiB).
 	Batch int `json:"batch,omitempty"`
+	// Engine computes the losses and gradients (default EngineAuto: the
+	// walker on the rounding device, or emulate for models the walker
+	// does not map).
+	Engine Engine `json:"engine,omitempty"`
 }
 
 func (s *Settings) defaults() {
@@ -158,6 +168,8 @@ type Scan struct {
 	Seconds    float64   `json:"seconds"`
 	// Evaluations is the number of full loss evaluations.
 	Evaluations int `json:"evaluations"`
+	// Engine is what computed the losses (walker or emulate).
+	Engine Engine `json:"engine,omitempty"`
 }
 
 // Result is one precision's noise.
@@ -294,9 +306,12 @@ func Run(a *nets.Arch, init int, theta []float64, ex Examples, s Settings, progr
 	values := map[precision.Format][]float64{}
 	// The float64 gradient at θ, for the parameter-rounding floor.
 	g64 := make([]float64, np)
-	if e, err := emulate.New(a, precision.Float64, ex.X, ex.Y, emulate.Options{Workers: s.Workers}); err != nil {
+	if e, _, err := NewEvaluator(s.Engine, a, precision.Float64, ex.X, ex.Y, s.Workers); err != nil {
 		return nil, err
 	} else if _, err := e.Grad(theta, g64); err != nil {
+		e.Close()
+		return nil, err
+	} else if err := e.Close(); err != nil {
 		return nil, err
 	}
 	bufs := make([][]float64, batch+1)
@@ -305,35 +320,17 @@ func Run(a *nets.Arch, init int, theta []float64, ex Examples, s Settings, progr
 	}
 	vector(0, bufs[0])
 	for _, f := range precs {
-		e, err := emulate.New(a, f, ex.X, ex.Y, emulate.Options{Workers: s.Workers})
+		e, used, err := NewEvaluator(s.Engine, a, f, ex.X, ex.Y, s.Workers)
 		if err != nil {
 			return nil, err
 		}
-		fs := make([]float64, nv)
-		out := make([]float64, batch+1)
-		for b := 1; b < nv; b += batch {
-			hi := min(b+batch, nv)
-			for k := b; k < hi; k++ {
-				vector(k, bufs[1+k-b])
-			}
-			if err := e.Losses(bufs[:1+hi-b], out); err != nil {
-				return nil, err
-			}
-			if b == 1 {
-				fs[0] = out[0]
-			} else if math.Float64bits(out[0]) != math.Float64bits(fs[0]) {
-				return nil, fmt.Errorf("%s %v: the loss at θ is %.17g in one batch and %.17g in another; the evaluator is not deterministic", a.Name, f, fs[0], out[0])
-			}
-			copy(fs[b:hi], out[1:])
-			done += hi - b
-			if progress != nil {
-				progress(done, total)
-			}
+		sc.Engine = used
+		fs, err := scanLosses(e, a.Name, f, nv, batch, bufs, vector, &done, total, progress)
+		if cerr := e.Close(); err == nil {
+			err = cerr
 		}
-		if nv == 1 {
-			if err := e.Losses(bufs[:1], fs); err != nil {
-				return nil, err
-			}
+		if err != nil {
+			return nil, err
 		}
 		sc.Evaluations += nv
 		d := make([][]float64, nd)
@@ -667,4 +664,37 @@ func describe(x []float64) Distribution {
 		d.P = math.Exp(-d.JarqueBera / 2)
 	}
 	return d
+}
+
+// scanLosses evaluates the scan's nv parameter vectors (vector(k, dst)
+// writes the k-th; 0 is θ) in batches of batch besides θ, which starts
+// every batch and must come out bit-identical in each.
+func scanLosses(e Evaluator, model string, f precision.Format, nv, batch int, bufs [][]float64, vector func(int, []float64), done *int, total int, progress func(done, total int)) ([]float64, error) {
+	fs := make([]float64, nv)
+	out := make([]float64, batch+1)
+	for b := 1; b < nv; b += batch {
+		hi := min(b+batch, nv)
+		for k := b; k < hi; k++ {
+			vector(k, bufs[1+k-b])
+		}
+		if err := e.Losses(bufs[:1+hi-b], out); err != nil {
+			return nil, err
+		}
+		if b == 1 {
+			fs[0] = out[0]
+		} else if math.Float64bits(out[0]) != math.Float64bits(fs[0]) {
+			return nil, fmt.Errorf("%s %v: the loss at θ is %.17g in one batch and %.17g in another; the evaluator is not deterministic", model, f, fs[0], out[0])
+		}
+		copy(fs[b:hi], out[1:])
+		*done += hi - b
+		if progress != nil {
+			progress(*done, total)
+		}
+	}
+	if nv == 1 {
+		if err := e.Losses(bufs[:1], fs); err != nil {
+			return nil, err
+		}
+	}
+	return fs, nil
 }

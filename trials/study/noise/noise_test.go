@@ -169,7 +169,7 @@ func TestRunSmall(t *testing.T) {
 // float64 by more in fp16 than in float32, with tr C from its definition.
 func TestGradsAndTraining(t *testing.T) {
 	a, theta, ex := smallProblem(t)
-	gr, err := RunGrads(a, 1, theta, ex, []precision.Format{precision.Float32, precision.BFloat16}, 0)
+	gr, err := RunGrads(a, 1, theta, ex, []precision.Format{precision.Float32, precision.BFloat16}, 0, EngineAuto)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"gonum.org/v1/gonum/stat/distuv"
 
 	"github.com/perturb/perturb/nets"
-	"github.com/perturb/perturb/nets/emulate"
 	"github.com/perturb/perturb/nets/precision"
 	"github.com/perturb/perturb/trials/plots"
 )
@@ -141,18 +140,21 @@ type Grads struct {
 
 // RunGrads computes the gradient of the mean loss over the examples in
 // float64 and in each precision and compares them layer by layer.
-func RunGrads(a *nets.Arch, init int, theta []float64, ex Examples, formats []precision.Format, workers int) (*Grads, error) {
+func RunGrads(a *nets.Arch, init int, theta []float64, ex Examples, formats []precision.Format, workers int, engine Engine) (*Grads, error) {
 	layers, err := a.Layers()
 	if err != nil {
 		return nil, err
 	}
 	grad := func(f precision.Format) ([]float64, error) {
-		e, err := emulate.New(a, f, ex.X, ex.Y, emulate.Options{Workers: workers})
+		e, _, err := NewEvaluator(engine, a, f, ex.X, ex.Y, workers)
 		if err != nil {
 			return nil, err
 		}
 		g := make([]float64, len(theta))
 		_, err = e.Grad(theta, g)
+		if cerr := e.Close(); err == nil {
+			err = cerr
+		}
 		return g, err
 	}
 	g64, err := grad(precision.Float64)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/perturb/perturb/nets"
-	"github.com/perturb/perturb/nets/emulate"
 	"github.com/perturb/perturb/nets/precision"
 	"github.com/perturb/perturb/nets/seed"
 	"github.com/perturb/perturb/trials/plots"
@@ -20,9 +19,9 @@ import (
 // examples drawn with replacement by the stream seed.TrainSet keyed by
 // (seed, init, trial): the same training sets as `perturb run`, visited in
 // draw order. Trained in precision P means: the gradient of the batch's
-// mean loss is computed by emulate.Evaluator.Grad in P (inputs, parameters
-// and every layer's output and gradient rounded to P, see package
-// emulate), and the update θ ← round_P(θ − η g) is computed in float64 and
+// mean loss is computed by the Evaluator's GradRows in P (inputs,
+// parameters and every layer's output and gradient rounded to P, see
+// kernels.Rounding), and the update θ ← round_P(θ − η g) is computed in float64 and
 // rounded once to P, so the parameters are always numbers of P (no
 // float32 master copy: an update below half an ulp of a parameter is lost,
 // as in pure bf16 or fp16 training). float64 trains the reference
@@ -52,6 +51,8 @@ type TrainSettings struct {
 	Checkpoints []int
 	TrCExamples int
 	Workers     int
+	// Engine computes the gradients and test losses (see Settings.Engine).
+	Engine Engine
 }
 
 // TrainPoint is the drift of one precision at one (eta, T).
@@ -107,13 +108,20 @@ func RunTraining(a *nets.Arch, theta0 []float64, pool, test Examples, s TrainSet
 	rows := seed.Draw(r, m, poolLen)
 	gs := make([][]float64, m)
 	mean := make([]float64, len(theta0))
-	for i, row := range rows {
-		e, err := emulate.New(a, precision.Float64, pool.X[row*dim:(row+1)*dim], pool.Y[row:row+1], emulate.Options{Workers: 1})
-		if err != nil {
-			return nil, err
-		}
+	trcX := make([]float64, 0, m*dim)
+	trcY := make([]uint8, 0, m)
+	for _, row := range rows {
+		trcX = append(trcX, pool.X[row*dim:(row+1)*dim]...)
+		trcY = append(trcY, pool.Y[row])
+	}
+	trcEval, _, err := NewEvaluator(s.Engine, a, precision.Float64, trcX, trcY, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer trcEval.Close()
+	for i := range rows {
 		gs[i] = make([]float64, len(theta0))
-		if _, err := e.Grad(theta0, gs[i]); err != nil {
+		if _, err := trcEval.GradRows(theta0, []int{i}, gs[i]); err != nil {
 			return nil, err
 		}
 		for j, v := range gs[i] {
@@ -126,10 +134,11 @@ func RunTraining(a *nets.Arch, theta0 []float64, pool, test Examples, s TrainSet
 		}
 	}
 	tr.TrC /= float64(m - 1)
-	testEval, err := emulate.New(a, precision.Float64, test.X, test.Y, emulate.Options{Workers: s.Workers})
+	testEval, _, err := NewEvaluator(s.Engine, a, precision.Float64, test.X, test.Y, s.Workers)
 	if err != nil {
 		return nil, err
 	}
+	defer testEval.Close()
 	type key struct {
 		f   precision.Format
 		eta float64
@@ -143,19 +152,25 @@ func RunTraining(a *nets.Arch, theta0 []float64, pool, test Examples, s TrainSet
 		gr := make([]float64, len(th))
 		at := map[int][]float64{}
 		step := 0
+		// The trial's training set, evaluated in f.
+		x := make([]float64, 0, s.N*dim)
+		y := make([]uint8, 0, s.N)
+		for _, row := range set[:s.N] {
+			x = append(x, pool.X[row*dim:(row+1)*dim]...)
+			y = append(y, pool.Y[row])
+		}
+		e, _, err := NewEvaluator(s.Engine, a, f, x, y, 1)
+		if err != nil {
+			return nil, err
+		}
+		defer e.Close()
+		batch := make([]int, s.Batch)
 		for ep := 0; ep < s.Epochs; ep++ {
 			for b := 0; b < s.N; b += s.Batch {
-				x := make([]float64, 0, s.Batch*dim)
-				y := make([]uint8, 0, s.Batch)
-				for _, row := range set[b : b+s.Batch] {
-					x = append(x, pool.X[row*dim:(row+1)*dim]...)
-					y = append(y, pool.Y[row])
+				for i := range batch {
+					batch[i] = b + i
 				}
-				e, err := emulate.New(a, f, x, y, emulate.Options{Workers: 1})
-				if err != nil {
-					return nil, err
-				}
-				if _, err := e.Grad(th, gr); err != nil {
+				if _, err := e.GradRows(th, batch, gr); err != nil {
 					return nil, err
 				}
 				for i := range th {

@@ -1,0 +1,481 @@
+package noise
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/perturb/perturb/graph"
+	"github.com/perturb/perturb/kernels"
+	"github.com/perturb/perturb/nets"
+	"github.com/perturb/perturb/nets/emulate"
+	"github.com/perturb/perturb/nets/precision"
+)
+
+// Evaluator is what the measurements need of one model in one precision
+// over a fixed set of examples: the mean loss of many parameter vectors
+// and the gradient of the mean loss at one.
+type Evaluator interface {
+	// Losses sets dst[k] to the mean loss of thetas[k] (parameters rounded
+	// to the precision); a vector's value does not depend on the others.
+	Losses(thetas [][]float64, dst []float64) error
+	// Grad sets grad to the gradient of the mean loss at theta, rounded to
+	// the precision, and returns the mean loss.
+	Grad(theta, grad []float64) (float64, error)
+	// GradRows is Grad over the examples rows only (in their order).
+	GradRows(theta []float64, rows []int, grad []float64) (float64, error)
+	// Close releases the evaluator's buffers.
+	Close() error
+}
+
+// Engine selects what computes the losses and gradients.
+type Engine string
+
+// The engines.
+const (
+	// EngineWalker runs the model's batched graph through graph's walker
+	// on the CPU device: kernels.NewCPU(F64) for float64, NewCPU(F32) for
+	// float32, and kernels.Rounding(NewCPU(F32), BF16 or FP16) for bf16 and
+	// fp16 (see kernels.Rounding for what is rounded where). One engine
+	// for every model the walker supports.
+	EngineWalker Engine = "walker"
+	// EngineEmulate is nets/emulate's hand-written passes (the reference
+	// the walker is tested against; kept for the models the walker does
+	// not map yet, and for comparison).
+	EngineEmulate Engine = "emulate"
+	// EngineAuto is the walker, or emulate for a model whose graph the
+	// walker cannot compile.
+	EngineAuto Engine = ""
+)
+
+// NewEvaluator returns an evaluator of arch in precision f over the
+// examples x (rows of arch.Dim() values) with labels y, on engine e, with
+// workers goroutines (default: one per CPU). It also returns the engine
+// used.
+func NewEvaluator(e Engine, a *nets.Arch, f precision.Format, x []float64, y []uint8, workers int) (Evaluator, Engine, error) {
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	switch e {
+	case EngineEmulate:
+		ev, err := emulate.New(a, f, x, y, emulate.Options{Workers: workers})
+		if err != nil {
+			return nil, e, err
+		}
+		return emulated{ev, a, f, x, y}, e, nil
+	case EngineWalker, EngineAuto:
+		ev, err := newWalker(a, f, x, y, workers)
+		if err == nil {
+			return ev, EngineWalker, nil
+		}
+		if e == EngineWalker {
+			return nil, e, err
+		}
+		em, err2 := emulate.New(a, f, x, y, emulate.Options{Workers: workers})
+		if err2 != nil {
+			return nil, e, fmt.Errorf("%w (and emulate: %v)", err, err2)
+		}
+		return emulated{em, a, f, x, y}, EngineEmulate, nil
+	}
+	return nil, e, fmt.Errorf("engine %q: want walker or emulate", e)
+}
+
+// emulated adapts an emulate.Evaluator.
+type emulated struct {
+	*emulate.Evaluator
+	arch *nets.Arch
+	f    precision.Format
+	x    []float64
+	y    []uint8
+}
+
+func (emulated) Close() error { return nil }
+
+// GradRows evaluates a new emulate.Evaluator of the rows.
+func (e emulated) GradRows(theta []float64, rows []int, grad []float64) (float64, error) {
+	dim := e.arch.Dim()
+	x := make([]float64, 0, len(rows)*dim)
+	y := make([]uint8, 0, len(rows))
+	for _, r := range rows {
+		if r < 0 || r >= len(e.y) {
+			return 0, fmt.Errorf("emulate %s: row %d of %d examples", e.arch.Name, r, len(e.y))
+		}
+		x = append(x, e.x[r*dim:(r+1)*dim]...)
+		y = append(y, e.y[r])
+	}
+	ev, err := emulate.New(e.arch, e.f, x, y, emulate.Options{Workers: 1})
+	if err != nil {
+		return 0, err
+	}
+	return ev.Grad(theta, grad)
+}
+
+// walker evaluates through graph's walker. Each worker has its own device
+// and copy of the examples; Losses splits the distinct parameter vectors
+// between the workers, Grad the chunks of examples.
+type walker struct {
+	arch    *nets.Arch
+	f       precision.Format
+	n       int
+	workers []*walkWorker
+	chunk   int
+}
+
+type walkWorker struct {
+	dev  kernels.Device
+	data *graph.DeviceData
+	// part holds one chunk of the examples at a time, by chunk length
+	// (copied from data before each evaluation).
+	part  map[int]*graph.DeviceData
+	evals map[[2]int]*graph.DeviceEval // by (number of trials, chunk length)
+	nets  map[int]*graph.DeviceNet     // gradient programs by batch size
+}
+
+// evalImages is the number of images of a loss evaluation's chunk (the
+// same for every number of trials, so that a vector's loss does not depend
+// on how many are evaluated with it). The mean loss is summed in float64
+// in two levels, as nets/emulate sums it: the per-example losses of each
+// chunk in example order (graph.DeviceEval), then the chunks' sums in
+// order. A single running sum over all the examples would add a rounding
+// error of about u·N·L per example, which dominates the float64 floor.
+const evalImages = 100
+
+// maxTrials is the largest number of parameter vectors in one loss
+// program.
+const maxTrials = 32
+
+// gradChunk is the largest batch of a gradient program; the examples are
+// split into chunks of powers of two (see walker.Grad).
+const gradChunk = 256
+
+// device returns the device of precision f.
+func device(f precision.Format) (kernels.Device, error) {
+	switch f {
+	case precision.Float64:
+		return kernels.NewCPU(kernels.F64), nil
+	case precision.Float32:
+		return kernels.NewCPU(kernels.F32), nil
+	case precision.BFloat16:
+		return kernels.Rounding(kernels.NewCPU(kernels.F32), kernels.BF16), nil
+	case precision.Float16:
+		return kernels.Rounding(kernels.NewCPU(kernels.F32), kernels.FP16), nil
+	}
+	return nil, fmt.Errorf("precision %s has no device (tf32 rounds the inputs of tensor-core products, which only the GPU build models)", f)
+}
+
+func newWalker(a *nets.Arch, f precision.Format, x []float64, y []uint8, workers int) (_ *walker, err error) {
+	n := len(y)
+	if n == 0 || len(x) != n*a.Dim() {
+		return nil, fmt.Errorf("walker %s: %d values for %d examples of %d", a.Name, len(x), n, a.Dim())
+	}
+	w := &walker{arch: a, f: f, n: n, chunk: min(evalImages, n)}
+	defer func() {
+		if err != nil {
+			w.Close()
+		}
+	}()
+	d := &graph.Data{X64: x, Y: y, Dim: a.Dim(), Classes: a.Classes}
+	for range min(workers, 64) {
+		dev, err := device(f)
+		if err != nil {
+			return nil, err
+		}
+		dd, err := graph.UploadData(dev, d)
+		if err != nil {
+			return nil, fmt.Errorf("walker %s %s: %w", a.Name, f, err)
+		}
+		w.workers = append(w.workers, &walkWorker{dev: dev, data: dd, part: map[int]*graph.DeviceData{}, evals: map[[2]int]*graph.DeviceEval{}, nets: map[int]*graph.DeviceNet{}})
+	}
+	// Check that the walker maps the model's graphs.
+	if _, err := w.workers[0].eval(a, 1, w.chunk); err != nil {
+		return nil, fmt.Errorf("walker %s %s: %w", a.Name, f, err)
+	}
+	if _, err := w.workers[0].net(a, 1); err != nil {
+		return nil, fmt.Errorf("walker %s %s gradient: %w", a.Name, f, err)
+	}
+	return w, nil
+}
+
+// eval returns the evaluation of k trials over a chunk of n examples
+// (ww.part[n]).
+func (ww *walkWorker) eval(a *nets.Arch, k, n int) (*graph.DeviceEval, error) {
+	if e, ok := ww.evals[[2]int{k, n}]; ok {
+		return e, nil
+	}
+	// Keep the programs of at most three (trials, length) pairs.
+	if len(ww.evals) >= 3 {
+		for kk, e := range ww.evals {
+			if err := e.Close(); err != nil {
+				return nil, err
+			}
+			delete(ww.evals, kk)
+		}
+	}
+	pd, ok := ww.part[n]
+	if !ok {
+		pd = &graph.DeviceData{Dev: ww.dev, N: n, Dim: ww.data.Dim, Classes: ww.data.Classes}
+		var err error
+		if pd.X, err = ww.dev.Alloc(n * pd.Dim); err != nil {
+			return nil, fmt.Errorf("chunk of %d examples: %w", n, err)
+		}
+		if pd.Y, err = ww.dev.Alloc(n); err != nil {
+			ww.dev.Free(pd.X)
+			return nil, fmt.Errorf("chunk of %d labels: %w", n, err)
+		}
+		ww.part[n] = pd
+	}
+	e, err := graph.NewDeviceEval(a, pd, k, n)
+	if err != nil {
+		return nil, err
+	}
+	ww.evals[[2]int{k, n}] = e
+	return e, nil
+}
+
+// losses adds to sums[j] the summed loss of thetas[j] over the examples,
+// chunk by chunk (see evalImages).
+func (ww *walkWorker) losses(a *nets.Arch, chunk int, thetas [][]float64, sums []float64) error {
+	k := len(thetas)
+	loss, acc := make([]float64, k), make([]float64, k)
+	for from := 0; from < ww.data.N; from += chunk {
+		n := min(chunk, ww.data.N-from)
+		ev, err := ww.eval(a, k, n)
+		if err != nil {
+			return err
+		}
+		pd := ww.part[n]
+		if err := ww.dev.Copy(pd.X, 0, ww.data.X, from*pd.Dim, n*pd.Dim); err != nil {
+			return fmt.Errorf("copy examples %d to %d: %w", from, from+n, err)
+		}
+		if err := ww.dev.Copy(pd.Y, 0, ww.data.Y, from, n); err != nil {
+			return fmt.Errorf("copy labels %d to %d: %w", from, from+n, err)
+		}
+		if err := ev.TestLoss(thetas, loss, acc); err != nil {
+			return fmt.Errorf("examples %d to %d: %w", from, from+n, err)
+		}
+		for j, l := range loss {
+			sums[j] += l * float64(n)
+		}
+	}
+	return nil
+}
+
+func (ww *walkWorker) net(a *nets.Arch, b int) (*graph.DeviceNet, error) {
+	if d, ok := ww.nets[b]; ok {
+		return d, nil
+	}
+	d, err := graph.NewDeviceNet(a, ww.data, 1, b, graph.BatchGrad)
+	if err != nil {
+		return nil, err
+	}
+	ww.nets[b] = d
+	return d, nil
+}
+
+// Close frees every worker's programs and data.
+func (w *walker) Close() error {
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	for _, ww := range w.workers {
+		for _, e := range ww.evals {
+			keep(e.Close())
+		}
+		for _, pd := range ww.part {
+			keep(pd.Close())
+		}
+		for _, d := range ww.nets {
+			keep(d.Close())
+		}
+		keep(ww.data.Close())
+	}
+	w.workers = nil
+	return first
+}
+
+// key is the bits of theta rounded to the precision.
+func (w *walker) key(theta []float64, buf []byte) string {
+	buf = buf[:0]
+	for _, v := range theta {
+		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(w.f.Round(v)))
+	}
+	return string(buf)
+}
+
+// Losses evaluates the distinct rounded vectors once each (vectors that
+// round to the same parameters, common in bf16 and fp16 at small
+// perturbations, have the same loss), split into contiguous groups, one
+// per worker.
+func (w *walker) Losses(thetas [][]float64, dst []float64) error {
+	if len(dst) < len(thetas) {
+		return fmt.Errorf("walker %s: %d losses for %d parameter vectors", w.arch.Name, len(dst), len(thetas))
+	}
+	np := w.arch.NumParams()
+	first := make([]int, len(thetas))
+	seen := map[string]int{}
+	var distinct []int
+	var buf []byte
+	for i, t := range thetas {
+		if len(t) != np {
+			return fmt.Errorf("walker %s: parameter vector %d has %d values, want %d", w.arch.Name, i, len(t), np)
+		}
+		k := w.key(t, buf)
+		if j, ok := seen[k]; ok {
+			first[i] = j
+			continue
+		}
+		seen[k], first[i] = i, i
+		distinct = append(distinct, i)
+	}
+	// Pieces of at most maxTrials vectors, of nearly equal sizes, taken
+	// by the workers in turn.
+	pieces := (len(distinct) + maxTrials - 1) / maxTrials
+	nw := min(len(w.workers), pieces)
+	errs := make([]error, nw)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for g := range nw {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				p := int(next.Add(1) - 1)
+				if p >= pieces {
+					return
+				}
+				idx := distinct[p*len(distinct)/pieces : (p+1)*len(distinct)/pieces]
+				th := make([][]float64, len(idx))
+				for j, i := range idx {
+					th[j] = thetas[i]
+				}
+				sums := make([]float64, len(idx))
+				if err := w.workers[g].losses(w.arch, w.chunk, th, sums); err != nil {
+					errs[g] = fmt.Errorf("walker %s %s: %w", w.arch.Name, w.f, err)
+					return
+				}
+				for j, i := range idx {
+					dst[i] = sums[j] / float64(w.n)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	for i := range thetas {
+		dst[i] = dst[first[i]]
+	}
+	return nil
+}
+
+// chunks splits n examples into consecutive chunks of powers of two, at
+// most gradChunk each: the gradient graph's mean carries the factor 1/B,
+// which is then exact in every format.
+func chunks(n int) [][2]int {
+	var out [][2]int
+	for from := 0; from < n; {
+		b := gradChunk
+		for b > n-from {
+			b /= 2
+		}
+		out = append(out, [2]int{from, b})
+		from += b
+	}
+	return out
+}
+
+// Grad computes the gradient of the mean loss over chunks of the examples
+// of power-of-two sizes up to 256 (each the gradient of its chunk's mean
+// loss, computed on the device in the precision), combines them in
+// float64 in example order weighted by the chunks' sizes, and rounds the
+// result to the precision. The loss is the mean of the per-example losses
+// (rounded to the precision in bf16 and fp16: in the gradient graph they
+// are intermediate values).
+func (w *walker) Grad(theta, grad []float64) (float64, error) {
+	np := w.arch.NumParams()
+	if len(theta) != np || len(grad) != np {
+		return 0, fmt.Errorf("walker %s: %d parameters and %d gradient values, want %d", w.arch.Name, len(theta), len(grad), np)
+	}
+	cs := chunks(w.n)
+	gs := make([][]float64, len(cs))
+	ls := make([]float64, len(cs))
+	errs := make([]error, len(w.workers))
+	var wg sync.WaitGroup
+	for g, ww := range w.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := g; c < len(cs); c += len(w.workers) {
+				from, b := cs[c][0], cs[c][1]
+				dn, err := ww.net(w.arch, b)
+				if err != nil {
+					errs[g] = fmt.Errorf("walker %s %s gradient: %w", w.arch.Name, w.f, err)
+					return
+				}
+				rows := make([]int, b)
+				for i := range rows {
+					rows[i] = from + i
+				}
+				gs[c] = make([]float64, np)
+				loss := make([]float64, 1)
+				if err := dn.Grad([][]float64{theta}, [][]int{rows}, loss, [][]float64{gs[c]}); err != nil {
+					errs[g] = fmt.Errorf("walker %s %s gradient: %w", w.arch.Name, w.f, err)
+					return
+				}
+				ls[c] = loss[0]
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return 0, err
+		}
+	}
+	clear(grad)
+	loss := 0.0
+	for c, g := range gs {
+		wt := float64(cs[c][1]) / float64(w.n)
+		for i, v := range g {
+			grad[i] += wt * v
+		}
+		loss += wt * ls[c]
+	}
+	precision.RoundSlice(w.f, grad)
+	return loss, nil
+}
+
+// GradRows is the gradient of the mean loss over the examples rows, one
+// program of batch len(rows) on the first worker, rounded to the
+// precision. Its 1/B is rounded to the format too (exact for B a power of
+// two, such as SGD's B = 1).
+func (w *walker) GradRows(theta []float64, rows []int, grad []float64) (float64, error) {
+	np := w.arch.NumParams()
+	if len(theta) != np || len(grad) != np || len(rows) == 0 {
+		return 0, fmt.Errorf("walker %s: %d parameters, %d gradient values and %d rows, want %d, %d and some", w.arch.Name, len(theta), len(grad), len(rows), np, np)
+	}
+	for _, r := range rows {
+		if r < 0 || r >= w.n {
+			return 0, fmt.Errorf("walker %s: row %d of %d examples", w.arch.Name, r, w.n)
+		}
+	}
+	dn, err := w.workers[0].net(w.arch, len(rows))
+	if err != nil {
+		return 0, fmt.Errorf("walker %s %s gradient: %w", w.arch.Name, w.f, err)
+	}
+	loss := make([]float64, 1)
+	if err := dn.Grad([][]float64{theta}, [][]int{rows}, loss, [][]float64{grad}); err != nil {
+		return 0, fmt.Errorf("walker %s %s gradient: %w", w.arch.Name, w.f, err)
+	}
+	precision.RoundSlice(w.f, grad)
+	return loss[0], nil
+}
