@@ -51,7 +51,7 @@ func noiseStudy(t *testing.T, dir string) *noise.File {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gr, err := noise.RunGrads(a, 1, theta, ex, formats, 0)
+	gr, err := noise.RunGrads(a, 1, theta, ex, formats, 0, noise.EngineAuto)
 	if err != nil {
 		t.Fatal(err)
 	}
