@@ -92,7 +92,7 @@ func noiseCmd(args []string, stdout, stderr io.Writer) error {
 	trainTrials := fs.Int("train-trials", 4, "trials per eta of --train")
 	trainEx := fs.Int("train-examples", 2000, "test images of --train's test loss")
 	workers := fs.Int("workers", 0, "goroutines (default: one per CPU)")
-	engine := fs.String("engine", "", "what computes losses and gradients: walker (the model's graph through graph's walker on the CPU device, rounded by kernels.Rounding in bf16/fp16), emulate (nets/emulate's hand-written passes); default walker, or emulate for models the walker does not map")
+	engine := fs.String("engine", "", "what computes losses and gradients: walker (the model's graph through graph's walker on the CPU device, rounded by kernels.Rounding in bf16/fp16), emulate (nets/emulate's hand-written passes); default emulate (the faster on the CPU today), or the walker for models emulate cannot evaluate")
 	dataDir := fs.String("data", "", "dataset folder, when the config has no data.dir")
 	sets := setFlag(fs)
 	pos, err := parse(c, fs, args, 1, stderr)
