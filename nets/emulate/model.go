@@ -520,9 +520,12 @@ func (m *model[T]) losses(thetas [][]float64, dst []float64) {
 		users []int // vectors evaluated from this group
 	}
 	var groups []grp
-	// Every group's product has the full width group·Out (unused columns
-	// zero): OpenBLAS's result for a column depends on the width of the
-	// product (its edge kernels), not on the other columns' values.
+	// A group's vectors sit side by side in one buffer of width group·Out,
+	// but each is multiplied by its own product of width Out: OpenBLAS's
+	// result for a column depends on the product's width and on the
+	// column's position in it (its edge kernels, and on some CPUs its
+	// blocking), so only equal shapes give a vector the same bits alone
+	// and in a batch.
 	ld := group * l0.Out
 	for g0 := 0; g0 < len(firsts); g0 += group {
 		gn := min(group, len(firsts)-g0)
@@ -562,7 +565,12 @@ func (m *model[T]) losses(thetas [][]float64, dst []float64) {
 				ys := m.y[from : from+n]
 				for _, g := range groups {
 					z0 := w.z0.get(rows * ld)
-					fastmath.Gemm(false, false, rows, ld, l0.In, 1, a0, l0.In, g.w, ld, 0, z0, ld)
+					for j := 0; j < g.n; j++ {
+						// One product per vector: its shape (and so
+						// OpenBLAS's kernels and their rounding) is the
+						// same whatever the vector's place in the group.
+						fastmath.Gemm(false, false, rows, l0.Out, l0.In, 1, a0, l0.In, g.w[j*l0.Out:], ld, 0, z0[j*l0.Out:], ld)
+					}
 					m.epilogue(z0, rows, g.n*l0.Out, ld, T(l0.Scale), g.b, l0.Tanh)
 					for _, t := range g.users {
 						j := col[t] % group
