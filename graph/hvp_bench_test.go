@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"github.com/perturb/perturb/kernels"
 	"math/rand/v2"
 	"testing"
 
@@ -12,7 +13,8 @@ import (
 
 // BenchmarkHVP measures one batched Hessian-vector product of K float32
 // trials over the same B Fashion-MNIST-shaped images through the gorgonia
-// graph (ImageBackend.HVP, kind BatchHVP) and through the hand-written
+// graph (ImageBackend.HVP, kind BatchHVP), through the walker on the CPU
+// device (DeviceBackend.HVP on kernels.NewCPU(F32)) and through the hand-written
 // HVPEvaluator on one goroutine (the graph runs on one too), and reports
 // the time per image and trial ("us/image-trial"). "hand" repeats the
 // product at the same parameters, as Lanczos does, reusing the cached
@@ -57,6 +59,28 @@ func BenchmarkHVP(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				if err := e.Mean(theta, rows[0], loss, acc); err != nil {
+					b.Fatal(err)
+				}
+			}
+			report(b)
+		})
+		b.Run(fmt.Sprintf("%s/walker/K=%d/B=%d", model, k, imgs), func(b *testing.B) {
+			dd, err := UploadData(kernels.NewCPU(kernels.F32), d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer dd.Close()
+			be, err := NewDeviceBackend(a, dd, k)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer be.Close()
+			if err := be.HVP(theta, pts, v, out); err != nil { // compile
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if err := be.HVP(theta, pts, v, out); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,13 +1,43 @@
 #!/usr/bin/env bash
-# Run on the GPU machine (carry .device/ from scripts/device/pack.sh):
-# unpacks Go and the vendored modules, builds with -tags gpu against the
-# CUDA toolkit there (CUDA 13: through kernels/cuda13shim), runs the GPU
-# parity tests and perturb bench --json --device gpu, prints a short table
-# and writes everything under $OUT.
+# The whole GPU check in one command, on the GPU machine (carry .device/
+# from scripts/device/pack.sh; about 8 minutes of device time):
+#
+#   1. unpack Go and the vendored modules, build with -tags gpu against the
+#      CUDA toolkit there (CUDA 13: through kernels/cuda13shim);
+#   2. the GPU tests: kernel and rounding parity (kernels/cudev), NVRTC for
+#      the device's architecture, TestGPUTrialPath (trials);
+#   3. perturb bench --json --device gpu (cuBLAS SGEMM, strict and TF32,
+#      trials/s and eval GFLOP/s per model);
+#   4. a real perturb run of configs/quickstart.toml with --device gpu and
+#      with --device cpu, compared row by row (perturb compare, float32
+#      tolerance);
+#   5. the TF32 noise scan (perturb noise --device gpu, float32 against
+#      tf32) on the logistic model and the convnet.
+#
+# Each step's status, seconds and log go to $OUT (default
+# /tmp/perturb-device): results.json and results.md (a table), and one log
+# per step. A failed step does not stop the later ones; the script exits
+# non-zero when any failed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/perturb-device}
 mkdir -p "$OUT"
+: >"$OUT/steps.tsv"
+
+# step NAME CMD...: run CMD, logging to $OUT/NAME.log, and record its
+# status and wall seconds.
+step() {
+	local name=$1 t0 rc
+	shift
+	echo "== $name: $*"
+	t0=$(date +%s.%N)
+	"$@" >"$OUT/$name.log" 2>&1
+	rc=$?
+	printf '%s\t%d\t%.1f\n' "$name" "$rc" "$(echo "$(date +%s.%N) - $t0" | bc)" >>"$OUT/steps.tsv"
+	tail -n 3 "$OUT/$name.log"
+	return $rc
+}
+
 work=$(mktemp -d)
 tar -C "$work" -xJf .device/go.tar.xz
 tar -C . -xJf .device/vendor.tar.xz
@@ -23,21 +53,57 @@ libcuda=$(dirname "$(ldconfig -p | awk '/libcuda.so.1 /{print $NF; exit}')" 2>/d
 export CGO_CFLAGS="-I$PWD/kernels/cuda13shim -I$cuda/include"
 export CGO_LDFLAGS="-L${lib// / -L} -L$cuda/lib64/stubs ${libcuda:+-L$libcuda}"
 export LD_LIBRARY_PATH="$cuda/lib64:${LD_LIBRARY_PATH:-}"
+# The carried data is part of Fashion-MNIST (pack.sh): accept its split
+# sizes. Both devices of step 4 read the same folder.
+export PERTURB_FASHION_PARTIAL=1 PERTURB_FASHION_MNIST="$PWD/.device/fashion-mnist"
 { nvidia-smi -L; go version; echo "CUDA at $cuda"; } 2>&1 | tee "$OUT/env.txt"
-go build -tags gpu -o "$OUT/perturb-gpu" ./cmd/perturb 2>&1 | tee "$OUT/build.txt" || exit 1
-go test -tags gpu -count=1 -v ./kernels/cudev/ 2>&1 | tee "$OUT/parity.txt"
-go test -tags gpu -count=1 -v -run 'GPUTrialPath' ./trials/ 2>&1 | tee -a "$OUT/parity.txt"
-go test -count=1 ./kernels/ ./kernels/cuda13shim/ 2>&1 | tee -a "$OUT/parity.txt"
-data=""
-[ -d .device/fashion-mnist ] && data="--data .device/fashion-mnist"
-"$OUT/perturb-gpu" bench --json --device gpu $data >"$OUT/bench.json" 2>"$OUT/bench.log"
-echo "== summary"
-grep -E '^(--- |ok|FAIL)' "$OUT/parity.txt"
-python3 - "$OUT/bench.json" <<'PY' || cat "$OUT/bench.log"
-import json, sys
-b = json.load(open(sys.argv[1]))["gpu"]
-print(f"{b['device']}: gemm {b['gemm_gflops']:.0f} GFLOP/s float32, {b.get('gemm_gflops_tf32', 0):.0f} TF32")
-print(f"{'model':9} {'K':>5} {'trials/s':>10} {'eval GFLOP/s':>13} {'eval/gemm':>9}")
-for m, r in b["models"].items():
-    print(f"{m:9} {r['k']:5d} {r['trials_per_s_batched']:10.1f} {r['eval_gflops']:13.1f} {r['eval_over_gemm']:9.2f}")
+
+bin="$OUT/perturb-gpu"
+step build go build -tags gpu -o "$bin" ./cmd/perturb || { echo "build failed: see $OUT/build.log"; exit 1; }
+step parity go test -tags gpu -count=1 -v ./kernels/cudev/
+step trialpath go test -tags gpu -count=1 -v -run 'GPUTrialPath' ./trials/
+step cpu-tests go test -count=1 ./kernels/ ./kernels/cuda13shim/ ./kernels/cudaemu/
+step bench sh -c "'$bin' bench --json --device gpu >'$OUT/bench.json'"
+
+# A real run on each device, then the comparison (float32: the GPU sums in
+# another order; a few steps amplify that to about 1e-5 relative).
+rm -rf "$OUT/qs-gpu" "$OUT/qs-cpu"
+step run-gpu "$bin" run configs/quickstart.toml --device gpu --out "$OUT/qs-gpu"
+step run-cpu "$bin" run configs/quickstart.toml --device cpu --out "$OUT/qs-cpu"
+step compare "$bin" compare "$OUT/qs-cpu" "$OUT/qs-gpu" --tol 1e-4
+
+# TF32 against strict float32 through the walker on the GPU.
+step noise-tf32 "$bin" noise configs/precision/fashion-noise.toml --device gpu --engine walker \
+	--precisions float64,float32,tf32 --examples 10000 --out "$OUT/noise-tf32"
+
+python3 - "$OUT" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+steps = []
+for line in open(os.path.join(out, "steps.tsv")):
+    name, rc, secs = line.rstrip("\n").split("\t")
+    steps.append({"step": name, "ok": rc == "0", "exit": int(rc), "seconds": float(secs), "log": f"{name}.log"})
+res = {"steps": steps}
+try:
+    b = json.load(open(os.path.join(out, "bench.json")))
+    res["bench"] = b.get("gpu", b)
+except Exception as e:  # the bench step failed
+    res["bench_error"] = str(e)
+try:
+    res["noise"] = json.load(open(os.path.join(out, "noise-tf32", "noise.json")))
+except Exception:
+    pass
+json.dump(res, open(os.path.join(out, "results.json"), "w"), indent=2)
+lines = ["| step | ok | seconds |", "| --- | --- | --- |"]
+lines += [f"| {s['step']} | {'yes' if s['ok'] else 'NO (exit %d)' % s['exit']} | {s['seconds']:.1f} |" for s in steps]
+g = res.get("bench")
+if isinstance(g, dict) and "models" in g:
+    lines += ["", f"{g.get('device', 'GPU')}: SGEMM {g.get('gemm_gflops', 0):.0f} GFLOP/s, TF32 {g.get('gemm_gflops_tf32', 0):.0f}", "",
+              "| model | K | trials/s | eval GFLOP/s | eval/gemm | paper-scale minutes (7.2e6 trials) |", "| --- | --- | --- | --- | --- | --- |"]
+    for m, r in g["models"].items():
+        tps = r.get("trials_per_s_batched", 0) or float("nan")
+        lines.append(f"| {m} | {r.get('k')} | {tps:.1f} | {r.get('eval_gflops', 0):.1f} | {r.get('eval_over_gemm', 0):.2f} | {7.2e6 / tps / 60:.1f} |")
+open(os.path.join(out, "results.md"), "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
 PY
+! grep -qv $'\t0\t' "$OUT/steps.tsv"
