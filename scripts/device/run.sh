@@ -43,7 +43,7 @@ tar -C "$work" -xJf .device/go.tar.xz
 tar -C . -xJf .device/vendor.tar.xz
 export GOROOT="$work/go" PATH="$work/go/bin:$PATH" GOFLAGS=-mod=vendor GOTOOLCHAIN=local GOCACHE="$work/cache"
 cuda=""
-for d in /usr/local/cuda /usr/local/cuda-13* /usr/local/cuda-12* /opt/cuda; do
+for d in ${CUDA_HOME:-} /usr/local/cuda /usr/local/cuda-13* /usr/local/cuda-12* /opt/cuda; do
 	[ -f "$d/include/cuda.h" ] && { cuda=$d; break; }
 done
 [ -n "$cuda" ] || { echo "no CUDA toolkit found (cuda.h)" | tee "$OUT/error.txt"; exit 1; }
