@@ -39,8 +39,18 @@ the config as DIR/config.toml. DIR defaults to runs/NAME, NAME being the
 config's name.
 
 If DIR already holds a run of the same config (same hash), the trials it
-stores are skipped and the rest are run: an interrupted run resumes. A DIR
-holding a different config is refused.
+stores are skipped and the rest are run: an interrupted run resumes.
+
+A sweep grows the same way: if CONFIG's plan contains the stored one's
+(more etas, inits, models or optimizers, a larger trials.count, e.g.
+--scale 2 after --scale 4; the same seed, dtype, data, N, and the same
+settings of every stored model and optimizer and of [sharpness]), only
+the trials the store lacks run; DIR/config.toml becomes CONFIG and the
+store's table config_history records each config with its time. A
+trial's results depend only on those settings and its identity, so the
+stored rows stay as they are. A config that would change stored trials is
+refused, naming each setting (e.g. "seed: 1 -> 2"); so is growing one
+shard (merge the shards first).
 
 --shard I/N runs only shard I of N: the trials at positions I-1, I-1+N,
 I-1+2N, ... of the config's plan, so the N shards together hold every
@@ -142,8 +152,10 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "loaded %s: %d examples (%d×%d×%d) in %.1fs\n", pool.Name, pool.Len(), pool.Channels, pool.Height, pool.Width, time.Since(start).Seconds())
 	}
 	if meta, err := results.ReadMeta(filepath.Join(dir, resultsFile)); err == nil && meta.ConfigHash != cfg.Hash() {
-		if err := scaleMismatch(dir, meta, pos[0], *sets, *scale); err != nil {
-			return err
+		if _, gerr := grows(meta, cfg); gerr != nil {
+			if err := scaleMismatch(dir, meta, pos[0], *sets, *scale); err != nil {
+				return err
+			}
 		}
 	}
 	runner, err := trials.NewRunner(cfg, pool)
@@ -157,7 +169,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	if *dryRun {
 		return planRun(stdout, runner, cfg, dir, settings)
 	}
-	store, skip, err := openRun(dir, cfg, shard)
+	store, skip, err := openRun(dir, cfg, shard, stderr)
 	if err != nil {
 		return err
 	}
@@ -217,7 +229,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 // the estimated wall time from a calibration; it writes nothing.
 func planRun(stdout io.Writer, runner *trials.Runner, cfg *config.Config, dir string, s trials.Settings) error {
 	skip := map[results.Key]bool{}
-	if meta, rows, err := results.ReadRows(filepath.Join(dir, resultsFile)); err == nil && meta.ConfigHash == cfg.Hash() {
+	if meta, rows, err := results.ReadRows(filepath.Join(dir, resultsFile)); err == nil && (meta.ConfigHash == cfg.Hash() || growsOK(meta, cfg)) {
 		for _, r := range rows {
 			skip[r.Key()] = true
 		}
@@ -274,24 +286,26 @@ type recorder struct{ w *results.Writer }
 func (r recorder) Record(row results.Row) error { return r.w.Add(row) }
 
 // openRun opens or creates the store of run directory dir for cfg and
-// returns the keys already stored. Nothing is written until cfg and the
+// returns the keys already stored. A store of a config whose plan cfg
+// contains is grown to cfg (growRun). Nothing is written until cfg and the
 // data have been validated by the caller.
-func openRun(dir string, cfg *config.Config, shard trials.Shard) (*results.Store, map[results.Key]bool, error) {
+func openRun(dir string, cfg *config.Config, shard trials.Shard, stderr io.Writer) (*results.Store, map[results.Key]bool, error) {
 	path := filepath.Join(dir, resultsFile)
 	if _, err := os.Stat(path); err == nil {
 		store, meta, err := results.Open(path)
 		if err != nil {
 			return nil, nil, err
 		}
-		if meta.ConfigHash != cfg.Hash() {
-			store.Close()
-			return nil, nil, fmt.Errorf("%s holds a run of another config (%s, hash %.12s), not %s (hash %.12s); choose another --out, or resume with the stored config %s%s",
-				dir, meta.ConfigName, meta.ConfigHash, cfg.Path, cfg.Hash(), filepath.Join(dir, configFile), describeDiff(meta.ConfigText, cfg))
-		}
 		if meta.Shard != shard.String() {
 			store.Close()
 			return nil, nil, fmt.Errorf("%s holds %s of config %s, not %s; use %s, or another --out", dir,
 				shardName(meta.Shard), cfg.Name, shardName(shard.String()), shardFlagFor(meta.Shard))
+		}
+		if meta.ConfigHash != cfg.Hash() {
+			if err := growRun(store, dir, meta, cfg, stderr); err != nil {
+				store.Close()
+				return nil, nil, err
+			}
 		}
 		keys, err := store.Keys()
 		if err != nil {
