@@ -88,6 +88,7 @@ func ReadInto(paths []string, union *config.Config) (*Plan, error) {
 	dups := map[results.Key]float64{}
 	var stored []results.Row
 	var cfgs []*config.Config
+	var inputRows [][]results.Row
 	for i, path := range paths {
 		for _, prev := range paths[:i] {
 			if same(prev, path) {
@@ -109,6 +110,15 @@ func ReadInto(paths []string, union *config.Config) (*Plan, error) {
 		cfgs = append(cfgs, cfg)
 		p.History = append(p.History, h...)
 		p.Inputs = append(p.Inputs, Input{Path: path, Meta: meta, Rows: len(rows)})
+		inputRows = append(inputRows, rows)
+	}
+	// The configs first: copies of a trial under conflicting configs
+	// differ, and the configs say why.
+	if err := p.choose(cfgs, union); err != nil {
+		return nil, err
+	}
+	for i, rows := range inputRows {
+		path := paths[i]
 		for _, r := range rows {
 			k := r.Key()
 			from[k] = append(from[k], path)
@@ -125,10 +135,6 @@ func ReadInto(paths []string, union *config.Config) (*Plan, error) {
 			byKey[k] = len(stored)
 			stored = append(stored, r)
 		}
-	}
-
-	if err := p.choose(cfgs, union); err != nil {
-		return nil, err
 	}
 
 	// Every stored trial must be one of the config's; order rows by plan.
