@@ -80,7 +80,15 @@ func TestGrowSweep(t *testing.T) {
 	if len(before) != 3 {
 		t.Fatalf("%d rows, want 3", len(before))
 	}
-	code, _, stderr := perturb(t, "run", more, "--out", out, "--workers", "1")
+	// --dry-run plans only the new trials and writes nothing.
+	code, plan, stderr := perturb(t, "run", more, "--out", out, "--dry-run", "--workers", "1")
+	if code != 0 || !strings.Contains(plan, "17 trials in 4 cells") || !strings.Contains(plan, "3 of 20 already stored") {
+		t.Fatalf("dry run: exit %d %s\n%s", code, stderr, plan)
+	}
+	if h, err := results.ReadHistory(filepath.Join(out, resultsFile)); err != nil || len(h) != 1 {
+		t.Fatalf("history after --dry-run: %+v, %v", h, err)
+	}
+	code, _, stderr = perturb(t, "run", more, "--out", out, "--workers", "1")
 	if code != 0 {
 		t.Fatalf("grow: %s", stderr)
 	}

@@ -28,8 +28,9 @@ func (e *GrowError) Error() string {
 // settings that determine it and of its identity (model, init, optimiser,
 // eta, trial index; see package trials), so new contains old when:
 //
-//   - seed, dtype, name, data.set and trials.n are the same (they
-//     determine every trial; data.dir is not part of the config hash);
+//   - seed, dtype, name and trials.n are the same (they determine every
+//     trial), and data.set too when old has image models (landscape
+//     trials draw no data; data.dir is not part of the config hash);
 //   - every model of old (by its key, the label or else the name) is in
 //     new with the same settings (name, h, s, start, width, depth) and
 //     with at least its inits;
@@ -58,7 +59,7 @@ func Grows(old, new *Config) (added string, err error) {
 	if old.Name != new.Name {
 		change("name", old.Name, new.Name)
 	}
-	if old.Data.Set != new.Data.Set {
+	if old.Data.Set != new.Data.Set && old.NeedsData() {
 		change("data.set", old.Data.Set, new.Data.Set)
 	}
 	if old.Trials.N != new.Trials.N {

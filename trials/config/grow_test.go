@@ -72,6 +72,31 @@ func TestGrows(t *testing.T) {
 	}
 }
 
+// TestGrowsData: a landscape sweep may gain an image model (and the data
+// set with it); an image sweep may not change its data set.
+func TestGrowsData(t *testing.T) {
+	land := "name = \"t\"\nseed = 1\ndtype = \"float64\"\n[trials]\ncount = 2\nn = 4\netas = [0.1]\n[[model]]\nname = \"gauss\"\ninits = [0]\n[[optimizer]]\nname = \"gd\"\nsteps = 2\n"
+	img := strings.Replace(land, "[trials]", "[data]\nset = \"fashion-mnist\"\n[trials]", 1) + "[[model]]\nname = \"logistic\"\ninits = [0]\n"
+	a, err := Parse("land.toml", land)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Parse("img.toml", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if added, err := Grows(a, b); err != nil || added != "model logistic" {
+		t.Fatalf("landscape -> image: %q, %v", added, err)
+	}
+	c, err := Parse("cifar.toml", strings.Replace(img, "fashion-mnist", "cifar-10", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Grows(b, c); err == nil || !strings.Contains(err.Error(), `data.set: "fashion-mnist" -> "cifar-10"`) {
+		t.Fatalf("fashion -> cifar: %v", err)
+	}
+}
+
 // TestGrowsScale: --scale 2 after --scale 4 grows; the other way refuses.
 func TestGrowsScale(t *testing.T) {
 	c, err := Parse("c.toml", good)
