@@ -188,6 +188,29 @@ func TestGrowScale(t *testing.T) {
 	}
 }
 
+// TestGrowShardRefused: a shard store is not grown (growing moves trials
+// between shards); the message says to merge first.
+func TestGrowShardRefused(t *testing.T) {
+	dir := t.TempDir()
+	base := write(t, dir, "base.toml", growBase)
+	more := write(t, dir, "more.toml", growMore)
+	out := filepath.Join(dir, "s1")
+	if code, _, stderr := perturb(t, "run", base, "--out", out, "--shard", "1/2", "--workers", "1"); code != 0 {
+		t.Fatal(stderr)
+	}
+	before := rawRows(t, out)
+	code, _, stderr := perturb(t, "run", more, "--out", out, "--shard", "1/2")
+	if code == 0 || !strings.Contains(stderr, "moves trials between shards: merge the shards (perturb merge)") {
+		t.Fatalf("exit %d %s", code, stderr)
+	}
+	if after := rawRows(t, out); len(after) != len(before) {
+		t.Errorf("rows %d -> %d", len(before), len(after))
+	}
+	if meta, err := results.ReadMeta(filepath.Join(out, resultsFile)); err != nil || meta.ConfigText != growBase {
+		t.Errorf("meta changed: %+v, %v", meta, err)
+	}
+}
+
 // TestMergeGrown merges a grown run with a shard of its older config and
 // with shards of the grown config, records both configs in the merged
 // history, and refuses conflicting configs naming the key.
