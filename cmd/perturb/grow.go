@@ -29,7 +29,8 @@ func growsOK(meta results.Meta, cfg *config.Config) bool {
 // growRun grows the store of run folder dir, holding a run of the config
 // in meta, to cfg when cfg's plan contains it: the store's meta becomes
 // cfg's and the change is appended to its config history (in one
-// transaction), then dir/config.toml is replaced by cfg's text atomically.
+// transaction), dir/config.toml being replaced by cfg's text atomically
+// just before.
 // The stored trials stay as they are (with the hash of the config they ran
 // under); the caller runs the trials they lack. Shard stores are refused:
 // a shard's trials are positions in the plan, which growing changes.
@@ -57,10 +58,17 @@ func growRun(store *results.Store, dir string, meta results.Meta, cfg *config.Co
 	if added == "" {
 		added = "the same plan"
 	}
-	if err := store.Grow(results.Meta{ConfigHash: cfg.Hash(), ConfigName: cfg.Name, ConfigText: cfg.Text}, added); err != nil {
+	// config.toml first: should the store refuse the change, the old text
+	// goes back, and a crash between the two leaves a folder that the same
+	// command grows again.
+	path := filepath.Join(dir, configFile)
+	if err := writeAtomic(path, []byte(cfg.Text)); err != nil {
 		return err
 	}
-	if err := writeAtomic(filepath.Join(dir, configFile), []byte(cfg.Text)); err != nil {
+	if err := store.Grow(results.Meta{ConfigHash: cfg.Hash(), ConfigName: cfg.Name, ConfigText: cfg.Text}, added); err != nil {
+		if rerr := writeAtomic(path, []byte(meta.ConfigText)); rerr != nil {
+			return fmt.Errorf("%w; restoring %s also failed (%v): restore it from the store's config_text", err, path, rerr)
+		}
 		return err
 	}
 	fmt.Fprintf(stderr, "growing %s: %s adds %s to its config; the stored trials are kept, the new ones run (history in %s, table config_history)\n",
