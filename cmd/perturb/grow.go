@@ -32,8 +32,9 @@ func growsOK(meta results.Meta, cfg *config.Config) bool {
 // transaction), dir/config.toml being replaced by cfg's text atomically
 // just before.
 // The stored trials stay as they are (with the hash of the config they ran
-// under); the caller runs the trials they lack. Shard stores are refused:
-// a shard's trials are positions in the plan, which growing changes.
+// under); the caller runs the trials they lack. A shard store grows too:
+// the grown plan may deal some of its trials to other shards, which then
+// run them again (merge keeps one copy).
 //
 // A cfg that does not contain the stored plan is refused naming each
 // setting that would change stored trials.
@@ -50,10 +51,6 @@ func growRun(store *results.Store, dir string, meta results.Meta, cfg *config.Co
 				msg, strings.Join(ge.Changes, "\n  "), describeDiff(meta.ConfigText, cfg))
 		}
 		return fmt.Errorf("%s: %w", msg, err)
-	}
-	if meta.Shard != "" {
-		return fmt.Errorf("%s holds shard %s of %s, and %s adds to its plan (%s), which moves trials between shards: merge the shards (perturb merge), then run %s on the merged folder",
-			dir, meta.Shard, meta.ConfigName, cfg.Path, added, cfg.Path)
 	}
 	if added == "" {
 		added = "the same plan"
@@ -73,5 +70,8 @@ func growRun(store *results.Store, dir string, meta results.Meta, cfg *config.Co
 	}
 	fmt.Fprintf(stderr, "growing %s: %s adds %s to its config; the stored trials are kept, the new ones run (history in %s, table config_history)\n",
 		dir, cfg.Path, added, filepath.Join(dir, resultsFile))
+	if meta.Shard != "" {
+		fmt.Fprintf(stderr, "note: the grown plan deals trials to shards anew; trials stored here that now fall to other shards stay here, and those shards run them again (perturb merge keeps one copy)\n")
+	}
 	return nil
 }

@@ -188,26 +188,45 @@ func TestGrowScale(t *testing.T) {
 	}
 }
 
-// TestGrowShardRefused: a shard store is not grown (growing moves trials
-// between shards); the message says to merge first.
-func TestGrowShardRefused(t *testing.T) {
+// TestGrowShards grows both shards of a sweep: each runs only its new
+// trials, and their merge equals a whole run of the grown config.
+func TestGrowShards(t *testing.T) {
 	dir := t.TempDir()
 	base := write(t, dir, "base.toml", growBase)
 	more := write(t, dir, "more.toml", growMore)
-	out := filepath.Join(dir, "s1")
-	if code, _, stderr := perturb(t, "run", base, "--out", out, "--shard", "1/2", "--workers", "1"); code != 0 {
+	whole := filepath.Join(dir, "whole")
+	if code, _, stderr := perturb(t, "run", more, "--out", whole, "--workers", "1"); code != 0 {
 		t.Fatal(stderr)
 	}
-	before := rawRows(t, out)
-	code, _, stderr := perturb(t, "run", more, "--out", out, "--shard", "1/2")
-	if code == 0 || !strings.Contains(stderr, "moves trials between shards: merge the shards (perturb merge)") {
-		t.Fatalf("exit %d %s", code, stderr)
+	var dirs []string
+	for _, sh := range []string{"1/2", "2/2"} {
+		out := filepath.Join(dir, "s"+sh[:1])
+		dirs = append(dirs, out)
+		if code, _, stderr := perturb(t, "run", base, "--out", out, "--shard", sh, "--workers", "1"); code != 0 {
+			t.Fatal(stderr)
+		}
+		before := rawRows(t, out)
+		code, _, stderr := perturb(t, "run", more, "--out", out, "--shard", sh, "--workers", "1")
+		if code != 0 || !strings.Contains(stderr, "growing "+out) || !strings.Contains(stderr, "deals trials to shards anew") {
+			t.Fatalf("grow shard %s: exit %d %s", sh, code, stderr)
+		}
+		after := rawRows(t, out)
+		for k, v := range before {
+			if after[k] != v {
+				t.Errorf("shard %s: stored row %s changed", sh, k)
+			}
+		}
+		// Resuming says the shard is complete.
+		if code, _, stderr := perturb(t, "run", more, "--out", out, "--shard", sh); code != 0 || !strings.Contains(stderr, "running 0 trials") {
+			t.Fatalf("resume shard %s: exit %d %s", sh, code, stderr)
+		}
 	}
-	if after := rawRows(t, out); len(after) != len(before) {
-		t.Errorf("rows %d -> %d", len(before), len(after))
+	merged := filepath.Join(dir, "merged")
+	if code, _, stderr := perturb(t, "merge", merged, dirs[0], dirs[1]); code != 0 || !strings.Contains(stderr, "merged 20 of 20 trials") {
+		t.Fatalf("merge: exit %d %s", code, stderr)
 	}
-	if meta, err := results.ReadMeta(filepath.Join(out, resultsFile)); err != nil || meta.ConfigText != growBase {
-		t.Errorf("meta changed: %+v, %v", meta, err)
+	if code, stdout, _ := perturb(t, "compare", merged, whole, "--tol", "0"); code != 0 {
+		t.Fatalf("merged grown shards differ from a whole run:\n%s", stdout)
 	}
 }
 

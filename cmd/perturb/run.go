@@ -49,8 +49,10 @@ the trials the store lacks run; DIR/config.toml becomes CONFIG and the
 store's table config_history records each config with its time. A
 trial's results depend only on those settings and its identity, so the
 stored rows stay as they are. A config that would change stored trials is
-refused, naming each setting (e.g. "seed: 1 -> 2"); so is growing one
-shard (merge the shards first).
+refused, naming each setting (e.g. "seed: 1 -> 2"). A shard grows the
+same way (--shard I/N with the same N); the grown plan may deal some
+stored trials to other shards, which run them again ("perturb merge"
+keeps one copy of each).
 
 --shard I/N runs only shard I of N: the trials at positions I-1, I-1+N,
 I-1+2N, ... of the config's plan, so the N shards together hold every
@@ -176,13 +178,15 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	defer store.Close()
 
 	total := len(trials.ShardPlan(cfg, shard))
-	todo := total - len(skip)
+	// A grown shard may store trials the grown plan deals to other shards:
+	// count only this shard's.
+	todo := len(todoOf(cfg, shard, skip))
 	what := ""
 	if shard.N > 0 {
 		what = fmt.Sprintf(" of shard %s", shard)
 	}
-	if len(skip) > 0 {
-		fmt.Fprintf(stderr, "resuming %s: %d of %d trials%s already stored\n", dir, len(skip), total, what)
+	if todo < total {
+		fmt.Fprintf(stderr, "resuming %s: %d of %d trials%s already stored\n", dir, total-todo, total, what)
 	}
 	fmt.Fprintf(stderr, "running %d trials%s (%s, %s) into %s\n", todo, what, cfg.Name, cfg.DType, filepath.Join(dir, resultsFile))
 	resume := fmt.Sprintf("perturb run %s --out %s", pos[0], dir)
