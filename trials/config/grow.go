@@ -111,6 +111,9 @@ func growModels(old, new *Config, bad, add []string) ([]string, []string) {
 		a, b := om, nm
 		a.Inits, b.Inits = nil, nil
 		a.Label, b.Label = a.Key(), b.Key() // label "" is the name
+		if len(a.Start) == 0 && len(b.Start) == 0 {
+			a.Start, b.Start = nil, nil // no start: the origin
+		}
 		key := fmt.Sprintf("model[%d] (%s)", j, om.Key())
 		if !reflect.DeepEqual(a, b) {
 			bad = append(bad, diffFields(key, a, b)...)
@@ -149,8 +152,11 @@ func growOptimizers(old, new *Config, bad, add []string) ([]string, []string) {
 			bad = append(bad, fmt.Sprintf("optimizer[%d]: optimizer %q is dropped", i, oo.Label))
 			continue
 		}
-		if no := new.Optimizers[j]; !reflect.DeepEqual(oo, no) {
-			bad = append(bad, diffFields(fmt.Sprintf("optimizer[%d] (%s)", j, oo.Label), oo, no)...)
+		no := new.Optimizers[j]
+		a, b := oo, no
+		a.EtaScale, b.EtaScale = a.Scale(), b.Scale() // eta_scale 0 is 1
+		if !reflect.DeepEqual(a, b) {
+			bad = append(bad, diffFields(fmt.Sprintf("optimizer[%d] (%s)", j, oo.Label), a, b)...)
 		}
 	}
 	for _, no := range new.Optimizers {

@@ -27,6 +27,8 @@ func TestGrows(t *testing.T) {
 		{name: "model", text: good + "\n[[model]]\nname = \"mlp\"\ninits = [0]\n", added: "model mlp"},
 		{name: "several", text: strings.Replace(strings.Replace(good, "count = 4", "count = 5", 1), "etas = [0.01, 0.1]", "etas = [0.01, 0.1, 1]", 1),
 			added: "trials 4 to 4, eta 1"},
+		{name: "eta_scale 1", text: strings.Replace(good, "epochs = 2", "epochs = 2\neta_scale = 1.0", 1)},
+		{name: "eta_scale", text: strings.Replace(good, "epochs = 2", "epochs = 2\neta_scale = 0.5", 1), bad: []string{"optimizer[0] (sgd).eta_scale: 1 -> 0.5"}},
 		{name: "seed", text: strings.Replace(good, "seed = 3", "seed = 4", 1), bad: []string{"seed: 3 -> 4"}},
 		{name: "n", text: strings.Replace(good, "n = 10", "n = 20", 1), bad: []string{"trials.n: 10 -> 20", "optimizer[0] (sgd).steps: 10 -> 20", "optimizer[1] (gd).batch: 10 -> 20"}},
 		{name: "dtype", text: strings.Replace(good, "float64", "float32", 1), bad: []string{`dtype: "float64" -> "float32"`}},
