@@ -216,12 +216,12 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	if errors.Is(err, context.Canceled) {
 		keys, _ := store.Keys()
 		return exitError{fmt.Errorf("interrupted: %d of %d trials stored in %s; resume with: %s",
-			len(keys), total, dir, resume), 130}
+			total-len(todoOf(cfg, shard, keys)), total, dir, resume), 130}
 	}
 	if err != nil {
 		// What was committed before the error stays: say so, and how to go on.
 		if keys, kerr := store.Keys(); kerr == nil {
-			return fmt.Errorf("%w\n%d of %d trials are stored in %s and stay valid; after fixing the cause, resume with: %s", err, len(keys), total, dir, resume)
+			return fmt.Errorf("%w\n%d of %d trials are stored in %s and stay valid; after fixing the cause, resume with: %s", err, total-len(todoOf(cfg, shard, keys)), total, dir, resume)
 		}
 		return err
 	}
