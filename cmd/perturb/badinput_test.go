@@ -219,7 +219,7 @@ func TestBadInput(t *testing.T) {
 		{name: "results of another shard", prior: "complete", args: []string{"--shard", "1/2"},
 			want: []string{"$OUT holds the whole run of config x, not shard 1/2", "use no --shard, or another --out"}},
 		{name: "results with a newer schema", prior: "complete", damage: setSchema(99),
-			want: []string{"$OUT/results.sqlite has schema_version 99", "supports schema_version 3 at most", "newer perturb"}},
+			want: []string{"$OUT/results.sqlite has schema_version 99", "supports schema_version 4 at most", "newer perturb"}},
 		{name: "summarize results with a newer schema", cmd: "summarize", prior: "complete", damage: setSchema(99),
 			want: []string{"$OUT/results.sqlite has schema_version 99", "newer perturb"}},
 		{name: "damaged results file", prior: "partial", damage: func(t *testing.T, out string) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/merge"
 	"github.com/perturb/perturb/trials/results"
 )
@@ -14,14 +15,21 @@ import (
 func init() {
 	register(&command{
 		name:  "merge",
-		args:  "OUT RUN... [--partial]",
+		args:  "OUT RUN... [--partial] [--config FILE]",
 		short: "combine the run directories of a sweep's shards into one run",
 		long: `Reads the stores of the RUN directories (or results.sqlite files), normally
 the shards of one config run with "perturb run --shard I/N", and writes
 their trials into the new run directory OUT (OUT/results.sqlite and
 OUT/config.toml), ordered as the config plans them.
 
-Runs of different configs are refused. A trial stored by more than one RUN
+The RUNs may hold runs of different configs when one of them contains
+the others (a grown run and runs of the configs it grew from: the same
+seed, dtype, data and N, the others' models, inits, optimizers with the
+same settings, etas and trials, see "perturb run"), or when --config FILE
+names a config containing them all: the merge is a run of that config,
+and its config history (table config_history) holds the RUNs' histories.
+Conflicting configs are refused, naming the settings that differ. A
+trial stored by more than one RUN
 is kept once and reported; copies that disagree are refused. Trials that no
 RUN stores are reported per shard, with the command that completes each
 shard, and nothing is written, unless --partial is given: then OUT holds
@@ -37,6 +45,7 @@ func mergeCmd(args []string, stdout, stderr io.Writer) error {
 	c := commands["merge"]
 	fs := flag.NewFlagSet("merge", flag.ContinueOnError)
 	partial := fs.Bool("partial", false, "write the merge even if trials are missing")
+	unionPath := fs.String("config", "", "the merged config: a config file containing every RUN's config (default: the RUN config that contains the others)")
 	pos, err := parse(c, fs, args, -1, stderr)
 	if err != nil {
 		return err
@@ -55,7 +64,13 @@ func mergeCmd(args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(outStore); err == nil {
 		return fmt.Errorf("%s already holds a run (%s): merge into a new folder", out, outStore)
 	}
-	p, err := merge.Read(paths)
+	var union *config.Config
+	if *unionPath != "" {
+		if union, err = config.Load(*unionPath); err != nil {
+			return err
+		}
+	}
+	p, err := merge.ReadInto(paths, union)
 	if err != nil {
 		return err
 	}

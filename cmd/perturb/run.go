@@ -39,8 +39,20 @@ the config as DIR/config.toml. DIR defaults to runs/NAME, NAME being the
 config's name.
 
 If DIR already holds a run of the same config (same hash), the trials it
-stores are skipped and the rest are run: an interrupted run resumes. A DIR
-holding a different config is refused.
+stores are skipped and the rest are run: an interrupted run resumes.
+
+A sweep grows the same way: if CONFIG's plan contains the stored one's
+(more etas, inits, models or optimizers, a larger trials.count, e.g.
+--scale 2 after --scale 4; the same seed, dtype, data, N, and the same
+settings of every stored model and optimizer and of [sharpness]), only
+the trials the store lacks run; DIR/config.toml becomes CONFIG and the
+store's table config_history records each config with its time. A
+trial's results depend only on those settings and its identity, so the
+stored rows stay as they are. A config that would change stored trials is
+refused, naming each setting (e.g. "seed: 1 -> 2"). A shard grows the
+same way (--shard I/N with the same N); the grown plan may deal some
+stored trials to other shards, which run them again ("perturb merge"
+keeps one copy of each).
 
 --shard I/N runs only shard I of N: the trials at positions I-1, I-1+N,
 I-1+2N, ... of the config's plan, so the N shards together hold every
@@ -142,8 +154,10 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "loaded %s: %d examples (%d×%d×%d) in %.1fs\n", pool.Name, pool.Len(), pool.Channels, pool.Height, pool.Width, time.Since(start).Seconds())
 	}
 	if meta, err := results.ReadMeta(filepath.Join(dir, resultsFile)); err == nil && meta.ConfigHash != cfg.Hash() {
-		if err := scaleMismatch(dir, meta, pos[0], *sets, *scale); err != nil {
-			return err
+		if _, gerr := grows(meta, cfg); gerr != nil {
+			if err := scaleMismatch(dir, meta, pos[0], *sets, *scale); err != nil {
+				return err
+			}
 		}
 	}
 	runner, err := trials.NewRunner(cfg, pool)
@@ -157,20 +171,22 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	if *dryRun {
 		return planRun(stdout, runner, cfg, dir, settings)
 	}
-	store, skip, err := openRun(dir, cfg, shard)
+	store, skip, err := openRun(dir, cfg, shard, stderr)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 
 	total := len(trials.ShardPlan(cfg, shard))
-	todo := total - len(skip)
+	// A grown shard may store trials the grown plan deals to other shards:
+	// count only this shard's.
+	todo := len(todoOf(cfg, shard, skip))
 	what := ""
 	if shard.N > 0 {
 		what = fmt.Sprintf(" of shard %s", shard)
 	}
-	if len(skip) > 0 {
-		fmt.Fprintf(stderr, "resuming %s: %d of %d trials%s already stored\n", dir, len(skip), total, what)
+	if todo < total {
+		fmt.Fprintf(stderr, "resuming %s: %d of %d trials%s already stored\n", dir, total-todo, total, what)
 	}
 	fmt.Fprintf(stderr, "running %d trials%s (%s, %s) into %s\n", todo, what, cfg.Name, cfg.DType, filepath.Join(dir, resultsFile))
 	resume := fmt.Sprintf("perturb run %s --out %s", pos[0], dir)
@@ -200,12 +216,12 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	if errors.Is(err, context.Canceled) {
 		keys, _ := store.Keys()
 		return exitError{fmt.Errorf("interrupted: %d of %d trials stored in %s; resume with: %s",
-			len(keys), total, dir, resume), 130}
+			total-len(todoOf(cfg, shard, keys)), total, dir, resume), 130}
 	}
 	if err != nil {
 		// What was committed before the error stays: say so, and how to go on.
 		if keys, kerr := store.Keys(); kerr == nil {
-			return fmt.Errorf("%w\n%d of %d trials are stored in %s and stay valid; after fixing the cause, resume with: %s", err, len(keys), total, dir, resume)
+			return fmt.Errorf("%w\n%d of %d trials are stored in %s and stay valid; after fixing the cause, resume with: %s", err, total-len(todoOf(cfg, shard, keys)), total, dir, resume)
 		}
 		return err
 	}
@@ -217,7 +233,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 // the estimated wall time from a calibration; it writes nothing.
 func planRun(stdout io.Writer, runner *trials.Runner, cfg *config.Config, dir string, s trials.Settings) error {
 	skip := map[results.Key]bool{}
-	if meta, rows, err := results.ReadRows(filepath.Join(dir, resultsFile)); err == nil && meta.ConfigHash == cfg.Hash() {
+	if meta, rows, err := results.ReadRows(filepath.Join(dir, resultsFile)); err == nil && (meta.ConfigHash == cfg.Hash() || growsOK(meta, cfg)) {
 		for _, r := range rows {
 			skip[r.Key()] = true
 		}
@@ -274,24 +290,26 @@ type recorder struct{ w *results.Writer }
 func (r recorder) Record(row results.Row) error { return r.w.Add(row) }
 
 // openRun opens or creates the store of run directory dir for cfg and
-// returns the keys already stored. Nothing is written until cfg and the
+// returns the keys already stored. A store of a config whose plan cfg
+// contains is grown to cfg (growRun). Nothing is written until cfg and the
 // data have been validated by the caller.
-func openRun(dir string, cfg *config.Config, shard trials.Shard) (*results.Store, map[results.Key]bool, error) {
+func openRun(dir string, cfg *config.Config, shard trials.Shard, stderr io.Writer) (*results.Store, map[results.Key]bool, error) {
 	path := filepath.Join(dir, resultsFile)
 	if _, err := os.Stat(path); err == nil {
 		store, meta, err := results.Open(path)
 		if err != nil {
 			return nil, nil, err
 		}
-		if meta.ConfigHash != cfg.Hash() {
-			store.Close()
-			return nil, nil, fmt.Errorf("%s holds a run of another config (%s, hash %.12s), not %s (hash %.12s); choose another --out, or resume with the stored config %s%s",
-				dir, meta.ConfigName, meta.ConfigHash, cfg.Path, cfg.Hash(), filepath.Join(dir, configFile), describeDiff(meta.ConfigText, cfg))
-		}
 		if meta.Shard != shard.String() {
 			store.Close()
 			return nil, nil, fmt.Errorf("%s holds %s of config %s, not %s; use %s, or another --out", dir,
 				shardName(meta.Shard), cfg.Name, shardName(shard.String()), shardFlagFor(meta.Shard))
+		}
+		if meta.ConfigHash != cfg.Hash() {
+			if err := growRun(store, dir, meta, cfg, stderr); err != nil {
+				store.Close()
+				return nil, nil, err
+			}
 		}
 		keys, err := store.Keys()
 		if err != nil {

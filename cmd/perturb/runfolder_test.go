@@ -56,7 +56,7 @@ func TestRunFolders(t *testing.T) {
 		{"run folder with --out", []string{"stats", run, "--out", "elsewhere"}, "--out elsewhere: the output for run folder runs/land goes into it"},
 		{"other config", []string{"stats", cfg, "--set", "seed=3"}, "holds a run of another config (land)"},
 		{"report of a config", []string{"report", cfg}, "is a config file; report takes the run folder perturb run made from it (e.g. runs/land)"},
-		{"run at another scale", []string{"run", cfg, "--scale", "2"}, "made with --scale 4, not --scale 2"},
+		{"run at a smaller scale", []string{"run", cfg, "--scale", "8"}, "made with --scale 4, not --scale 8"},
 		{"empty folder", []string{"stats", dir}, "is a folder without config.toml or results.sqlite"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -43,8 +43,11 @@ type Duplicate struct {
 // Plan is the outcome of reading a merge's inputs: what the merged store
 // would hold and what is wrong with it.
 type Plan struct {
-	Config  *config.Config
-	Inputs  []Input
+	Config *config.Config
+	Inputs []Input
+	// History is the merged store's config history: the inputs' histories
+	// (each config once, oldest first), ending with Config.
+	History []results.Change
 	Planned int           // trials in the config
 	Rows    []results.Row // one per stored trial, in plan order
 	// Duplicates are trials stored by more than one input; the copy of the
@@ -62,10 +65,20 @@ type Missing struct {
 	Shard trials.Shard
 }
 
-// Read reads the stores at paths (results files) and plans their merge. It
-// fails if the stores belong to different configs, hold trials the config
-// does not have, or hold copies of one trial that disagree.
-func Read(paths []string) (*Plan, error) {
+// Read reads the stores at paths (results files) and plans their merge
+// into the config of one of them that contains all the others' (see
+// ReadInto).
+func Read(paths []string) (*Plan, error) { return ReadInto(paths, nil) }
+
+// ReadInto reads the stores at paths (results files) and plans their merge
+// into config union, or, when union is nil, into the config of the input
+// whose config contains every other input's (config.Grows): runs of one
+// config, or a grown run with runs of the configs it grew from. It fails
+// if an input's config is not contained (naming the settings that
+// conflict), if the stores hold trials the config does not have, or copies
+// of one trial that disagree. The merged history is the union of the
+// inputs' config histories, ending with the merged config.
+func ReadInto(paths []string, union *config.Config) (*Plan, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("merge: no runs given")
 	}
@@ -74,6 +87,8 @@ func Read(paths []string) (*Plan, error) {
 	from := map[results.Key][]string{} // inputs holding the key
 	dups := map[results.Key]float64{}
 	var stored []results.Row
+	var cfgs []*config.Config
+	var inputRows [][]results.Row
 	for i, path := range paths {
 		for _, prev := range paths[:i] {
 			if same(prev, path) {
@@ -84,17 +99,26 @@ func Read(paths []string) (*Plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		if i == 0 {
-			cfg, err := config.Parse(filepath.Join(filepath.Dir(path), "config.toml"), meta.ConfigText)
-			if err != nil {
-				return nil, fmt.Errorf("merge: the config stored in %s does not parse: %w", path, err)
-			}
-			p.Config = cfg
-		} else if first := p.Inputs[0]; meta.ConfigHash != first.Meta.ConfigHash {
-			return nil, fmt.Errorf("merge: %s holds a run of config %s (hash %.12s), %s one of %s (hash %.12s): shards of different configs cannot be merged%s",
-				path, meta.ConfigName, meta.ConfigHash, first.Path, first.Meta.ConfigName, first.Meta.ConfigHash, describeDiff(meta.ConfigText, p.Config))
+		cfg, err := config.Parse(filepath.Join(filepath.Dir(path), "config.toml"), meta.ConfigText)
+		if err != nil {
+			return nil, fmt.Errorf("merge: the config stored in %s does not parse: %w", path, err)
 		}
+		h, err := results.ReadHistory(path)
+		if err != nil {
+			return nil, fmt.Errorf("merge: %w", err)
+		}
+		cfgs = append(cfgs, cfg)
+		p.History = append(p.History, h...)
 		p.Inputs = append(p.Inputs, Input{Path: path, Meta: meta, Rows: len(rows)})
+		inputRows = append(inputRows, rows)
+	}
+	// The configs first: copies of a trial under conflicting configs
+	// differ, and the configs say why.
+	if err := p.choose(cfgs, union); err != nil {
+		return nil, err
+	}
+	for i, rows := range inputRows {
+		path := paths[i]
 		for _, r := range rows {
 			k := r.Key()
 			from[k] = append(from[k], path)
@@ -117,6 +141,11 @@ func Read(paths []string) (*Plan, error) {
 	plan := trials.Plan(p.Config)
 	p.Planned = len(plan)
 	n := shardCount(p.Inputs)
+	for _, in := range p.Inputs {
+		if in.Meta.ConfigHash != p.Config.Hash() {
+			n = 0 // shards of another config than the merged one
+		}
+	}
 	assign := trials.Assign(p.Config, max(n, 1))
 	inPlan := make(map[results.Key]bool, len(plan))
 	for pos, t := range plan {
@@ -208,8 +237,8 @@ func (p *Plan) Write(path string) error {
 	for _, f := range []string{tmp, tmp + "-wal", tmp + "-shm"} {
 		os.Remove(f)
 	}
-	m := p.Inputs[0].Meta
-	store, err := results.Create(tmp, results.Meta{ConfigHash: m.ConfigHash, ConfigText: m.ConfigText, ConfigName: m.ConfigName, Created: time.Now()})
+	c := p.Config
+	store, err := results.Create(tmp, results.Meta{ConfigHash: c.Hash(), ConfigText: c.Text, ConfigName: c.Name, Created: time.Now()})
 	if err != nil {
 		return fmt.Errorf("merge: %w", err)
 	}
@@ -219,6 +248,11 @@ func (p *Plan) Write(path string) error {
 			os.Remove(f)
 		}
 		return fmt.Errorf("merge: write %s: %w", path, err)
+	}
+	if len(p.History) > 0 {
+		if err := store.ReplaceHistory(p.History); err != nil {
+			return fail(err)
+		}
 	}
 	for rows := p.Rows; len(rows) > 0; {
 		n := min(len(rows), 4096)
@@ -236,11 +270,60 @@ func (p *Plan) Write(path string) error {
 	return nil
 }
 
-// describeDiff lists how cfg differs from the stored config text.
-func describeDiff(stored string, cfg *config.Config) string {
-	other, err := config.Parse("stored config", stored)
-	if err != nil {
-		return ""
+// choose sets p.Config to union, or when union is nil to the inputs'
+// config that contains all the others', and p.History to the inputs'
+// histories, each config once, oldest first, ending with p.Config.
+func (p *Plan) choose(cfgs []*config.Config, union *config.Config) error {
+	if union == nil {
+		for _, c := range cfgs {
+			if containsAll(c, cfgs) == nil {
+				union = c
+				break
+			}
+		}
+		if union == nil {
+			// Name the conflict between the first input and the first other
+			// input that neither contains.
+			for i, c := range cfgs[1:] {
+				_, e1 := config.Grows(cfgs[0], c)
+				_, e2 := config.Grows(c, cfgs[0])
+				if e1 != nil && e2 != nil {
+					return fmt.Errorf("merge: %s and %s hold runs of conflicting configs (%s, %s): %w\nmerge only runs of configs one of which contains the others, or give the config containing them all with --config",
+						p.Inputs[0].Path, p.Inputs[i+1].Path, cfgs[0].Name, c.Name, e1)
+				}
+			}
+			return fmt.Errorf("merge: no run's config contains all the others': write a config that contains them all and give it with --config")
+		}
+	} else if err := containsAll(union, cfgs); err != nil {
+		return err
 	}
-	return config.DescribeDiff(cfg, other, "first -> this run")
+	p.Config = union
+	seen := map[string]bool{}
+	var h []results.Change
+	sort.SliceStable(p.History, func(i, j int) bool { return p.History[i].Time.Before(p.History[j].Time) })
+	for _, c := range p.History {
+		if !seen[c.ConfigHash] && c.ConfigHash != union.Hash() {
+			seen[c.ConfigHash] = true
+			h = append(h, c)
+		}
+	}
+	last := results.Change{Time: time.Now(), ConfigHash: union.Hash(), ConfigName: union.Name, ConfigText: union.Text, Added: "merge"}
+	for _, c := range p.History {
+		if c.ConfigHash == union.Hash() {
+			last = c
+			break
+		}
+	}
+	p.History = append(h, last)
+	return nil
+}
+
+// containsAll checks that union's plan contains that of each of cfgs.
+func containsAll(union *config.Config, cfgs []*config.Config) error {
+	for _, c := range cfgs {
+		if _, err := config.Grows(c, union); err != nil {
+			return fmt.Errorf("merge: %w", err)
+		}
+	}
+	return nil
 }

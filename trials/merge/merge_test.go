@@ -131,7 +131,7 @@ func TestMerge(t *testing.T) {
 		paths func() []string
 		want  string
 	}{
-		{"other config", func() []string { return []string{shards[0], other} }, "shards of different configs cannot be merged"},
+		{"other config", func() []string { return []string{shards[0], other} }, "hold runs of conflicting configs (m, m): "},
 		{"twice", func() []string { return []string{shards[0], shards[0]} }, "given twice"},
 		{"none", func() []string { return nil }, "no runs"},
 		{"not a store", func() []string { return []string{shards[0], filepath.Join(dir, "nowhere")} }, "nowhere"},

@@ -86,7 +86,11 @@ func Create(path string, m Meta) (*Store, error) {
 	if err != nil {
 		return fail(db, err)
 	}
-	if _, err := tx.Exec(schemaSQL); err != nil {
+	if _, err := tx.Exec(schemaSQL + historySQL); err != nil {
+		tx.Rollback()
+		return fail(db, err)
+	}
+	if err := addChange(tx, Change{Time: m.Created, ConfigHash: m.ConfigHash, ConfigName: m.ConfigName, ConfigText: m.ConfigText}); err != nil {
 		tx.Rollback()
 		return fail(db, err)
 	}

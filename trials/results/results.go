@@ -3,18 +3,31 @@
 // A store is a SQLite database (driver modernc.org/sqlite) in WAL journal
 // mode with synchronous=FULL, so that a process killed mid-run (even by
 // SIGKILL) leaves a valid database holding every committed transaction and
-// none of the uncommitted one. Its schema (SchemaVersion 3) is:
+// none of the uncommitted one. Its schema (SchemaVersion 4) is:
 //
 //	CREATE TABLE meta (
 //	    key   TEXT PRIMARY KEY,
 //	    value TEXT NOT NULL
 //	);
-//	-- keys: schema_version ("3"), config_hash (hex sha256 of the canonical
-//	-- config), config_name, config_text, created (RFC 3339), and in a
-//	-- store holding one shard of a run, shard ("I/N")
+//	-- keys: schema_version ("4"), config_hash (hex sha256 of the canonical
+//	-- config), config_name, config_text (the newest config of the
+//	-- history), created (RFC 3339), and in a store holding one shard of a
+//	-- run, shard ("I/N")
+//
+//	CREATE TABLE config_history (
+//	    seq         INTEGER PRIMARY KEY,  -- 1, 2, ...
+//	    time        TEXT    NOT NULL,     -- RFC 3339, UTC
+//	    config_hash TEXT    NOT NULL,
+//	    config_name TEXT    NOT NULL,
+//	    config_text TEXT    NOT NULL,
+//	    added       TEXT    NOT NULL      -- what it added, in words ("" for the first)
+//	);
+//	-- one row per config the store was run with: the first, then each
+//	-- config whose plan contains the previous one (a grown sweep, see
+//	-- config.Grows and Store.Grow)
 //
 //	CREATE TABLE trials (
-//	    config_hash    TEXT    NOT NULL,
+//	    config_hash    TEXT    NOT NULL,  -- the config it ran under: one of the history's
 //	    model          TEXT    NOT NULL,  -- "logistic", "convnet", ...
 //	    optimizer      TEXT    NOT NULL,  -- optimiser label, e.g. "sgd", "gd"
 //	    eta            REAL    NOT NULL,
@@ -40,9 +53,15 @@
 // Non-finite measurements (NaN, ±Inf) are stored as NULL and read back as NaN.
 //
 // Version 1 (perturb before the batched engine) lacked diverged_step and
-// weights, version 2 lacked sharpness; Open upgrades such a store in place
-// (the new columns are NULL for its rows, so a resumed run continues it)
-// and ReadRows reads it as is.
+// weights, version 2 lacked sharpness, version 3 the config_history
+// table; Open upgrades such a store in place (the new columns are NULL for
+// its rows, so a resumed run continues it; the history holds the store's
+// one config, dated when the store was created) and ReadRows reads it as
+// is.
+//
+// A row's config_hash is the hash of the config it was run under: a grown
+// store keeps its older rows as they were, so its rows carry the hashes of
+// several entries of the history, and the meta's config_hash is the newest.
 //
 // A store whose schema_version is newer than SchemaVersion is refused by Open
 // and ReadRows; a file that is not a SQLite database, or a SQLite database
@@ -65,7 +84,7 @@ import (
 
 // SchemaVersion is the version of the schema this package writes, and the
 // newest it can read.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // Status values of a Row.
 const (
@@ -322,12 +341,17 @@ func upgrade(db *sql.DB, from int) error {
 	if from < 2 {
 		qs = append(qs, `ALTER TABLE trials ADD COLUMN diverged_step INTEGER`, `ALTER TABLE trials ADD COLUMN weights TEXT`)
 	}
-	qs = append(qs, `ALTER TABLE trials ADD COLUMN sharpness TEXT`,
-		`UPDATE meta SET value = '`+strconv.Itoa(SchemaVersion)+`' WHERE key = 'schema_version'`)
+	if from < 3 {
+		qs = append(qs, `ALTER TABLE trials ADD COLUMN sharpness TEXT`)
+	}
+	qs = append(qs, `UPDATE meta SET value = '`+strconv.Itoa(SchemaVersion)+`' WHERE key = 'schema_version'`)
 	for _, q := range qs {
 		if _, err := tx.Exec(q); err != nil {
 			return err
 		}
+	}
+	if err := upgradeHistory(tx); err != nil {
+		return err
 	}
 	return tx.Commit()
 }

@@ -241,7 +241,7 @@ func TestOpenNewerSchema(t *testing.T) {
 		t.Fatal("Open accepted schema_version 99")
 	}
 	msg := err.Error()
-	for _, want := range []string{path, "schema_version 99", "schema_version 3", "newer perturb"} {
+	for _, want := range []string{path, "schema_version 99", "schema_version 4", "newer perturb"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q lacks %q", msg, want)
 		}

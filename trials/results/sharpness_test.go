@@ -60,8 +60,8 @@ func TestUpgradeV2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.SchemaVersion != 3 {
-		t.Errorf("Open left schema_version %d, want 3", m.SchemaVersion)
+	if m.SchemaVersion != SchemaVersion {
+		t.Errorf("Open left schema_version %d, want %d", m.SchemaVersion, SchemaVersion)
 	}
 	keys, err := s2.Keys()
 	if err != nil || !keys[old.Key()] || len(keys) != 1 {
@@ -77,7 +77,7 @@ func TestUpgradeV2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.SchemaVersion != 3 || len(got) != 2 || !sameRow(got[0], old) || !sameRow(got[1], nw) {
+	if m.SchemaVersion != SchemaVersion || len(got) != 2 || !sameRow(got[0], old) || !sameRow(got[1], nw) {
 		t.Errorf("after upgrade: version %d, rows %+v", m.SchemaVersion, got)
 	}
 }
