@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run here: packs what the GPU machine needs and lacks (it has the CUDA 13
 # toolkit but no Go and no network) into the git-ignored folder .device/:
-# the Go toolchain (bin, pkg/tool, src without tests and testdata), xz
+# the Go toolchain (bin, pkg/tool, pkg/include, src without tests and testdata), xz
 # compressed, and the module sources (go mod vendor). The device tool
 # carries at most 64 MiB: the script fails above that.
 set -euo pipefail
@@ -10,8 +10,8 @@ out=.device
 rm -rf "$out" && mkdir -p "$out"
 goroot=$(go env GOROOT)
 tar -C "$goroot/.." --exclude='*_test.go' --exclude='testdata' --exclude='go/pkg/tool/*/api' \
-	-cJf "$out/go.tar.xz" go/bin go/pkg/tool go/src go/VERSION go/go.env 2>/dev/null ||
-	tar -C "$goroot/.." --exclude='*_test.go' --exclude='testdata' -cJf "$out/go.tar.xz" go/bin go/pkg/tool go/src go/VERSION
+	-cJf "$out/go.tar.xz" go/bin go/pkg/tool go/pkg/include go/src go/VERSION go/go.env 2>/dev/null ||
+	tar -C "$goroot/.." --exclude='*_test.go' --exclude='testdata' -cJf "$out/go.tar.xz" go/bin go/pkg/tool go/pkg/include go/src go/VERSION
 rm -rf "$out/vendor"
 go mod vendor -o "$out/vendor"
 tar -C "$out" -cJf "$out/vendor.tar.xz" vendor && rm -rf "$out/vendor"
