@@ -136,3 +136,42 @@ func (d *runDevice) attachFor(cfg *config.Config, runner *trials.Runner, what st
 		dev.Close()
 	}, nil
 }
+
+// noiseDevice resolves --device for perturb noise, where only tf32 (true
+// when a precision list asks for it) computes on a GPU: with a usable GPU
+// (gpu, or auto) it returns the GPU, whose cuBLAS TF32 tensor-core
+// products the tf32 scans use, and says so in one line; otherwise (cpu,
+// or auto without a GPU) nil, and tf32 is the CPU emulation
+// (kernels.TF32Products), said in one line when tf32 is asked for.
+// --device gpu without a usable GPU is an error; without tf32 the flag
+// changes nothing and the GPU is not opened. The caller closes the GPU.
+func noiseDevice(mode string, tf32 bool, stderr io.Writer) (kernels.Device, error) {
+	if err := checkDeviceMode(mode); err != nil {
+		return nil, err
+	}
+	const emulated = "tf32 emulated: the products' operands rounded to tf32, float32 arithmetic"
+	if !tf32 {
+		if mode == "gpu" {
+			fmt.Fprintln(stderr, "device: CPU (perturb noise computes only tf32 on the GPU, and no precision list has tf32)")
+		}
+		return nil, nil
+	}
+	if mode == "cpu" {
+		fmt.Fprintf(stderr, "device: CPU (--device cpu; %s)\n", emulated)
+		return nil, nil
+	}
+	dev, why := gpuOpener()
+	if dev == nil {
+		if mode == "gpu" {
+			return nil, fmt.Errorf("--device gpu: %s; tf32 on the CPU is an emulation (use --device cpu or auto)", why)
+		}
+		fmt.Fprintf(stderr, "device: CPU (%s; %s)\n", why, emulated)
+		return nil, nil
+	}
+	if dev.DType() != kernels.F32 {
+		dev.Close()
+		return nil, fmt.Errorf("--device %s: the GPU %s computes in %s; tf32 needs a float32 device", mode, dev.Name(), dev.DType())
+	}
+	fmt.Fprintf(stderr, "device: GPU %s (--device %s): tf32 through cuBLAS's TF32 tensor-core products; the other precisions on the CPU\n", dev.Name(), mode)
+	return dev, nil
+}
