@@ -133,6 +133,9 @@ func noiseCmd(args []string, stdout, stderr io.Writer) error {
 	if eng != noise.EngineAuto && eng != noise.EngineWalker && eng != noise.EngineEmulate {
 		return fmt.Errorf("--engine %q: use walker or emulate", *engine)
 	}
+	if eng == noise.EngineEmulate && (slices.Contains(formats, precision.TF32) || slices.Contains(swFormats, precision.TF32) || slices.Contains(trFormats, precision.TF32)) {
+		return fmt.Errorf("--engine emulate: tf32 runs on the walker engine (nets/emulate does not model tensor-core products); use the default engine or --engine walker")
+	}
 	set := noise.Settings{Directions: *dirs, Steps: *steps, HMin: *hmin, HMax: *hmax, Precisions: formats, Workers: *workers, Engine: eng}
 	if err := set.Check(); err != nil {
 		return fmt.Errorf("--directions %d --steps %d --hmin %g --hmax %g: %w", *dirs, *steps, *hmin, *hmax, err)
