@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,6 +33,9 @@ func TestNoiseTF32Device(t *testing.T) {
 		f, err := noise.Read(out)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if md, err := os.ReadFile(filepath.Join(out, "noise.md")); err != nil || !strings.Contains(string(md), "tf32 computed by cpu float32 with tf32 products (emulated)") {
+			t.Fatalf("noise.md does not say what computed tf32 (%v)", err)
 		}
 		r := f.Scans[0].Precisions[1]
 		if r.Format != precision.TF32 || !strings.Contains(r.Device, "tf32 products (emulated)") || !(r.Floor > 0) {
