@@ -28,9 +28,10 @@ type runnerDevice struct {
 // UseDevice makes the runner compute its image-model trials on dev: the
 // gradients and Hessian-vector products of the optimisers (sgd, gd, gdc,
 // igr, smith; graph.DeviceBackend), the test loss (graph.DeviceTestLoss)
-// and the train loss. Landscapes stay on the CPU, and so do the sharpness
-// measures' fast Hessian-vector products (they fall back to the device
-// graphs) and the statistics (StatsGroups). dev must compute in the
+// and the train loss, and the statistics' and Taylor predictions' jets
+// (Oracle, StatsGroups, Taylor: graph.NewDeviceJets). Landscapes stay on
+// the CPU, and so do the sharpness measures' fast Hessian-vector products
+// (they fall back to the device graphs). dev must compute in the
 // config's dtype (the GPU computes in float32). The pool is uploaded once;
 // workers share dev through kernels.Serial. Call Close to release it.
 //

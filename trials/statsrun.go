@@ -215,7 +215,10 @@ func meanJets(all [][4]float64, sets [][]nets.Sample, out [][4]float64) {
 }
 
 // imageOracle runs Taylor-mode jets on an image model's graph, one
-// compiled graph per (directions, samples per direction) shape.
+// compiled graph per (directions, samples per direction) shape: through
+// gorgonia's TapeMachine, or, when the runner has a device (UseDevice),
+// through the walker on it (graph.NewDeviceJets; the oracles of the
+// workers share the serialised device).
 type imageOracle struct {
 	r     *Runner
 	arch  *nets.Arch
@@ -229,7 +232,16 @@ func (o *imageOracle) get(k, b int) (*graph.Jets, error) {
 	if j, ok := o.jets[[2]int{k, b}]; ok {
 		return j, nil
 	}
-	j, err := graph.NewJets(o.arch, o.r.dt, o.r.data, k, b)
+	var j *graph.Jets
+	var err error
+	if dev := o.r.Device(); dev != nil {
+		j, err = graph.NewDeviceJets(o.arch, o.r.dt, o.r.data, k, b, dev)
+		if err != nil {
+			err = fmt.Errorf("jets of %s on %s: %w", o.arch.Name, dev.Name(), err)
+		}
+	} else {
+		j, err = graph.NewJets(o.arch, o.r.dt, o.r.data, k, b)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -71,6 +71,16 @@ func openRunDevice(mode string) (*runDevice, error) {
 	return &runDevice{mode: mode, dev: dev, why: why}, nil
 }
 
+// close releases a GPU that attach or attachFor did not take (the
+// command stopped before them); they clear d.dev when they take or
+// release it.
+func (d *runDevice) close() {
+	if d.dev != nil {
+		d.dev.Close()
+		d.dev = nil
+	}
+}
+
 // attach resolves --device for perturb run: with a usable GPU (gpu, or
 // auto) and a config with image models in float32, the runner computes
 // them on it (trials.Runner.UseDevice); it says in one line on stderr
@@ -78,8 +88,16 @@ func openRunDevice(mode string) (*runDevice, error) {
 // computes in float32) is an error; auto falls back to the CPU. The
 // returned function releases the device.
 func (d *runDevice) attach(cfg *config.Config, runner *trials.Runner, stderr io.Writer) (func(), error) {
+	return d.attachFor(cfg, runner, "image-model trials", false, stderr)
+}
+
+// attachFor is attach for a command whose device work is what (said in
+// the message); with keep64, --device gpu for a float64 config falls back
+// to the CPU with auto's message instead of being an error.
+func (d *runDevice) attachFor(cfg *config.Config, runner *trials.Runner, what string, keep64 bool, stderr io.Writer) (func(), error) {
 	none := func() {}
 	mode, dev := d.mode, d.dev
+	d.dev = nil // released below, or by the returned function
 	if mode == "cpu" {
 		return none, nil
 	}
@@ -95,7 +113,7 @@ func (d *runDevice) attach(cfg *config.Config, runner *trials.Runner, stderr io.
 	}
 	if dt := dev.DType().String(); dt != cfg.DType {
 		release()
-		if mode == "gpu" {
+		if mode == "gpu" && !keep64 {
 			return none, fmt.Errorf("--device gpu: config %s is %s and the GPU %s computes in %s: set dtype = %q in %s or use --device cpu",
 				cfg.Name, cfg.DType, dev.Name(), dt, dt, cfg.Path)
 		}
@@ -106,7 +124,6 @@ func (d *runDevice) attach(cfg *config.Config, runner *trials.Runner, stderr io.
 		release()
 		return none, fmt.Errorf("--device %s: %w", mode, err)
 	}
-	what := "image-model trials"
 	for _, m := range cfg.Models {
 		if m.IsLandscape() {
 			what += "; landscapes on the CPU"
@@ -120,22 +137,41 @@ func (d *runDevice) attach(cfg *config.Config, runner *trials.Runner, stderr io.
 	}, nil
 }
 
-// statsDevice resolves --device for perturb stats, whose estimators (the
-// jets) run on the CPU: it says so in one line, naming the GPU left idle;
-// --device gpu without a usable GPU is an error.
-func statsDevice(mode string, stderr io.Writer) error {
-	if err := checkDeviceMode(mode); err != nil || mode == "cpu" {
-		return err
+// noiseDevice resolves --device for perturb noise, where only tf32 (true
+// when a precision list asks for it) computes on a GPU: with a usable GPU
+// (gpu, or auto) it returns the GPU, whose cuBLAS TF32 tensor-core
+// products the tf32 scans use, and says so in one line; otherwise (cpu,
+// or auto without a GPU) nil, and tf32 is the CPU emulation
+// (kernels.TF32Products), said in one line when tf32 is asked for.
+// --device gpu without a usable GPU is an error; without tf32 the flag
+// changes nothing and the GPU is not opened. The caller closes the GPU.
+func noiseDevice(mode string, tf32 bool, stderr io.Writer) (kernels.Device, error) {
+	if err := checkDeviceMode(mode); err != nil {
+		return nil, err
+	}
+	const emulated = "tf32 emulated: the products' operands rounded to tf32, float32 arithmetic"
+	if !tf32 {
+		if mode == "gpu" {
+			fmt.Fprintln(stderr, "device: CPU (perturb noise computes only tf32 on the GPU, and no precision list has tf32)")
+		}
+		return nil, nil
+	}
+	if mode == "cpu" {
+		fmt.Fprintf(stderr, "device: CPU (--device cpu; %s)\n", emulated)
+		return nil, nil
 	}
 	dev, why := gpuOpener()
 	if dev == nil {
 		if mode == "gpu" {
-			return fmt.Errorf("--device gpu: %s", why)
+			return nil, fmt.Errorf("--device gpu: %s; tf32 on the CPU is an emulation (use --device cpu or auto)", why)
 		}
-		fmt.Fprintf(stderr, "device: CPU (%s)\n", why)
-		return nil
+		fmt.Fprintf(stderr, "device: CPU (%s; %s)\n", why, emulated)
+		return nil, nil
 	}
-	defer dev.Close()
-	fmt.Fprintf(stderr, "device: CPU (perturb stats's estimators run on the CPU; GPU %s left idle: see docs/gpu.md)\n", dev.Name())
-	return nil
+	if dev.DType() != kernels.F32 {
+		dev.Close()
+		return nil, fmt.Errorf("--device %s: the GPU %s computes in %s; tf32 needs a float32 device", mode, dev.Name(), dev.DType())
+	}
+	fmt.Fprintf(stderr, "device: GPU %s (--device %s): tf32 through cuBLAS's TF32 tensor-core products; the other precisions on the CPU\n", dev.Name(), mode)
+	return dev, nil
 }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/perturb/perturb/kernels"
+	"github.com/perturb/perturb/trials/analysis/stats"
 	"github.com/perturb/perturb/trials/results"
 )
 
@@ -27,7 +29,7 @@ func fakeGPU(t *testing.T, dev kernels.Device) {
 // GPU (the float32 CPU twin): the one-line message says where the trials
 // run, and the stored results equal those of --device cpu to float32
 // rounding; a float64 config, or no GPU, is an error with --device gpu and
-// a fallback with auto; perturb stats says its estimators stay on the CPU.
+// a fallback with auto.
 func TestRunDevice(t *testing.T) {
 	needFashion(t)
 	dir := t.TempDir()
@@ -71,20 +73,50 @@ func TestRunDevice(t *testing.T) {
 	}
 }
 
-// TestStatsDeviceMessage: perturb stats keeps its estimators on the CPU
-// and says so in one line when a GPU is usable.
-func TestStatsDeviceMessage(t *testing.T) {
-	fakeGPU(t, kernels.CPU[float32]{})
-	var e strings.Builder
-	if err := statsDevice("gpu", &e); err != nil {
-		t.Fatal(err)
+// TestStatsDevice runs perturb stats and perturb taylor with --device
+// gpu against fake GPUs: the float64 CPU twin (its results equal those of
+// --device cpu to 1e-10) and the float32 one, which a float64 config
+// leaves idle, staying on the CPU with a message.
+func TestStatsDevice(t *testing.T) {
+	needFashion(t)
+	dir := t.TempDir()
+	cfg := write(t, dir, "tiny.toml", tiny)
+	statsOf := func(dev kernels.Device, mode, want string) *stats.File {
+		t.Helper()
+		fakeGPU(t, dev)
+		out := filepath.Join(dir, mode+fmt.Sprint(dev != nil))
+		code, _, stderr := perturb(t, "stats", cfg, "--out", out, "--samples", "256", "--block", "8", "--workers", "2", "--device", mode)
+		if code != 0 || !strings.Contains(stderr, want) {
+			t.Fatalf("stats --device %s exited %d, stderr:\n%s\nwant %q", mode, code, stderr, want)
+		}
+		f, err := stats.ReadFile(filepath.Join(out, stats.FileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _, stderr = perturb(t, "taylor", cfg, "--stats", out, "--sets", "2", "--workers", "2", "--device", mode)
+		if code != 0 || (dev != nil && !strings.Contains(stderr, strings.Replace(want, "the estimators' jets", "the jets", 1))) {
+			t.Fatalf("taylor --device %s exited %d, stderr:\n%s", mode, code, stderr)
+		}
+		return f
 	}
-	if want := "device: CPU (perturb stats's estimators run on the CPU; GPU cpu float32 left idle"; !strings.Contains(e.String(), want) {
-		t.Fatalf("stderr %q, want %q", e.String(), want)
+	want := statsOf(nil, "cpu", "")
+	got := statsOf(kernels.CPU[float64]{}, "gpu", "device: GPU cpu float64 (--device gpu): the estimators' jets")
+	worst := 0.0
+	for i, e := range want.Entries {
+		for j, w := range e.Estimates {
+			g := got.Entries[i].Estimates[j]
+			d := math.Abs(w.Value-g.Value) / math.Max(math.Abs(w.Value), 1e-300)
+			if g.Name != w.Name || !(d <= 1e-10) {
+				t.Fatalf("%s: %s %.17g on the device, %s %.17g on the CPU", e.Model, g.Name, g.Value, w.Name, w.Value)
+			}
+			worst = max(worst, d)
+		}
 	}
+	t.Logf("%d estimates: largest relative difference %.2g", len(want.Entries[0].Estimates), worst)
+	statsOf(kernels.CPU[float32]{}, "gpu", "device: CPU (config tiny is float64, the GPU cpu float32 computes in float32; GPU left idle)")
 	fakeGPU(t, nil)
-	if err := statsDevice("gpu", &e); err == nil || !strings.Contains(err.Error(), "CUresult 100") {
-		t.Fatalf("--device gpu without a GPU: %v", err)
+	if code, _, stderr := perturb(t, "stats", cfg, "--device", "gpu"); code == 0 || !strings.Contains(stderr, "CUresult 100") {
+		t.Fatalf("--device gpu without a GPU: exit %d, %s", code, stderr)
 	}
 }
 

@@ -21,8 +21,8 @@ import (
 func init() {
 	register(&command{
 		name:  "noise",
-		args:  "CONFIG [--out DIR] [--set KEY=VALUE]... [--directions D] [--steps S] [--hmin H] [--hmax H] [--precisions LIST] [--examples test|pool|N] [--widths LIST] [--depths LIST] [--grads] [--train] [--data DIR]",
-		short: "measure the floating-point noise of the loss and its gradient in float64, float32, bf16 and fp16",
+		args:  "CONFIG [--out DIR] [--set KEY=VALUE]... [--directions D] [--steps S] [--hmin H] [--hmax H] [--precisions LIST] [--examples test|pool|N] [--widths LIST] [--depths LIST] [--grads] [--train] [--data DIR] [--device auto|cpu|gpu]",
+		short: "measure the floating-point noise of the loss and its gradient in float64, float32, tf32, bf16 and fp16",
 		long: `For every image model and initialisation of CONFIG, computes the second
 difference D(h) = f(θ) − 2f(θ+hv) + f(θ+2hv) of the mean loss over the
 examples (default: the dataset's 10,000 test images) along D random unit
@@ -44,9 +44,18 @@ for --train-trials trials per eta of the config, and reports the drift.
 
 Writes DIR/noise.json, CSV tables, PNG, SVG and PDF plots and noise.md (DIR
 defaults to runs/NAME/noise, where "perturb report runs/NAME" finds it;
-"perturb report DIR" reports the study alone). TF32 (tensor-core
-products) is not emulated on the CPU; it is for the GPU build (issue 7).
-See docs/precision.md.`,
+"perturb report DIR" reports the study alone).
+
+tf32 (--precisions float32,tf32, not in the default list) is cuBLAS's
+TF32 tensor-core mode: the operands of every matrix product rounded to
+tf32 (10 significand bits), float32 everywhere else. It runs through the
+walker: on the GPU with --device gpu (or auto, in a GPU build with a
+usable GPU), with the TF32 switch on (Device.SetTF32); otherwise it is
+emulated on the CPU (kernels.TF32Products: the products' operands rounded
+to tf32 to nearest, ties to even, multiplied and summed in float32). One
+line on stderr says which, and noise.json records it per result
+("device"). The other precisions run on the CPU either way; --engine
+emulate refuses tf32. See docs/precision.md and docs/gpu.md.`,
 		run: noiseCmd,
 	})
 }
@@ -95,6 +104,7 @@ func noiseCmd(args []string, stdout, stderr io.Writer) error {
 	engine := fs.String("engine", "", "what computes losses and gradients: walker (the model's graph through graph's walker on the CPU device, rounded by kernels.Rounding in bf16/fp16), emulate (nets/emulate's hand-written passes); default emulate (the faster on the CPU today), or the walker for models emulate cannot evaluate")
 	dataDir := fs.String("data", "", "dataset folder, when the config has no data.dir")
 	sets := setFlag(fs)
+	device := fs.String("device", "auto", "where tf32 computes: auto (the GPU when this binary has GPU support and a device is usable, else the CPU emulation), cpu (the emulation) or gpu (cuBLAS's TF32 tensor cores); the other precisions run on the CPU")
 	pos, err := parse(c, fs, args, 1, stderr)
 	if err != nil {
 		return err
@@ -123,6 +133,9 @@ func noiseCmd(args []string, stdout, stderr io.Writer) error {
 	if eng != noise.EngineAuto && eng != noise.EngineWalker && eng != noise.EngineEmulate {
 		return fmt.Errorf("--engine %q: use walker or emulate", *engine)
 	}
+	if eng == noise.EngineEmulate && (slices.Contains(formats, precision.TF32) || slices.Contains(swFormats, precision.TF32) || slices.Contains(trFormats, precision.TF32)) {
+		return fmt.Errorf("--engine emulate: tf32 runs on the walker engine (nets/emulate does not model tensor-core products); use the default engine or --engine walker")
+	}
 	set := noise.Settings{Directions: *dirs, Steps: *steps, HMin: *hmin, HMax: *hmax, Precisions: formats, Workers: *workers, Engine: eng}
 	if err := set.Check(); err != nil {
 		return fmt.Errorf("--directions %d --steps %d --hmin %g --hmax %g: %w", *dirs, *steps, *hmin, *hmax, err)
@@ -131,6 +144,15 @@ func noiseCmd(args []string, stdout, stderr io.Writer) error {
 	if (len(ws) > 0 || len(ds) > 0) && swSet.Check() != nil {
 		return fmt.Errorf("--sweep-directions %d --sweep-steps %d --sweep-hmin %g --sweep-hmax %g: %w", *swDirs, *swSteps, *swHmin, *swHmax, swSet.Check())
 	}
+	tf32 := slices.Contains(formats, precision.TF32) || ((len(ws) > 0 || len(ds) > 0) && slices.Contains(swFormats, precision.TF32))
+	gpu, err := noiseDevice(*device, tf32, stderr)
+	if err != nil {
+		return err
+	}
+	if gpu != nil {
+		defer gpu.Close()
+	}
+	set.Device, swSet.Device = gpu, gpu
 	if e := *examples; e != "test" && e != "pool" {
 		if n, err := strconv.Atoi(e); err != nil || n < 1 || n > 10000 {
 			return fmt.Errorf("--examples %q: use test, pool or a number of test images from 1 to 10000", e)

@@ -106,7 +106,8 @@ func TestNoiseBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"--precisions", "fp8"}, `--precisions: unknown precision "fp8"; use one of float64, float32, tf32, bf16, fp16`},
-		{[]string{"--precisions", "tf32"}, "tf32 is not emulated on the CPU"},
+		{[]string{"--precisions", "tf32", "--engine", "emulate"}, "tf32 runs on the walker engine"},
+		{[]string{"--precisions", "tf32", "--device", "tpu"}, `--device "tpu": want auto, cpu or gpu`},
 		{[]string{"--widths", "8,x"}, `--widths "8,x": "x" is not a positive whole number`},
 		{[]string{"--directions", "1"}, "1 directions: need at least 2"},
 		{[]string{"--hmin", "1", "--hmax", "0.1"}, "--hmin 1 --hmax 0.1: h range [1, 0.1]: need 0 < hmin < hmax"},

@@ -23,7 +23,7 @@ import (
 func init() {
 	register(&command{
 		name:  "stats",
-		args:  "RUN|CONFIG [--samples S] [--block B] [--json] [--workers N] [--data DIR] [--out DIR] [--scale K] [--set KEY=VALUE]...",
+		args:  "RUN|CONFIG [--samples S] [--block B] [--json] [--workers N] [--data DIR] [--out DIR] [--scale K] [--set KEY=VALUE]... [--device auto|cpu|gpu]",
 		short: "estimate the landscape statistics (G, H, C, J, S contractions) at each initialisation",
 		long: `Estimates, at every (model, initialisation) of CONFIG, the statistics the
 theory's predictions use: |G|^2, tr C, G.H.G, G.H.H.G, tr(H C), tr(H H C),
@@ -44,7 +44,13 @@ the --scale and --set it was run with. A CONFIG file is for a config not
 yet run: stats.json then goes to --out DIR (default runs/NAME), with
 --scale and --set applied as "perturb run" would; a DIR holding a run of
 another config (or of this config at another --scale) is refused with the
-fix.`,
+fix.
+
+--device gpu (or auto, with a usable GPU) computes the estimators' jets on
+the GPU (graph.NewDeviceJets: the jet graphs through the walker) for a
+float32 config, in one line on stderr; a float64 config stays on the CPU
+(the GPU computes in float32) and says so, as do landscapes. See
+docs/gpu.md.`,
 		run: statsCmd,
 	})
 }
@@ -62,12 +68,14 @@ func statsCmd(args []string, stdout, stderr io.Writer) error {
 	sets := setFlag(fs)
 	device := deviceFlag(fs)
 	pos, err := parse(c, fs, args, 1, stderr)
-	if err == nil {
-		err = statsDevice(*device, stderr)
-	}
 	if err != nil {
 		return err
 	}
+	rd, err := openRunDevice(*device)
+	if err != nil {
+		return err
+	}
+	defer rd.close()
 	if *block < 3 {
 		return fmt.Errorf("--block %d: need at least 3 samples per block (the third cumulant's estimator divides by (B-1)(B-2))", *block)
 	}
@@ -85,6 +93,11 @@ func statsCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	release, err := rd.attachFor(cfg, runner, "the estimators' jets", true, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

@@ -18,7 +18,7 @@ import (
 func init() {
 	register(&command{
 		name:  "taylor",
-		args:  "RUN|CONFIG [--sets K] [--json] [--workers N] [--data DIR] [--stats DIR] [--scale K] [--set KEY=VALUE]...",
+		args:  "RUN|CONFIG [--sets K] [--json] [--workers N] [--data DIR] [--stats DIR] [--scale K] [--set KEY=VALUE]... [--device auto|cpu|gpu]",
 		short: "exact Taylor coefficients of the test loss in eta, averaged over training sets",
 		long: `For every (model, initialisation, optimiser) of CONFIG (sgd and gd), propagates
 a power series in eta through the optimiser's steps (Taylor mode through
@@ -36,7 +36,12 @@ coefficients that Proposition 2 predicts from those statistics, and the
 difference in units of the combined standard error.
 
 The test loss is the mean over the whole pool, so image models take one
-pass of jets over the pool per training set (slow for the convnet).`,
+pass of jets over the pool per training set (slow for the convnet).
+
+--device gpu (or auto, with a usable GPU) runs the jets on the GPU
+(graph.NewDeviceJets through the walker) for a float32 config; a float64
+config stays on the CPU (the GPU computes in float32), as do landscapes.
+See docs/gpu.md.`,
 		run: taylorCmd,
 	})
 }
@@ -66,10 +71,16 @@ func taylorCmd(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	workers := fs.Int("workers", 0, "training sets in parallel (default: one per CPU)")
 	dataDir := fs.String("data", "", "dataset folder, when the config has no data.dir")
+	device := deviceFlag(fs)
 	pos, err := parse(c, fs, args, 1, stderr)
 	if err != nil {
 		return err
 	}
+	rd, err := openRunDevice(*device)
+	if err != nil {
+		return err
+	}
+	defer rd.close()
 	tgt, err := resolveTarget("taylor", pos[0], *scale, *overrides, *statsDir, "--stats", "reading stats.json from there if it exists", stderr)
 	if err != nil {
 		return err
@@ -101,6 +112,11 @@ func taylorCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	release, err := rd.attachFor(cfg, runner, "the jets", true, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	var rows []taylorRow
 	for _, m := range cfg.Models {
 		for _, init := range m.Inits {

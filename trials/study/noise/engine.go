@@ -39,8 +39,12 @@ const (
 	// EngineWalker runs the model's batched graph through graph's walker
 	// on the CPU device: kernels.NewCPU(F64) for float64, NewCPU(F32) for
 	// float32, and kernels.Rounding(NewCPU(F32), BF16 or FP16) for bf16 and
-	// fp16 (see kernels.Rounding for what is rounded where). One engine
-	// for every model the walker supports.
+	// fp16 (see kernels.Rounding for what is rounded where). tf32 runs on
+	// a GPU given to NewEvaluatorOn with cuBLAS's TF32 tensor-core
+	// products switched on (Device.SetTF32), or else on
+	// kernels.TF32Products(NewCPU(F32)), the emulation: the products'
+	// operands rounded to tf32, everything else float32. One engine for
+	// every model the walker supports.
 	EngineWalker Engine = "walker"
 	// EngineEmulate is nets/emulate's hand-written passes (the reference
 	// the walker is tested against; kept for the models the walker does
@@ -57,8 +61,25 @@ const (
 // NewEvaluator returns an evaluator of arch in precision f over the
 // examples x (rows of arch.Dim() values) with labels y, on engine e, with
 // workers goroutines (default: one per CPU). It also returns the engine
-// used.
+// used. It computes on the CPU (NewEvaluatorOn with no GPU).
 func NewEvaluator(e Engine, a *nets.Arch, f precision.Format, x []float64, y []uint8, workers int) (Evaluator, Engine, error) {
+	return NewEvaluatorOn(e, a, f, x, y, workers, nil)
+}
+
+// NewEvaluatorOn is NewEvaluator with a GPU (a float32 kernels.Device, or
+// nil) for tf32: the walker computes tf32 on it with SetTF32(true) (one
+// worker; the switch is turned off again by Close), or, on a device that
+// does not honour the switch (the CUDA emulator), through
+// kernels.TF32Products on it. Without a GPU, tf32 is the CPU emulation.
+// The other precisions ignore gpu. tf32 needs the walker: EngineAuto
+// selects it, EngineEmulate refuses tf32.
+func NewEvaluatorOn(e Engine, a *nets.Arch, f precision.Format, x []float64, y []uint8, workers int, gpu kernels.Device) (Evaluator, Engine, error) {
+	if f != precision.TF32 {
+		gpu = nil
+	}
+	if f == precision.TF32 && e == EngineAuto {
+		e = EngineWalker
+	}
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
@@ -74,13 +95,13 @@ func NewEvaluator(e Engine, a *nets.Arch, f precision.Format, x []float64, y []u
 		if err == nil {
 			return emulated{em, a, f, x, y}, EngineEmulate, nil
 		}
-		ev, err2 := newWalker(a, f, x, y, workers)
+		ev, err2 := newWalker(a, f, x, y, workers, nil)
 		if err2 != nil {
 			return nil, e, fmt.Errorf("%w (and the walker: %v)", err, err2)
 		}
 		return ev, EngineWalker, nil
 	case EngineWalker:
-		ev, err := newWalker(a, f, x, y, workers)
+		ev, err := newWalker(a, f, x, y, workers, gpu)
 		if err != nil {
 			return nil, e, err
 		}
@@ -123,12 +144,22 @@ func (e emulated) GradRows(theta []float64, rows []int, grad []float64) (float64
 // and copy of the examples; Losses splits the distinct parameter vectors
 // between the workers, Grad the chunks of examples.
 type walker struct {
-	arch    *nets.Arch
-	f       precision.Format
+	arch *nets.Arch
+	f    precision.Format
+	// rest is the format of the values at rest: f, but float32 for tf32
+	// (only the products' operands are tf32).
+	rest    precision.Format
 	n       int
 	workers []*walkWorker
 	chunk   int
+	// gpu is the GPU whose TF32 switch Close turns off, or nil.
+	gpu kernels.Device
+	// devName says what computes (Device).
+	devName string
 }
+
+// Device says what computes the walker's losses and gradients.
+func (w *walker) Device() string { return w.devName }
 
 type walkWorker struct {
 	dev  kernels.Device
@@ -157,9 +188,11 @@ const maxTrials = 32
 // split into chunks of powers of two (see walker.Grad).
 const gradChunk = 256
 
-// device returns the device of precision f.
+// device returns the device of precision f (a worker's own).
 func device(f precision.Format) (kernels.Device, error) {
 	switch f {
+	case precision.TF32:
+		return kernels.TF32Products(kernels.NewCPU(kernels.F32)), nil
 	case precision.Float64:
 		return kernels.NewCPU(kernels.F64), nil
 	case precision.Float32:
@@ -169,25 +202,60 @@ func device(f precision.Format) (kernels.Device, error) {
 	case precision.Float16:
 		return kernels.Rounding(kernels.NewCPU(kernels.F32), kernels.FP16), nil
 	}
-	return nil, fmt.Errorf("precision %s has no device (tf32 rounds the inputs of tensor-core products, which only the GPU build models)", f)
+	return nil, fmt.Errorf("precision %s has no device", f)
 }
 
-func newWalker(a *nets.Arch, f precision.Format, x []float64, y []uint8, workers int) (_ *walker, err error) {
+// gpuTF32 returns gpu with its TF32 products switched on, or
+// kernels.TF32Products on it when it does not honour the switch; on
+// reports whether the switch was turned on.
+func gpuTF32(gpu kernels.Device) (dev kernels.Device, on bool, err error) {
+	if gpu.DType() != kernels.F32 {
+		return nil, false, fmt.Errorf("tf32 on %s: the device computes in %s, tf32 needs float32", gpu.Name(), gpu.DType())
+	}
+	ok, err := gpu.SetTF32(true)
+	if err != nil {
+		return nil, false, fmt.Errorf("switch on TF32 on %s: %w", gpu.Name(), err)
+	}
+	if !ok {
+		return kernels.TF32Products(gpu), false, nil
+	}
+	return gpu, true, nil
+}
+
+func newWalker(a *nets.Arch, f precision.Format, x []float64, y []uint8, workers int, gpu kernels.Device) (_ *walker, err error) {
 	n := len(y)
 	if n == 0 || len(x) != n*a.Dim() {
 		return nil, fmt.Errorf("walker %s: %d values for %d examples of %d", a.Name, len(x), n, a.Dim())
 	}
-	w := &walker{arch: a, f: f, n: n, chunk: min(evalImages, n)}
+	w := &walker{arch: a, f: f, rest: f, n: n, chunk: min(evalImages, n)}
+	if f == precision.TF32 {
+		w.rest = precision.Float32
+	}
 	defer func() {
 		if err != nil {
 			w.Close()
 		}
 	}()
 	d := &graph.Data{X64: x, Y: y, Dim: a.Dim(), Classes: a.Classes}
+	if gpu != nil {
+		workers = 1 // the GPU runs one program at a time
+	}
 	for range min(workers, 64) {
-		dev, err := device(f)
-		if err != nil {
+		var dev kernels.Device
+		if gpu != nil {
+			var on bool
+			if dev, on, err = gpuTF32(gpu); err != nil {
+				return nil, fmt.Errorf("walker %s: %w", a.Name, err)
+			}
+			if on {
+				w.gpu = gpu
+				w.devName = "cuBLAS TF32 tensor-core products on " + gpu.Name()
+			}
+		} else if dev, err = device(f); err != nil {
 			return nil, err
+		}
+		if w.devName == "" {
+			w.devName = dev.Name()
 		}
 		dd, err := graph.UploadData(dev, d)
 		if err != nil {
@@ -300,16 +368,26 @@ func (w *walker) Close() error {
 			keep(d.Close())
 		}
 		keep(ww.data.Close())
+		if t, ok := ww.dev.(*kernels.TF32Device); ok {
+			keep(t.Release()) // the scratch; the device itself is left open
+		}
 	}
 	w.workers = nil
+	if w.gpu != nil {
+		if _, err := w.gpu.SetTF32(false); err != nil {
+			keep(fmt.Errorf("switch off TF32 on %s: %w", w.gpu.Name(), err))
+		}
+		w.gpu = nil
+	}
 	return first
 }
 
-// key is the bits of theta rounded to the precision.
+// key is the bits of theta rounded to the precision of the values at
+// rest.
 func (w *walker) key(theta []float64, buf []byte) string {
 	buf = buf[:0]
 	for _, v := range theta {
-		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(w.f.Round(v)))
+		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(w.rest.Round(v)))
 	}
 	return string(buf)
 }
@@ -456,7 +534,7 @@ func (w *walker) Grad(theta, grad []float64) (float64, error) {
 		}
 		loss += wt * ls[c]
 	}
-	precision.RoundSlice(w.f, grad)
+	precision.RoundSlice(w.rest, grad)
 	return loss, nil
 }
 
@@ -482,6 +560,6 @@ func (w *walker) GradRows(theta []float64, rows []int, grad []float64) (float64,
 	if err := dn.Grad([][]float64{theta}, [][]int{rows}, loss, [][]float64{grad}); err != nil {
 		return 0, fmt.Errorf("walker %s %s gradient: %w", w.arch.Name, w.f, err)
 	}
-	precision.RoundSlice(w.f, grad)
+	precision.RoundSlice(w.rest, grad)
 	return loss[0], nil
 }

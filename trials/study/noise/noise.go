@@ -64,6 +64,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/perturb/perturb/kernels"
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/precision"
 	"github.com/perturb/perturb/nets/seed"
@@ -94,6 +95,11 @@ type Settings struct {
 	// walker on the rounding device, or emulate for models the walker
 	// does not map).
 	Engine Engine `json:"engine,omitempty"`
+	// Device is a GPU (a float32 device) for tf32: the walker runs tf32
+	// on it with cuBLAS's TF32 tensor-core products (NewEvaluatorOn).
+	// Nil: tf32 is the CPU emulation (kernels.TF32Products). The other
+	// precisions run on the CPU either way.
+	Device kernels.Device `json:"-"`
 }
 
 func (s *Settings) defaults() {
@@ -126,8 +132,8 @@ func (s Settings) Check() error {
 		return fmt.Errorf("%d h values: need at least 2", s.Steps)
 	}
 	for _, f := range s.Precisions {
-		if f == precision.TF32 {
-			return fmt.Errorf("tf32 is not emulated on the CPU; use float64, float32, bf16 or fp16")
+		if f == precision.TF32 && s.Engine == EngineEmulate {
+			return fmt.Errorf("tf32 runs on the walker engine (nets/emulate does not model tensor-core products): use the default engine or --engine walker")
 		}
 	}
 	return nil
@@ -175,6 +181,9 @@ type Scan struct {
 // Result is one precision's noise.
 type Result struct {
 	Format precision.Format `json:"format"`
+	// Device says what computed a tf32 scan: cuBLAS's TF32 tensor-core
+	// products on a GPU, or the emulation (kernels.TF32Products).
+	Device string `json:"device,omitempty"`
 	// Loss is f_P(θ).
 	Loss float64 `json:"loss"`
 	// LossBias and LossNoise are the mean and the standard deviation of
@@ -304,6 +313,7 @@ func Run(a *nets.Arch, init int, theta []float64, ex Examples, s Settings, progr
 	diffs := map[precision.Format][][]float64{}
 	losses := map[precision.Format]float64{}
 	values := map[precision.Format][]float64{}
+	devices := map[precision.Format]string{}
 	// The float64 gradient at θ, for the parameter-rounding floor.
 	g64 := make([]float64, np)
 	if e, _, err := NewEvaluator(s.Engine, a, precision.Float64, ex.X, ex.Y, s.Workers); err != nil {
@@ -320,11 +330,16 @@ func Run(a *nets.Arch, init int, theta []float64, ex Examples, s Settings, progr
 	}
 	vector(0, bufs[0])
 	for _, f := range precs {
-		e, used, err := NewEvaluator(s.Engine, a, f, ex.X, ex.Y, s.Workers)
+		e, used, err := NewEvaluatorOn(s.Engine, a, f, ex.X, ex.Y, s.Workers, s.Device)
 		if err != nil {
 			return nil, err
 		}
-		sc.Engine = used
+		if d, ok := e.(interface{ Device() string }); ok && f == precision.TF32 {
+			devices[f] = d.Device()
+		}
+		if f != precision.TF32 || sc.Engine == "" {
+			sc.Engine = used
+		}
 		fs, err := scanLosses(e, a.Name, f, nv, batch, bufs, vector, &done, total, progress)
 		if cerr := e.Close(); err == nil {
 			err = cerr
@@ -377,7 +392,7 @@ func Run(a *nets.Arch, init int, theta []float64, ex Examples, s Settings, progr
 	}
 	rmsCurv = math.Sqrt(rmsCurv / float64(nd))
 	for _, f := range s.Precisions {
-		r := Result{Format: f, Loss: losses[f], Noise: make([]float64, nh), Moved: make([]float64, nh), Errors: make([][]float64, nd)}
+		r := Result{Format: f, Device: devices[f], Loss: losses[f], Noise: make([]float64, nh), Moved: make([]float64, nh), Errors: make([][]float64, nd)}
 		for v := range r.Errors {
 			r.Errors[v] = make([]float64, nh)
 		}

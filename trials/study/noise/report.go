@@ -310,6 +310,7 @@ func render(dir string, f *File) (string, error) {
 		md.WriteString("| " + strings.Join(row, " | ") + " |\n")
 	}
 	md.WriteString("\n")
+	md.WriteString(deviceNote(f))
 	for i, s := range f.Scans {
 		name := scanName(s)
 		for k, png := range figs.Scans[i] {
@@ -359,6 +360,25 @@ func render(dir string, f *File) (string, error) {
 
 // Method is a one-paragraph statement of what the tables measure.
 const Method = "Second difference D(h) = f(θ) − 2f(θ+hv) + f(θ+2hv) along random unit directions v; noise = rms over v of D_P − D_64 (float64: D_64 minus its smooth fit, for h < 1e-5); floor = median noise where it exceeds the signal rms D_64 and the perturbation survives rounding; crossover = the h above which the signal exceeds the noise; the distribution of the noise at the floor's h is tested for normality by Jarque–Bera (p ≥ 0.01: gaussian) after ruling out quantisation (mostly exact zeros or few distinct values)."
+
+// deviceNote says what computed the scans' tf32 results (one line per
+// distinct device), or "".
+func deviceNote(f *File) string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, s := range f.Scans {
+		for _, r := range s.Precisions {
+			if r.Device != "" && !seen[r.Device] {
+				seen[r.Device] = true
+				fmt.Fprintf(&b, "%v computed by %s.\n", r.Format, r.Device)
+			}
+		}
+	}
+	if b.Len() > 0 {
+		b.WriteString("\n")
+	}
+	return b.String()
+}
 
 // ScanTable is the scans' results, one row per model and precision, with
 // a header row: model, init, params, precision, loss, loss bias, loss
