@@ -14,27 +14,29 @@
 #   5. the TF32 noise scan (perturb noise --device gpu, float32 against
 #      tf32) on the logistic model and the convnet.
 #
-# Each step's status, seconds and log go to $OUT (default
-# /tmp/perturb-device): results.json and results.md (a table), and one log
-# per step. A failed step does not stop the later ones; the script exits
-# non-zero when any failed.
+# Each step's log, the binary and the runs go to $WORK (default
+# /tmp/perturb-device); $OUT (the device tool's folder, at most 8 files,
+# default $WORK/out) receives results.json, results.md (a table),
+# bench.json, noise.json and logs.tar.gz (every step's log). A failed step
+# does not stop the later ones; the script exits non-zero when any failed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-OUT=${OUT:-/tmp/perturb-device}
-mkdir -p "$OUT"
-: >"$OUT/steps.tsv"
+WORK=${WORK:-/tmp/perturb-device}
+OUT=${OUT:-$WORK/out}
+mkdir -p "$WORK" "$OUT"
+: >"$WORK/steps.tsv"
 
-# step NAME CMD...: run CMD, logging to $OUT/NAME.log, and record its
+# step NAME CMD...: run CMD, logging to $WORK/NAME.log, and record its
 # status and wall seconds.
 step() {
 	local name=$1 t0 rc
 	shift
 	echo "== $name: $*"
 	t0=$(date +%s.%N)
-	"$@" >"$OUT/$name.log" 2>&1
+	"$@" >"$WORK/$name.log" 2>&1
 	rc=$?
-	printf '%s\t%d\t%.1f\n' "$name" "$rc" "$(echo "$(date +%s.%N) - $t0" | bc)" >>"$OUT/steps.tsv"
-	tail -n 3 "$OUT/$name.log"
+	printf '%s\t%d\t%s\n' "$name" "$rc" "$(python3 -c "import time; print(round(time.time() - $t0, 1))")" >>"$WORK/steps.tsv"
+	tail -n 3 "$WORK/$name.log"
 	return $rc
 }
 
@@ -46,7 +48,7 @@ cuda=""
 for d in ${CUDA_HOME:-} /usr/local/cuda /usr/local/cuda-13* /usr/local/cuda-12* /opt/cuda; do
 	[ -f "$d/include/cuda.h" ] && { cuda=$d; break; }
 done
-[ -n "$cuda" ] || { echo "no CUDA toolkit found (cuda.h)" | tee "$OUT/error.txt"; exit 1; }
+[ -n "$cuda" ] || { echo "no CUDA toolkit found (cuda.h)" | tee "$OUT/results.md"; exit 1; }
 lib=$cuda/lib64
 [ -d "$cuda/targets/x86_64-linux/lib" ] && lib="$lib -L$cuda/targets/x86_64-linux/lib"
 libcuda=$(dirname "$(ldconfig -p | awk '/libcuda.so.1 /{print $NF; exit}')" 2>/dev/null)
@@ -56,41 +58,45 @@ export LD_LIBRARY_PATH="$cuda/lib64:${LD_LIBRARY_PATH:-}"
 # The carried data is part of Fashion-MNIST (pack.sh): accept its split
 # sizes. Both devices of step 4 read the same folder.
 export PERTURB_FASHION_PARTIAL=1 PERTURB_FASHION_MNIST="$PWD/.device/fashion-mnist"
-{ nvidia-smi -L; go version; echo "CUDA at $cuda"; } 2>&1 | tee "$OUT/env.txt"
+{ nvidia-smi -L; go version; echo "CUDA at $cuda"; nproc; } 2>&1 | tee "$WORK/env.log"
 
-bin="$OUT/perturb-gpu"
-step build go build -tags gpu -o "$bin" ./cmd/perturb || { echo "build failed: see $OUT/build.log"; exit 1; }
+bin="$WORK/perturb-gpu"
+if ! step build go build -tags gpu -o "$bin" ./cmd/perturb; then
+	cp "$WORK/build.log" "$OUT/"
+	exit 1
+fi
 step parity go test -tags gpu -count=1 -v ./kernels/cudev/
 step trialpath go test -tags gpu -count=1 -v -run 'GPUTrialPath' ./trials/
 step cpu-tests go test -count=1 ./kernels/ ./kernels/cuda13shim/ ./kernels/cudaemu/
-step bench sh -c "'$bin' bench --json --device gpu >'$OUT/bench.json'"
+step bench sh -c "'$bin' bench --json --device gpu >'$WORK/bench.json'"
 
 # A real run on each device, then the comparison (float32: the GPU sums in
 # another order; a few steps amplify that to about 1e-5 relative).
-rm -rf "$OUT/qs-gpu" "$OUT/qs-cpu"
-step run-gpu "$bin" run configs/quickstart.toml --device gpu --out "$OUT/qs-gpu"
-step run-cpu "$bin" run configs/quickstart.toml --device cpu --out "$OUT/qs-cpu"
-step compare "$bin" compare "$OUT/qs-cpu" "$OUT/qs-gpu" --tol 1e-4
+rm -rf "$WORK/qs-gpu" "$WORK/qs-cpu"
+step run-gpu "$bin" run configs/quickstart.toml --device gpu --out "$WORK/qs-gpu"
+step run-cpu "$bin" run configs/quickstart.toml --device cpu --out "$WORK/qs-cpu"
+step compare "$bin" compare "$WORK/qs-cpu" "$WORK/qs-gpu" --tol 1e-4
 
-# TF32 against strict float32 through the walker on the GPU.
+# TF32 against strict float32 through the walker on the GPU (2,000 test
+# images and 4 directions: a short scan).
 step noise-tf32 "$bin" noise configs/precision/fashion-noise.toml --device gpu --engine walker \
-	--precisions float64,float32,tf32 --examples 10000 --out "$OUT/noise-tf32"
+	--precisions float64,float32,tf32 --examples 2000 --directions 4 --out "$WORK/noise-tf32"
 
-python3 - "$OUT" <<'PY'
+python3 - "$WORK" "$OUT" <<'PY'
 import json, os, sys
-out = sys.argv[1]
+work, out = sys.argv[1], sys.argv[2]
 steps = []
-for line in open(os.path.join(out, "steps.tsv")):
+for line in open(os.path.join(work, "steps.tsv")):
     name, rc, secs = line.rstrip("\n").split("\t")
     steps.append({"step": name, "ok": rc == "0", "exit": int(rc), "seconds": float(secs), "log": f"{name}.log"})
 res = {"steps": steps}
 try:
-    b = json.load(open(os.path.join(out, "bench.json")))
+    b = json.load(open(os.path.join(work, "bench.json")))
     res["bench"] = b.get("gpu", b)
 except Exception as e:  # the bench step failed
     res["bench_error"] = str(e)
 try:
-    res["noise"] = json.load(open(os.path.join(out, "noise-tf32", "noise.json")))
+    res["noise"] = json.load(open(os.path.join(work, "noise-tf32", "noise.json")))
 except Exception:
     pass
 json.dump(res, open(os.path.join(out, "results.json"), "w"), indent=2)
@@ -106,4 +112,7 @@ if isinstance(g, dict) and "models" in g:
 open(os.path.join(out, "results.md"), "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
-! grep -qv $'\t0\t' "$OUT/steps.tsv"
+cp "$WORK/bench.json" "$OUT/" 2>/dev/null
+cp "$WORK/noise-tf32/noise.json" "$OUT/" 2>/dev/null
+tar -C "$WORK" -czf "$OUT/logs.tar.gz" $(cd "$WORK" && ls *.log steps.tsv qs-*/config.toml 2>/dev/null)
+! grep -qv $'\t0\t' "$WORK/steps.tsv"
