@@ -69,12 +69,19 @@ func TestGPUTrialPath(t *testing.T) {
 	t.Logf("%d trials: largest relative loss difference GPU vs CPU %.2g", len(cpu), worst)
 
 	// K-independence on the GPU: the programs for 1 and for 64 trials.
+	// cuBLAS chooses its algorithm by the batch count, so on the GPU a
+	// trial's losses depend on K at float32 rounding (seen on an H200:
+	// under 1e-7 relative), not bitwise as on the CPU.
 	one := runOn(t, c, pool, dev, Settings{K: 1, Workers: 1})
+	worstK := 0.0
 	for key, a := range one {
-		if b := gpu[key]; !sameRow(a, b) {
-			t.Errorf("GPU K=1 and K=64 differ for %v:\n%+v\n%+v", key, a, b)
+		if d := rowDiff(t, "GPU K=1 against K=64", a, gpu[key]); !(d <= 1e-5) {
+			t.Errorf("GPU K=1 and K=64 differ by %.2g relative for %v:\n%+v\n%+v", d, key, a, gpu[key])
+		} else {
+			worstK = math.Max(worstK, d)
 		}
 	}
+	t.Logf("GPU K=1 against K=64: largest relative loss difference %.2g", worstK)
 
 	// Divergence.
 	div := mustConfig(t, strings.NewReplacer("etas = [0.02, 0.1, 0.4]", "etas = [0.1, 1e39]").Replace(fmt.Sprintf(deviceConfig, "float32")))

@@ -25,7 +25,7 @@ import (
 func init() {
 	register(&command{
 		name:  "bench",
-		args:  "[--json] [--data DIR] [--k K] [--gemm N] [--device auto|cpu|gpu]",
+		args:  "[--json] [--data DIR] [--k K] [--gemm N] [--device auto|cpu|gpu] [--device-k K]",
 		short: "measure BLAS, batched and unbatched trial throughput",
 		long: `Measures, in one process, on the real Fashion-MNIST pool (float32):
 
@@ -79,6 +79,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	dataDir := fs.String("data", "", "Fashion-MNIST folder (default: $PERTURB_FASHION_MNIST or the Debian folder)")
 	k := fs.Int("k", 0, "trials per batch (default: the runner's choice)")
+	deviceK := fs.Int("device-k", 256, "trials per program on the GPU (--device gpu)")
 	n := fs.Int("gemm", 2048, "size of the square matrix product")
 	device := deviceFlag(fs)
 	if _, err := parse(c, fs, args, 0, stderr); err != nil {
@@ -110,7 +111,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 		rep.Models[m.name] = mb
 	}
 	if dev != nil {
-		if rep.GPU, err = benchDevice(dev, pool, 4096, *k, logf); err != nil {
+		if rep.GPU, err = benchDevice(dev, pool, 4096, *deviceK, logf); err != nil {
 			return fmt.Errorf("bench on %s: %w", dev.Name(), err)
 		}
 	}

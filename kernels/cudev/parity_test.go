@@ -175,11 +175,19 @@ func TestTrialPathParity(t *testing.T) {
 					t.Fatalf("%s loss %d: GPU %v, CPU %v", name, i, gl[i], wl[i])
 				}
 			}
+			// cuBLAS picks its algorithm by the batch count, so a trial's
+			// values on the GPU depend on K at float32 rounding (seen on
+			// an H200: 2e-7 relative), not bitwise as on the CPU.
+			worst := 0.0
 			for j := range one[0] {
-				if one[0][j] != got[0][j] {
+				scale := math.Max(math.Abs(one[0][j]), 1e-3)
+				d := math.Abs(one[0][j]-got[0][j]) / scale
+				if !(d <= 1e-5) {
 					t.Fatalf("%s %s: trial 0 [%d] is %v with K=1 and %v with K=7", name, kind, j, one[0][j], got[0][j])
 				}
+				worst = math.Max(worst, d)
 			}
+			t.Logf("%s %s: trial 0, K=1 against K=7: largest relative difference %.2g", name, kind, worst)
 		}
 	}
 }
