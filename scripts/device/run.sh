@@ -31,6 +31,10 @@ mkdir -p "$WORK" "$OUT"
 step() {
 	local name=$1 t0 rc
 	shift
+	# ONLY="parity bench" runs just those steps (and the build).
+	if [ -n "${ONLY:-}" ] && [ "$name" != build ] && [[ " $ONLY " != *" $name "* ]]; then
+		return 0
+	fi
 	echo "== $name: $*"
 	t0=$(date +%s.%N)
 	"$@" >"$WORK/$name.log" 2>&1
