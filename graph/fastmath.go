@@ -40,11 +40,10 @@ func peTanhScaleBias[T float](x []T, s T, tile []T) {
 	}
 }
 
-// peTanhScaleBias32 is peTanhScaleBias for float32: the AVX2 kernel where
-// the CPU has it, the float64 evaluation of the same rational function
-// elsewhere. The last len(x) mod 8 elements go through the kernel too (via
-// a padded copy), so that an element's result never depends on whether it
-// falls into the tail.
+// peTanhScaleBias32 is peTanhScaleBias for float32: nets/fastmath's
+// vector kernel (AVX2 where the CPU has it, the float64 evaluation of the
+// same rational function elsewhere; tails through a padded copy, so an
+// element's result never depends on whether it falls into the tail).
 func peTanhScaleBias32(x []float32, s float32, tile []float32) {
 	if peMathTanh32 {
 		for i := 0; i < len(x); {
@@ -55,28 +54,7 @@ func peTanhScaleBias32(x []float32, s float32, tile []float32) {
 		}
 		return
 	}
-	if !peHaveAVX2 {
-		for i := 0; i < len(x); {
-			for j := 0; j < len(tile) && i < len(x); j++ {
-				// Round the affine part to float32 as the kernel does.
-				z := float32(x[i]*s) + tile[j]
-				x[i] = float32(fastmath.Tanh(float64(z)))
-				i++
-			}
-		}
-		return
-	}
-	n := len(x) &^ 7
-	if n > 0 {
-		peTanhScaleBiasAVX2(x[:n], s, tile)
-	}
-	if n < len(x) {
-		var buf [8]float32
-		copy(buf[:], x[n:])
-		off := n % len(tile)
-		peTanhScaleBiasAVX2(buf[:], s, tile[off:off+8])
-		copy(x[n:], buf[:])
-	}
+	fastmath.TanhScaleBias32(x, s, tile)
 }
 
 // peMathTanh32 makes peTanhScaleBias32 use math.Tanh (for the benchmark of
@@ -109,21 +87,4 @@ func peTile[T float](b []T) []T {
 // stay normal (exp(-87.3) ≈ 1.3e-38 instead of an underflow to zero, which
 // is immaterial in a sum that includes exp(0) = 1). The fallback rounds
 // math.Exp. NaN gives NaN.
-func peExp32(x []float32) {
-	if !peHaveAVX2 {
-		for i, v := range x {
-			x[i] = float32(math.Exp(float64(v)))
-		}
-		return
-	}
-	n := len(x) &^ 7
-	if n > 0 {
-		peExpAVX2(x[:n])
-	}
-	if n < len(x) {
-		var buf [8]float32
-		copy(buf[:], x[n:])
-		peExpAVX2(buf[:])
-		copy(x[n:], buf[:])
-	}
-}
+func peExp32(x []float32) { fastmath.Exp32(x) }

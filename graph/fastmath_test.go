@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"github.com/perturb/perturb/nets/fastmath"
 	"math"
 	"testing"
 )
@@ -24,12 +25,12 @@ func peULPs(a, b float32) int64 {
 // peTanhPaths runs f with the AVX2 kernel (where the CPU has it) and with
 // the portable fallback.
 func peTanhPaths(t *testing.T, f func(t *testing.T, maxULP int64)) {
-	saved := peHaveAVX2
-	defer func() { peHaveAVX2 = saved }()
+	saved := fastmath.HaveAVX2
+	defer func() { fastmath.HaveAVX2 = saved }()
 	if saved {
 		t.Run("avx2", func(t *testing.T) { f(t, 5) })
 	}
-	peHaveAVX2 = false
+	fastmath.HaveAVX2 = false
 	t.Run("go", func(t *testing.T) { f(t, 1) })
 }
 
@@ -158,15 +159,15 @@ func BenchmarkTanh32(b *testing.B) {
 	for i := range x {
 		x[i] = float32(i%200)/50 - 2
 	}
-	for _, avx := range []bool{peHaveAVX2, false} {
+	for _, avx := range []bool{fastmath.HaveAVX2, false} {
 		name := "go"
 		if avx {
 			name = "avx2"
 		}
 		b.Run(name, func(b *testing.B) {
-			saved := peHaveAVX2
-			defer func() { peHaveAVX2 = saved }()
-			peHaveAVX2 = avx
+			saved := fastmath.HaveAVX2
+			defer func() { fastmath.HaveAVX2 = saved }()
+			fastmath.HaveAVX2 = avx
 			for i := 0; i < b.N; i++ {
 				peTanhScaleBias32(x, 1, tile)
 			}

@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 	kblas "github.com/perturb/perturb/kernels/blas"
+	"github.com/perturb/perturb/nets/fastmath"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -63,10 +64,10 @@ func BenchmarkPoolEvaluatorKernels(b *testing.B) {
 	for _, model := range poolModels {
 		for _, variant := range []string{"fast", "portable", "math"} {
 			b.Run(model+"/"+variant, func(b *testing.B) {
-				avx, patch, ref := peHaveAVX2, peHavePatchCopy, peMathTanh32
-				defer func() { peHaveAVX2, peHavePatchCopy, peMathTanh32 = avx, patch, ref }()
+				avx, patch, ref := fastmath.HaveAVX2, peHavePatchCopy, peMathTanh32
+				defer func() { fastmath.HaveAVX2, peHavePatchCopy, peMathTanh32 = avx, patch, ref }()
 				if variant != "fast" {
-					peHaveAVX2, peHavePatchCopy = false, false
+					fastmath.HaveAVX2, peHavePatchCopy = false, false
 				}
 				peMathTanh32 = variant == "math"
 				a, _ := nets.New(model, 1, 28, 28, 10)

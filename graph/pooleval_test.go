@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"github.com/perturb/perturb/nets/fastmath"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -55,9 +56,9 @@ func TestPoolEvaluatorMatchesGorgonia(t *testing.T) {
 // assembly kernels (tanh, exp, patch copies), as on CPUs without AVX2 or
 // other architectures.
 func TestPoolEvaluatorPortable(t *testing.T) {
-	avx, patch := peHaveAVX2, peHavePatchCopy
-	defer func() { peHaveAVX2, peHavePatchCopy = avx, patch }()
-	peHaveAVX2, peHavePatchCopy = false, false
+	avx, patch := fastmath.HaveAVX2, peHavePatchCopy
+	defer func() { fastmath.HaveAVX2, peHavePatchCopy = avx, patch }()
+	fastmath.HaveAVX2, peHavePatchCopy = false, false
 	peMatchGorgonia(t)
 }
 

@@ -2,9 +2,9 @@ package fastmath
 
 import "math"
 
-// Vector float32 tanh and exp: the AVX2+FMA kernels of vec_amd64.s (the
-// same as graph's pool evaluator's, graph/fastmath_amd64.s) where the CPU
-// has them, portable Go elsewhere.
+// Vector float32 tanh and exp: the AVX2+FMA kernels of vec_amd64.s (used by
+// graph's pool evaluator and HVPs and by the kernels' CPU device) where the
+// CPU has them, portable Go elsewhere.
 //
 // Accuracy (float32 results against math.Tanh / math.Exp rounded to
 // float32, see vec_test.go): TanhScaleBias32 within 5 ulp with AVX2 (the
