@@ -14,7 +14,7 @@ import (
 // error minimax (Remez) solution on [0, TanhClamp] of
 // tanh(x) ≈ x·P(x²)/Q(x²), deg P = 6, deg Q = 3, whose own maximum
 // relative error is 7.4e-9 (0.12 ulp of float32). graph's AVX2 kernel
-// (graph/fastmath_amd64.s) holds the same numbers rounded to float32.
+// (vec_amd64.s) holds the same numbers rounded to float32.
 const (
 	TanhClamp = 9.1
 	tanhP0    = 0.999999992553147084013984
