@@ -1,7 +1,7 @@
 package graph
 
 import (
-	kblas "github.com/perturb/perturb/kernels/blas"
+	kblas "github.com/perturb/perturb/nets/blas"
 	"testing"
 
 	"gonum.org/v1/gonum/blas"
@@ -9,7 +9,7 @@ import (
 )
 
 // BenchmarkSgemm2048 measures one 2048³ float32 product through blas32 with
-// the registered BLAS (kernels/blas.Name) and reports GFLOP/s (2·2048³ per product).
+// the registered BLAS (nets/blas.Name) and reports GFLOP/s (2·2048³ per product).
 func BenchmarkSgemm2048(b *testing.B) {
 	const n = 2048
 	a, c, d := make([]float32, n*n), make([]float32, n*n), make([]float32, n*n)

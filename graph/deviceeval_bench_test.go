@@ -2,7 +2,7 @@ package graph
 
 import (
 	"fmt"
-	kblas "github.com/perturb/perturb/kernels/blas"
+	kblas "github.com/perturb/perturb/nets/blas"
 	"math/rand/v2"
 	"os"
 	"runtime"

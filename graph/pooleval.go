@@ -21,7 +21,7 @@ import (
 // hand-written forward pass, independent of gorgonia, that evaluates the K
 // trials of a call together with dense level-3 BLAS products through gonum's
 // blas32 (float32 models) or blas64 (float64) packages, so whatever BLAS is
-// registered there is used (see package kernels/blas and the openblas build tag).
+// registered there is used (see package nets/blas and the openblas build tag).
 //
 // The pool is streamed in chunks of examples, several chunks at a time on
 // Workers goroutines, each with its own buffers:

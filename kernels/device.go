@@ -26,7 +26,7 @@ import (
 
 	// The BLAS every CPU product of the program uses (OpenBLAS with the
 	// openblas build tag), registered at initialisation.
-	_ "github.com/perturb/perturb/kernels/blas"
+	_ "github.com/perturb/perturb/nets/blas"
 )
 
 // Sources holds the CUDA C sources of the kernels (kernels/*.cu), compiled

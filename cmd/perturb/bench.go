@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	kblas "github.com/perturb/perturb/kernels/blas"
+	kblas "github.com/perturb/perturb/nets/blas"
 	"io"
 	"runtime"
 	"time"

@@ -48,10 +48,10 @@ import (
 	"fmt"
 	"runtime"
 
-	// Package graph registers OpenBLAS for gonum's blas32 and blas64 in
-	// builds with the openblas tag.
-	_ "github.com/perturb/perturb/graph"
+	// Registers OpenBLAS for gonum's blas32 and blas64 in builds with the
+	// openblas tag.
 	"github.com/perturb/perturb/nets"
+	_ "github.com/perturb/perturb/nets/blas"
 	"github.com/perturb/perturb/nets/precision"
 )
 

@@ -10,13 +10,13 @@ import (
 	"gonum.org/v1/netlib/blas/netlib"
 	G "gorgonia.org/gorgonia"
 
-	"github.com/perturb/perturb/kernels/blas/internal/openblas"
+	"github.com/perturb/perturb/nets/blas/internal/openblas"
 )
 
 // This file is compiled with the openblas build tag. It links the C BLAS
 // library OpenBLAS (Debian: libopenblas-dev) through gonum's cgo bindings
 // gonum.org/v1/netlib/blas/netlib (-lopenblas comes from package
-// kernels/blas/internal/openblas, since netlib declares no linker flags) and
+// nets/blas/internal/openblas, since netlib declares no linker flags) and
 // registers it at initialisation for gonum's blas32 and blas64 packages
 // (used by PoolEvaluator) and for gorgonia (Net, Evaluator).
 //
