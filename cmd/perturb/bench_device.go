@@ -17,6 +17,9 @@ type deviceBench struct {
 	GemmGFLOPs     float64                      `json:"gemm_gflops"`
 	GemmGFLOPsTF32 float64                      `json:"gemm_gflops_tf32,omitempty"`
 	Models         map[string]*deviceModelBench `json:"models"`
+	// ModelsTF32 is Models with cuBLAS's TF32 mode on (when the device
+	// has it).
+	ModelsTF32 map[string]*deviceModelBench `json:"models_tf32,omitempty"`
 }
 
 type deviceModelBench struct {
@@ -62,7 +65,8 @@ func deviceGemm(dev kernels.Device, n int) (float64, error) {
 // benchDevice measures the GPU path: cuBLAS SGEMM (strict float32, then
 // TF32), and per model K trials of 10 SGD steps of batch 1 plus the
 // full-pool test loss (trials_per_s_batched), and the evaluation alone
-// (eval_gflops, dense FLOPs as in the CPU bench).
+// (eval_gflops, dense FLOPs as in the CPU bench), in strict float32 and
+// again with TF32 (models_tf32) where the device has it.
 func benchDevice(dev kernels.Device, pool *data.Pool, n, k int, logf func(string, ...any)) (*deviceBench, error) {
 	rep := &deviceBench{Device: dev.Name(), GemmN: n, Models: map[string]*deviceModelBench{}}
 	var err error
@@ -99,6 +103,25 @@ func benchDevice(dev kernels.Device, pool *data.Pool, n, k int, logf func(string
 		mb.EvalOverGemm = mb.EvalGFLOPs / rep.GemmGFLOPs
 		rep.Models[name] = mb
 		logf("device %s: K=%d %.1f trials/s, eval %.1f GFLOP/s (%.2f of gemm)", name, mb.K, mb.TrialsPerSBatched, mb.EvalGFLOPs, mb.EvalOverGemm)
+		if rep.GemmGFLOPsTF32 == 0 {
+			continue
+		}
+		if _, err := dev.SetTF32(true); err != nil {
+			return nil, err
+		}
+		mt, err := benchDeviceModel(dev, dd, arch, pool.Len(), k)
+		if _, err2 := dev.SetTF32(false); err == nil {
+			err = err2
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s with TF32: %w", name, err)
+		}
+		mt.EvalOverGemm = mt.EvalGFLOPs / rep.GemmGFLOPsTF32
+		if rep.ModelsTF32 == nil {
+			rep.ModelsTF32 = map[string]*deviceModelBench{}
+		}
+		rep.ModelsTF32[name] = mt
+		logf("device %s TF32: K=%d %.1f trials/s, eval %.1f GFLOP/s (%.3f of TF32 gemm)", name, mt.K, mt.TrialsPerSBatched, mt.EvalGFLOPs, mt.EvalOverGemm)
 	}
 	return rep, nil
 }

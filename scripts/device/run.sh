@@ -86,6 +86,12 @@ step run-gpu "$bin" run configs/quickstart.toml --device gpu --out "$WORK/qs-gpu
 step run-cpu "$bin" run configs/quickstart.toml --device cpu --out "$WORK/qs-cpu"
 step compare "$bin" compare "$WORK/qs-cpu" "$WORK/qs-gpu" --tol 1e-4
 
+# The runner's workers sharing the device (one call at a time): the
+# quickstart on the GPU with 1 and 4 workers (the default is one per CPU).
+for w in 1 4; do
+	step run-gpu-w$w "$bin" run configs/quickstart.toml --device gpu --workers $w --out "$WORK/qs-gpu-w$w"
+done
+
 # TF32 against strict float32 through the walker on the GPU (2,000 test
 # images and 4 directions: a short scan).
 step noise-tf32 "$bin" noise configs/precision/fashion-noise.toml --device gpu --engine walker \
