@@ -203,6 +203,8 @@ func (b *buf) f32() []float32 {
 // Device is the emulated GPU: the kernels of perturb.cu compiled for the
 // CPU. It is not safe for concurrent use.
 type Device struct {
+	// Launcher runs the one-launch operations through launch.
+	kernels.Launcher
 	lib  *library
 	opt  Options
 	idx  unsafe.Pointer // Gather's row indices
@@ -228,7 +230,9 @@ func Open(opt Options) (*Device, error) {
 		}
 	}
 	opt.SMs, opt.Workers = max(opt.SMs, 1), max(opt.Workers, 1)
-	return &Device{lib: lib, opt: opt, err: (*C.char)(C.malloc(1024))}, nil
+	d := &Device{lib: lib, opt: opt, err: (*C.char)(C.malloc(1024))}
+	d.Launcher = kernels.Launcher{Launch: d.launch}
+	return d, nil
 }
 
 // Name says what runs the kernels.
@@ -466,11 +470,6 @@ func (d *Device) exec(l kernels.Launch, gs []*buf) error {
 	return errors.Join(errs...)
 }
 
-// Fill sets every element to v (the fill kernel).
-func (d *Device) Fill(b kernels.Buffer, v float64) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.FillLaunch(l[0], v), nil }, b)
-}
-
 // Gemm runs the CPU twin's float32 product on the buffers' memory (cuBLAS
 // is not emulated).
 func (d *Device) Gemm(g kernels.Gemm, c, a, b kernels.Buffer) error {
@@ -486,74 +485,6 @@ func (d *Device) Gemm(g kernels.Gemm, c, a, b kernels.Buffer) error {
 		return fmt.Errorf("cudaemu: %w", err)
 	}
 	return nil
-}
-
-// BiasAct finishes a dense layer in place.
-func (d *Device) BiasAct(z kernels.Buffer, batch, m, n int, s float64, bias kernels.Buffer, cm, act bool) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.BiasActLaunch(l, batch, m, n, s, cm, act) }, z, bias)
-}
-
-// Unary applies f elementwise.
-func (d *Device) Unary(f kernels.Unary, out, in kernels.Buffer) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.UnaryLaunch(l, f) }, out, in)
-}
-
-// Binary applies f elementwise.
-func (d *Device) Binary(f kernels.Binary, out, a, b kernels.Buffer) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.BinaryLaunch(l, f) }, out, a, b)
-}
-
-// TanhBack sets (1 − t²) ⊙ g.
-func (d *Device) TanhBack(out, t, g kernels.Buffer) error {
-	return d.launch(kernels.TanhBackLaunch, out, t, g)
-}
-
-// TanhBack2 sets −2 t ⊙ g ⊙ h.
-func (d *Device) TanhBack2(out, t, g, h kernels.Buffer) error {
-	return d.launch(kernels.TanhBack2Launch, out, t, g, h)
-}
-
-// Sum reduces the middle axis.
-func (d *Device) Sum(out, in kernels.Buffer, outer, mid, inner int) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.SumLaunch(l, outer, mid, inner) }, out, in)
-}
-
-// Repeat broadcasts along a middle axis.
-func (d *Device) Repeat(out, in kernels.Buffer, outer, reps, inner int) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.RepeatLaunch(l, outer, reps, inner) }, out, in)
-}
-
-// Im2col writes the patch matrices.
-func (d *Device) Im2col(c kernels.Conv, cols, images kernels.Buffer) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.Im2colLaunch(l, c) }, cols, images)
-}
-
-// Col2im sums the patch matrices into images.
-func (d *Device) Col2im(c kernels.Conv, images, cols kernels.Buffer) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.Col2imLaunch(l, c) }, images, cols)
-}
-
-// Flatten permutes maps and rows.
-func (d *Device) Flatten(out, in kernels.Buffer, trials, c, images, p int, inverse bool) error {
-	return d.launch(func(l []int) (kernels.Launch, error) {
-		return kernels.FlattenLaunch(l, trials, c, images, p, inverse)
-	}, out, in)
-}
-
-// LogSoftmax is the row-wise log-softmax.
-func (d *Device) LogSoftmax(out, in kernels.Buffer, rows, c int) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.LogSoftmaxLaunch(l, rows, c) }, out, in)
-}
-
-// LogSoftmaxBack is its adjoint.
-func (d *Device) LogSoftmaxBack(out, y, g kernels.Buffer, rows, c int) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.LogSoftmaxBackLaunch(l, rows, c) }, out, y, g)
-}
-
-// CrossEntropy is the fused per-row loss and correctness.
-func (d *Device) CrossEntropy(loss, correct, logits, labels kernels.Buffer, trials, rows, c int) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.CrossEntropyLaunch(l, trials, rows, c) },
-		loss, correct, logits, labels)
 }
 
 // Gather copies pool rows and one-hot labels; the indices go through a
@@ -580,21 +511,6 @@ func (d *Device) Gather(x, y, pool, labels kernels.Buffer, idx []int32, dim, cla
 	}
 	copy(unsafe.Slice((*int32)(d.idx), len(idx)), idx)
 	return d.exec(l, gs)
-}
-
-// Moments sums rows and squares per column.
-func (d *Device) Moments(sum, sq, x kernels.Buffer, rows, cols int) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.MomentsLaunch(l, rows, cols) }, sum, sq, x)
-}
-
-// TanhJet propagates Taylor coefficients through tanh.
-func (d *Device) TanhJet(t, z kernels.Buffer, deg, n int) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.TanhJetLaunch(l, deg, n) }, t, z)
-}
-
-// Round rounds to bf16, fp16 or tf32.
-func (d *Device) Round(b kernels.Buffer, f kernels.Format) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.RoundLaunch(l[0], f), nil }, b)
 }
 
 // SetTF32 reports that the emulator has no TF32 mode (it is cuBLAS's).

@@ -82,6 +82,8 @@ func initHint(st int) string {
 // Device is a CUDA device. Methods lock the calling goroutine to its OS
 // thread and make the primary context current for the call.
 type Device struct {
+	// Launcher runs the one-launch operations through launch.
+	kernels.Launcher
 	dev   cu.Device
 	ctx   cu.CUContext
 	mod   cu.Module
@@ -115,6 +117,7 @@ func Open(ordinal int) (*Device, error) {
 		return nil, err
 	}
 	d := &Device{fns: map[string]cu.Function{}, debug: os.Getenv("PERTURB_GPU_SYNC") == "1"}
+	d.Launcher = kernels.Launcher{Launch: d.launch}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var err error
@@ -394,11 +397,6 @@ func ptrs(bs ...kernels.Buffer) ([]*cu.DevicePtr, []int, error) {
 	return ps, ns, nil
 }
 
-// Fill sets every element to v.
-func (d *Device) Fill(b kernels.Buffer, v float64) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.FillLaunch(l[0], v), nil }, b)
-}
-
 // Gemm is cuBLAS's SgemmStridedBatched (TF32 tensor cores when switched
 // on).
 func (d *Device) Gemm(g kernels.Gemm, c, a, b kernels.Buffer) error {
@@ -437,72 +435,6 @@ func btoi(b bool) int {
 	return 0
 }
 
-// BiasAct finishes a dense layer in place.
-func (d *Device) BiasAct(z kernels.Buffer, batch, m, n int, s float64, bias kernels.Buffer, cm, act bool) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.BiasActLaunch(l, batch, m, n, s, cm, act) }, z, bias)
-}
-
-// Unary applies f elementwise.
-func (d *Device) Unary(f kernels.Unary, out, in kernels.Buffer) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.UnaryLaunch(l, f) }, out, in)
-}
-
-// Binary applies f elementwise.
-func (d *Device) Binary(f kernels.Binary, out, a, b kernels.Buffer) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.BinaryLaunch(l, f) }, out, a, b)
-}
-
-// TanhBack sets (1 − t²) ⊙ g.
-func (d *Device) TanhBack(out, t, g kernels.Buffer) error {
-	return d.launch(kernels.TanhBackLaunch, out, t, g)
-}
-
-// TanhBack2 sets −2 t ⊙ g ⊙ h.
-func (d *Device) TanhBack2(out, t, g, h kernels.Buffer) error {
-	return d.launch(kernels.TanhBack2Launch, out, t, g, h)
-}
-
-// Sum reduces the middle axis.
-func (d *Device) Sum(out, in kernels.Buffer, outer, mid, inner int) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.SumLaunch(l, outer, mid, inner) }, out, in)
-}
-
-// Repeat broadcasts along a middle axis.
-func (d *Device) Repeat(out, in kernels.Buffer, outer, reps, inner int) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.RepeatLaunch(l, outer, reps, inner) }, out, in)
-}
-
-// Im2col writes the patch matrices.
-func (d *Device) Im2col(c kernels.Conv, cols, images kernels.Buffer) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.Im2colLaunch(l, c) }, cols, images)
-}
-
-// Col2im sums the patch matrices into images, one thread per pixel.
-func (d *Device) Col2im(c kernels.Conv, images, cols kernels.Buffer) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.Col2imLaunch(l, c) }, images, cols)
-}
-
-// Flatten permutes maps and rows.
-func (d *Device) Flatten(out, in kernels.Buffer, trials, c, images, pp int, inverse bool) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.FlattenLaunch(l, trials, c, images, pp, inverse) }, out, in)
-}
-
-// LogSoftmax is the row-wise log-softmax.
-func (d *Device) LogSoftmax(out, in kernels.Buffer, rows, c int) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.LogSoftmaxLaunch(l, rows, c) }, out, in)
-}
-
-// LogSoftmaxBack is its adjoint.
-func (d *Device) LogSoftmaxBack(out, y, g kernels.Buffer, rows, c int) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.LogSoftmaxBackLaunch(l, rows, c) }, out, y, g)
-}
-
-// CrossEntropy is the fused per-row loss and correctness.
-func (d *Device) CrossEntropy(loss, correct, logits, labels kernels.Buffer, trials, rows, c int) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.CrossEntropyLaunch(l, trials, rows, c) },
-		loss, correct, logits, labels)
-}
-
 // Gather copies pool rows and one-hot labels on the device; the indices go
 // through a scratch buffer grown as needed.
 func (d *Device) Gather(x, y, pool, labels kernels.Buffer, idx []int32, dim, classes int) error {
@@ -536,21 +468,6 @@ func (d *Device) Gather(x, y, pool, labels kernels.Buffer, idx []int32, dim, cla
 		return err
 	}
 	return d.exec(lc, p)
-}
-
-// Moments sums rows and squares per column.
-func (d *Device) Moments(sum, sq, x kernels.Buffer, rows, cols int) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.MomentsLaunch(l, rows, cols) }, sum, sq, x)
-}
-
-// TanhJet propagates Taylor coefficients through tanh (degree ≤ 15).
-func (d *Device) TanhJet(t, z kernels.Buffer, deg, n int) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.TanhJetLaunch(l, deg, n) }, t, z)
-}
-
-// Round rounds to bf16, fp16 or tf32.
-func (d *Device) Round(b kernels.Buffer, f kernels.Format) error {
-	return d.launch(func(l []int) (kernels.Launch, error) { return kernels.RoundLaunch(l[0], f), nil }, b)
 }
 
 // SetTF32 switches cuBLAS between TF32 tensor-core math and strict float32.
