@@ -112,6 +112,9 @@ type initState struct {
 // NewRunner prepares c's models; pool may be nil when every model is a
 // landscape.
 func NewRunner(c *config.Config, pool *data.Pool) (*Runner, error) {
+	if len(c.DTypes) > 1 {
+		return nil, fmt.Errorf("config %s has dtypes %v: a Runner runs one dtype; make one per dtype with c.ForDType", c.Name, c.DTypes)
+	}
 	r := &Runner{cfg: c, hash: c.Hash(), models: map[string]*model{}, inits: map[initKey]*initState{}, dt: tensor.Float64}
 	if c.DType == "float32" {
 		r.dt = tensor.Float32

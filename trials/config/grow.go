@@ -53,8 +53,8 @@ func Grows(old, new *Config) (added string, err error) {
 	if old.Seed != new.Seed {
 		change("seed", old.Seed, new.Seed)
 	}
-	if old.DType != new.DType {
-		change("dtype", old.DType, new.DType)
+	if !slices.Equal(old.DTypeList(), new.DTypeList()) {
+		change("dtype", dtypeShow(old), dtypeShow(new))
 	}
 	if old.Name != new.Name {
 		change("name", old.Name, new.Name)
@@ -209,4 +209,12 @@ func label(c *Config) string {
 		return c.Path
 	}
 	return "config " + c.Name
+}
+
+// dtypeShow is c's dtype as written: a string, or an array for several.
+func dtypeShow(c *Config) any {
+	if len(c.DTypes) > 0 {
+		return c.DTypes
+	}
+	return c.DType
 }
