@@ -69,8 +69,8 @@ import (
 
 // Config is a validated trial config.
 type Config struct {
-	Name       string      `toml:"name" json:"name"`
-	Seed       uint64      `toml:"seed" json:"seed"`
+	Name string `toml:"name" json:"name"`
+	Seed uint64 `toml:"seed" json:"seed"`
 	// DType is the dtype of a single-dtype config, and the first of
 	// DTypes otherwise.
 	DType string `toml:"-" json:"dtype"`
@@ -81,7 +81,7 @@ type Config struct {
 	DTypes []string `toml:"-" json:"dtypes,omitempty"`
 	// DTypeValue is the key dtype as written: a string or an array of
 	// strings. Parse copies it into DType and DTypes.
-	DTypeValue DTypeValue `toml:"dtype" json:"-"`
+	DTypeValue DTypeValue  `toml:"dtype" json:"-"`
 	Data       Data        `toml:"data" json:"data"`
 	Trials     Trials      `toml:"trials" json:"trials"`
 	Models     []Model     `toml:"model" json:"model"`
