@@ -160,7 +160,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	runner, err := trials.NewRunner(cfg, pool)
+	runner, err := trials.NewSweepRunner(cfg, pool)
 	if err != nil {
 		return err
 	}
@@ -188,7 +188,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	if todo < total {
 		fmt.Fprintf(stderr, "resuming %s: %d of %d trials%s already stored\n", dir, total-todo, total, what)
 	}
-	fmt.Fprintf(stderr, "running %d trials%s (%s, %s) into %s\n", todo, what, cfg.Name, cfg.DType, filepath.Join(dir, resultsFile))
+	fmt.Fprintf(stderr, "running %d trials%s (%s, %s) into %s\n", todo, what, cfg.Name, strings.Join(cfg.DTypeList(), " and "), filepath.Join(dir, resultsFile))
 	resume := fmt.Sprintf("perturb run %s --out %s", pos[0], dir)
 	if *scale != 1 {
 		resume += fmt.Sprintf(" --scale %d", *scale)
