@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/perturb/perturb/trials/results"
+)
+
+// TestRunDTypeSweep runs a landscape config with dtype = ["float32",
+// "float64"]: rows of both dtypes, float32 rows equal to those of the
+// float32-only config, --dry-run counts both, a re-run resumes with
+// nothing to do.
+func TestRunDTypeSweep(t *testing.T) {
+	dir := t.TempDir()
+	both := write(t, dir, "both.toml", strings.Replace(landscapeCfg, `dtype = "float64"`, `dtype = ["float32", "float64"]`, 1))
+	only := write(t, dir, "only.toml", strings.Replace(landscapeCfg, `dtype = "float64"`, `dtype = "float32"`, 1))
+	out, out32 := filepath.Join(dir, "both"), filepath.Join(dir, "only")
+	if code, stdout, stderr := perturb(t, "run", both, "--out", out, "--dry-run"); code != 0 || !strings.Contains(stdout, "float32 and float64): 160 trials") {
+		t.Fatalf("dry run: exit %d\n%s%s", code, stdout, stderr)
+	}
+	for _, a := range [][]string{{both, out}, {only, out32}} {
+		if code, _, stderr := perturb(t, "run", a[0], "--out", a[1], "--workers", "2"); code != 0 {
+			t.Fatalf("run %s: exit %d\n%s", a[0], code, stderr)
+		}
+	}
+	_, rows, err := results.ReadRows(filepath.Join(out, resultsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rows32, err := results.ReadRows(filepath.Join(out32, resultsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[results.Key]results.Row{}
+	n := map[string]int{}
+	for _, r := range rows {
+		by[r.Key()] = r
+		n[r.DType]++
+	}
+	if n["float32"] != 80 || n["float64"] != 80 || len(rows32) != 80 {
+		t.Fatalf("rows per dtype %v, float32-only rows %d; want 80 each", n, len(rows32))
+	}
+	for _, r := range rows32 {
+		g := by[r.Key()]
+		g.ConfigHash = r.ConfigHash
+		if show(g) != show(r) {
+			t.Errorf("sweep row %+v\nfloat32-only row %+v", g, r)
+		}
+	}
+	if code, _, stderr := perturb(t, "run", both, "--out", out); code != 0 || !strings.Contains(stderr, "160 of 160 trials already stored") {
+		t.Errorf("re-run: exit %d\n%s", code, stderr)
+	}
+}
+
+// show prints a row for comparison (NaN equal to NaN).
+func show(r results.Row) string { return fmt.Sprintf("%+v", r) }
