@@ -53,6 +53,21 @@ func TestRunDTypeSweep(t *testing.T) {
 	if code, _, stderr := perturb(t, "run", both, "--out", out); code != 0 || !strings.Contains(stderr, "160 of 160 trials already stored") {
 		t.Errorf("re-run: exit %d\n%s", code, stderr)
 	}
+	// summarize: the paired dtype differences, one per cell.
+	code, stdout, stderr := perturb(t, "summarize", out)
+	if code != 0 || !strings.Contains(stdout, "paired dtype differences") {
+		t.Fatalf("summarize: exit %d\n%s%s", code, stdout, stderr)
+	}
+	_, sect, _ := strings.Cut(stdout, "paired dtype differences")
+	if n := strings.Count(sect, "float64  float32  20"); n != 4 {
+		t.Errorf("summarize: %d dtype pairs of 20 trials, want 4 (2 optimizers × 2 etas):\n%s", n, sect)
+	}
+	if code, _, stderr := perturb(t, "summarize", out, "--format", "csv"); code != 0 || !strings.Contains(stderr, "summary-dtypes.csv") {
+		t.Errorf("summarize csv: exit %d\n%s", code, stderr)
+	}
+	if code, _, stderr := perturb(t, "summarize", out32, "--format", "csv"); code != 0 || strings.Contains(stderr, "dtypes.csv") {
+		t.Errorf("summarize csv of one dtype: exit %d\n%s", code, stderr)
+	}
 }
 
 // show prints a row for comparison (NaN equal to NaN).
