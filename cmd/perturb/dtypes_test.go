@@ -68,6 +68,29 @@ func TestRunDTypeSweep(t *testing.T) {
 	if code, _, stderr := perturb(t, "summarize", out32, "--format", "csv"); code != 0 || strings.Contains(stderr, "dtypes.csv") {
 		t.Errorf("summarize csv of one dtype: exit %d\n%s", code, stderr)
 	}
+	// compare --dtypes: within the sweep, and across the sweep and the
+	// float32-only run.
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"within one run", []string{out, "--dtypes", "float64,float32"}, 0, "in both: 80, only in the first: 0, only in the second: 0, differing: 0"},
+		{"within, judged", []string{out, "--dtypes", "float64,float32", "--tol", "1e-12"}, 1, "in both: 80"},
+		{"within, loose", []string{out, "--dtypes", "float64,float32", "--tol", "1e-3"}, 0, "the runs agree"},
+		{"across runs, same dtype", []string{out, out32, "--dtypes", "float32,float32", "--tol", "0"}, 0, "largest relative difference: 0\n"},
+		{"across runs", []string{out, out32, "--dtypes", "float64,float32"}, 0, "in both: 80"},
+		{"no such dtype", []string{out32, "--dtypes", "float64,float32"}, 2, ""},
+		{"bad dtype", []string{out, "--dtypes", "float16,float32"}, 2, ""},
+		{"one run without --dtypes", []string{out}, 2, ""},
+	}
+	for _, tc := range tests {
+		code, stdout, stderr := perturb(t, append([]string{"compare"}, tc.args...)...)
+		if (code == 0) != (tc.code == 0) || (tc.code == 1 && code != 1) || !strings.Contains(stdout, tc.want) {
+			t.Errorf("%s: exit %d, want %d\n%s%s", tc.name, code, tc.code, stdout, stderr)
+		}
+	}
 }
 
 // show prints a row for comparison (NaN equal to NaN).
