@@ -68,6 +68,19 @@ func TestRunDTypeSweep(t *testing.T) {
 	if code, _, stderr := perturb(t, "summarize", out32, "--format", "csv"); code != 0 || strings.Contains(stderr, "dtypes.csv") {
 		t.Errorf("summarize csv of one dtype: exit %d\n%s", code, stderr)
 	}
+	// Shards of the sweep merge into the whole run.
+	for _, sh := range []string{"1/2", "2/2"} {
+		if code, _, stderr := perturb(t, "run", both, "--shard", sh, "--out", filepath.Join(dir, "shard-"+sh[:1]), "--workers", "1"); code != 0 {
+			t.Fatalf("run --shard %s: exit %d\n%s", sh, code, stderr)
+		}
+	}
+	merged := filepath.Join(dir, "merged")
+	if code, stdout, stderr := perturb(t, "merge", merged, filepath.Join(dir, "shard-1"), filepath.Join(dir, "shard-2")); code != 0 {
+		t.Fatalf("merge: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := perturb(t, "compare", merged, out, "--tol", "0"); code != 0 || !strings.Contains(stdout, "in both: 160,") {
+		t.Errorf("compare merged shards with the whole: exit %d\n%s%s", code, stdout, stderr)
+	}
 	// compare --dtypes: within the sweep, and across the sweep and the
 	// float32-only run.
 	tests := []struct {
