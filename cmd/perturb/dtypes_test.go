@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -67,6 +68,28 @@ func TestRunDTypeSweep(t *testing.T) {
 	}
 	if code, _, stderr := perturb(t, "summarize", out32, "--format", "csv"); code != 0 || strings.Contains(stderr, "dtypes.csv") {
 		t.Errorf("summarize csv of one dtype: exit %d\n%s", code, stderr)
+	}
+	// report: a table of the paired dtype differences; the other sections
+	// see one dtype (as in the float32-only run's report).
+	for _, run := range []string{out, out32} {
+		if code, stdout, stderr := perturb(t, "report", run, "--out", filepath.Join(run, "report")); code != 0 {
+			t.Fatalf("report %s: exit %d\n%s%s", run, code, stdout, stderr)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(out, "report", "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md32, err := os.ReadFile(filepath.Join(out32, "report", "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, dt, ok := strings.Cut(string(md), "## Dtypes: float32 against float64")
+	if !ok || strings.Count(dt, "| float64 | float32 | 20 |") != 4 {
+		t.Errorf("report lacks the dtype table of 4 cells:\n%s", md)
+	}
+	if strings.Contains(string(md32), "## Dtypes") || len(head) != len(md32) {
+		t.Errorf("report of the sweep before its dtype section (%d bytes) differs from the float32-only report (%d bytes)", len(head), len(md32))
 	}
 	// Shards of the sweep merge into the whole run.
 	for _, sh := range []string{"1/2", "2/2"} {
