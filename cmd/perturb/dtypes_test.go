@@ -91,6 +91,10 @@ func TestRunDTypeSweep(t *testing.T) {
 	if strings.Contains(string(md32), "## Dtypes") || len(head) != len(md32) {
 		t.Errorf("report of the sweep before its dtype section (%d bytes) differs from the float32-only report (%d bytes)", len(head), len(md32))
 	}
+	// stats computes in one dtype: a sweep is refused with the fix.
+	if code, _, stderr := perturb(t, "stats", both, "--out", filepath.Join(dir, "stats")); code == 0 || !strings.Contains(stderr, "--set dtype=float64") {
+		t.Errorf("stats of a sweep: exit %d\n%s", code, stderr)
+	}
 	// Shards of the sweep merge into the whole run.
 	for _, sh := range []string{"1/2", "2/2"} {
 		if code, _, stderr := perturb(t, "run", both, "--shard", sh, "--out", filepath.Join(dir, "shard-"+sh[:1]), "--workers", "1"); code != 0 {
