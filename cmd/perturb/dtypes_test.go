@@ -91,6 +91,17 @@ func TestRunDTypeSweep(t *testing.T) {
 	if strings.Contains(string(md32), "## Dtypes") || len(head) != len(md32) {
 		t.Errorf("report of the sweep before its dtype section (%d bytes) differs from the float32-only report (%d bytes)", len(head), len(md32))
 	}
+	// A float32 run grows into the sweep: only the float64 trials run.
+	grown := filepath.Join(dir, "grown")
+	for i, cfg := range []string{only, both} {
+		code, _, stderr := perturb(t, "run", cfg, "--out", grown, "--workers", "2")
+		if code != 0 || (i == 1 && !strings.Contains(stderr, "adds dtype float64")) || (i == 1 && !strings.Contains(stderr, "running 80 trials")) {
+			t.Fatalf("run %s into %s: exit %d\n%s", cfg, grown, code, stderr)
+		}
+	}
+	if code, stdout, stderr := perturb(t, "compare", grown, out, "--tol", "0"); code != 0 || !strings.Contains(stdout, "in both: 160,") {
+		t.Errorf("compare grown with the sweep: exit %d\n%s%s", code, stdout, stderr)
+	}
 	// stats computes in one dtype: a sweep is refused with the fix.
 	if code, _, stderr := perturb(t, "stats", both, "--out", filepath.Join(dir, "stats")); code == 0 || !strings.Contains(stderr, "--set dtype=float64") {
 		t.Errorf("stats of a sweep: exit %d\n%s", code, stderr)

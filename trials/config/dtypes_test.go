@@ -65,8 +65,8 @@ func TestDTypeArray(t *testing.T) {
 	}
 }
 
-// TestDTypeSetAndGrow checks --set dtype=[...] and that a run cannot
-// grow into other dtypes.
+// TestDTypeSetAndGrow checks --set dtype=[...] and that a run may grow
+// by a dtype but not drop one.
 func TestDTypeSetAndGrow(t *testing.T) {
 	c, err := ParseSet("c.toml", good, []string{`dtype=["float32","float64"]`})
 	if err != nil {
@@ -76,10 +76,13 @@ func TestDTypeSetAndGrow(t *testing.T) {
 		t.Fatalf("DTypeList = %v", got)
 	}
 	old, _ := Parse("c.toml", good)
-	if _, err := Grows(old, c); err == nil || !strings.Contains(err.Error(), `dtype: "float64" -> ["float32","float64"]`) {
-		t.Errorf("Grows error %v", err)
+	if added, err := Grows(old, c); err != nil || added != "dtype float32" {
+		t.Errorf("Grows(float64, both) = %q, %v; want dtype float32", added, err)
 	}
-	if _, err := Grows(c, c); err != nil {
-		t.Errorf("Grows(c, c): %v", err)
+	if _, err := Grows(c, old); err == nil || !strings.Contains(err.Error(), `dtype: ["float32","float64"] -> "float64"`) {
+		t.Errorf("Grows(both, float64) error %v", err)
+	}
+	if added, err := Grows(c, c); err != nil || added != "" {
+		t.Errorf("Grows(c, c): %q, %v", added, err)
 	}
 }
