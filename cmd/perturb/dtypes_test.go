@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/perturb/perturb/kernels"
 	"github.com/perturb/perturb/trials/results"
 )
 
@@ -146,3 +147,24 @@ func TestRunDTypeSweep(t *testing.T) {
 
 // show prints a row for comparison (NaN equal to NaN).
 func show(r results.Row) string { return fmt.Sprintf("%+v", r) }
+
+// TestRunDTypeSweepDevice runs a float32+float64 sweep with --device gpu
+// against a fake GPU (the float32 CPU twin): the float32 trials run on it,
+// the float64 ones on the CPU, and the rows equal those of --device cpu to
+// float32 rounding.
+func TestRunDTypeSweepDevice(t *testing.T) {
+	needFashion(t)
+	dir := t.TempDir()
+	cfg := write(t, dir, "tiny.toml", strings.Replace(tiny, `dtype = "float64"`, `dtype = ["float64", "float32"]`, 1))
+	cpuOut, gpuOut := filepath.Join(dir, "cpu"), filepath.Join(dir, "gpu")
+	fakeGPU(t, nil)
+	if code, _, stderr := perturb(t, "run", cfg, "--out", cpuOut, "--k", "1", "--device", "cpu"); code != 0 {
+		t.Fatalf("--device cpu exited %d: %s", code, stderr)
+	}
+	fakeGPU(t, kernels.CPU[float32]{})
+	code, _, stderr := perturb(t, "run", cfg, "--out", gpuOut, "--k", "1", "--device", "gpu")
+	if code != 0 || !strings.Contains(stderr, "device: GPU cpu float32 (--device gpu): image-model trials in float32 (the other dtypes on the CPU)") {
+		t.Fatalf("--device gpu exited %d: %s", code, stderr)
+	}
+	compareRunDirs(t, cpuOut, gpuOut, 1e-5)
+}
