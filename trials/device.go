@@ -40,6 +40,9 @@ type runnerDevice struct {
 // (kernels.CPU) it equals the CPU path's row to rounding (see
 // TestDevicePathMatchesCPU).
 func (r *Runner) UseDevice(dev kernels.Device) error {
+	if r.subs != nil {
+		return r.useDeviceSweep(dev)
+	}
 	want := kernels.F64
 	if r.dt == tensor.Float32 {
 		want = kernels.F32
@@ -75,6 +78,9 @@ func (r *Runner) Device() kernels.Device {
 // Close releases the device memory of UseDevice (the pool); the device
 // itself is the caller's.
 func (r *Runner) Close() error {
+	if r.subs != nil {
+		return r.closeSweep()
+	}
 	if r.dev == nil {
 		return nil
 	}

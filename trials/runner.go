@@ -73,6 +73,10 @@ type Runner struct {
 		err  error
 	}
 
+	// subs are the per-dtype runners of a multi-dtype sweep
+	// (NewSweepRunner), in DTypes order; nil for a single dtype.
+	subs []*Runner
+
 	mu    sync.Mutex
 	inits map[initKey]*initState
 	sharp sharpState // sharpness at initialisation and the pool subset (sharpness.go)
@@ -112,6 +116,9 @@ type initState struct {
 // NewRunner prepares c's models; pool may be nil when every model is a
 // landscape.
 func NewRunner(c *config.Config, pool *data.Pool) (*Runner, error) {
+	if len(c.DTypes) > 1 {
+		return nil, fmt.Errorf("config %s has dtypes %v: a Runner of statistics or predictions runs one dtype; make one per dtype with c.ForDType, or run the sweep with NewSweepRunner", c.Name, c.DTypes)
+	}
 	r := &Runner{cfg: c, hash: c.Hash(), models: map[string]*model{}, inits: map[initKey]*initState{}, dt: tensor.Float64}
 	if c.DType == "float32" {
 		r.dt = tensor.Float32
@@ -457,6 +464,13 @@ func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
 // RunOne runs a single trial on a fresh worker (for tests and debugging).
 func (r *Runner) RunOne(t Trial) (results.Row, error) {
+	if r.subs != nil {
+		sub, err := r.sub(t.DType)
+		if err != nil {
+			return results.Row{}, err
+		}
+		return sub.RunOne(t)
+	}
 	w := r.newWorker(DefaultMaxBytes, runtime.NumCPU())
 	defer w.dropDevice("")
 	rows, err := w.run(batch{model: t.Model, init: t.Init, opt: t.Opt, trials: []Trial{t}})
@@ -471,6 +485,9 @@ func (r *Runner) RunOne(t Trial) (results.Row, error) {
 // or when ctx is cancelled after the batches in progress finish; rows
 // recorded before that stay recorded.
 func (r *Runner) Run(ctx context.Context, rec Recorder, s Settings) error {
+	if r.subs != nil {
+		return r.runSweep(ctx, rec, s)
+	}
 	var todo []Trial
 	for _, t := range ShardPlan(r.cfg, s.Shard) {
 		if !s.Skip[r.key(t)] {
@@ -565,7 +582,12 @@ feed:
 
 func (r *Runner) key(t Trial) results.Key { return Key(r.cfg, t) }
 
-// Key is the results key of trial t of config c.
+// Key is the results key of trial t of config c: its dtype is t.DType
+// when set (a multi-dtype plan), else c's.
 func Key(c *config.Config, t Trial) results.Key {
-	return results.Key{Model: t.Model, Optimizer: t.Opt.Label, Eta: t.Eta, Init: t.Init, Trial: t.Index, DType: c.DType}
+	dt := c.DType
+	if t.DType != "" {
+		dt = t.DType
+	}
+	return results.Key{Model: t.Model, Optimizer: t.Opt.Label, Eta: t.Eta, Init: t.Init, Trial: t.Index, DType: dt}
 }

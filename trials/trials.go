@@ -45,6 +45,10 @@ type Trial struct {
 	Opt   config.Optimizer
 	Eta   float64
 	Index int
+	// DType is the trial's dtype in the plan of a multi-dtype config
+	// (config.Config.DTypes); "" in a single-dtype config's, whose dtype
+	// is the config's.
+	DType string
 }
 
 func (t Trial) String() string {
@@ -53,7 +57,19 @@ func (t Trial) String() string {
 
 // Plan lists the trials of c in a canonical order: model, init, trial
 // index, optimiser, eta. Trials that share a training set are adjacent.
+// A multi-dtype config's plan is the plan of each dtype in turn (in
+// DTypes order), its trials marked with their DType.
 func Plan(c *config.Config) []Trial {
+	if len(c.DTypes) > 1 {
+		var out []Trial
+		for _, dt := range c.DTypes {
+			for _, t := range Plan(c.ForDType(dt)) {
+				t.DType = dt
+				out = append(out, t)
+			}
+		}
+		return out
+	}
 	var out []Trial
 	for _, m := range c.Models {
 		for _, init := range m.Inits {

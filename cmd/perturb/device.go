@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/perturb/perturb/kernels"
 	"github.com/perturb/perturb/trials"
@@ -111,7 +112,11 @@ func (d *runDevice) attachFor(cfg *config.Config, runner *trials.Runner, what st
 		release()
 		return none, nil
 	}
-	if dt := dev.DType().String(); dt != cfg.DType {
+	if dt := dev.DType().String(); len(cfg.DTypes) > 1 && slices.Contains(cfg.DTypes, dt) {
+		// A dtype sweep: the trials of the GPU's dtype run on it, the
+		// others on the CPU.
+		what += fmt.Sprintf(" in %s (the other dtypes on the CPU)", dt)
+	} else if dt != cfg.DType {
 		release()
 		if mode == "gpu" && !keep64 {
 			return none, fmt.Errorf("--device gpu: config %s is %s and the GPU %s computes in %s: set dtype = %q in %s or use --device cpu",

@@ -4,8 +4,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/perturb/perturb/trials/config"
 	"github.com/perturb/perturb/trials/merge"
@@ -143,7 +146,7 @@ func storePath(path string) string {
 func init() {
 	register(&command{
 		name:  "compare",
-		args:  "A B [--tol X]",
+		args:  "A B [--tol X] | RUN --dtypes DA,DB [--tol X] | A B --dtypes DA,DB",
 		short: "compare two runs trial by trial",
 		long: `Compares the stores of run directories (or results.sqlite files) A and B
 trial by trial: trials only one holds, and trials whose settings, status or
@@ -152,7 +155,15 @@ than the relative tolerance X (default 1e-9). Prints the largest relative
 difference found. Exits 0 when the runs agree, 1 when they do not.
 
 Use it to check a merged sweep against a local run, or one build or
-machine against another.`,
+machine against another.
+
+--dtypes DA,DB pairs across dtypes: the trials of dtype DA in A with
+those of dtype DB in B (or, given one RUN, with those of DB in RUN, a
+run of dtype = ["float32", "float64"]), matched by identity but for the
+dtype (they share training sets and initialisations). It reports the
+largest relative difference, the rounding's effect, with keys in DA;
+without --tol only settings and status must agree, with --tol the
+measurements must agree to it too.`,
 		run: compareCmd,
 	})
 }
@@ -161,12 +172,38 @@ func compareCmd(args []string, stdout, stderr io.Writer) error {
 	c := commands["compare"]
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
 	tol := fs.Float64("tol", 1e-9, "relative tolerance of measurements")
-	pos, err := parse(c, fs, args, 2, stderr)
+	dtypes := fs.String("dtypes", "", "pair the trials of dtype DA in A with those of DB in B (or in RUN), e.g. float64,float32")
+	pos, err := parse(c, fs, args, -1, stderr)
 	if err != nil {
 		return err
 	}
+	if n := len(pos); n != 2 && (n != 1 || *dtypes == "") {
+		fmt.Fprintf(stderr, "perturb compare: want 2 arguments (or 1 with --dtypes), got %d\n\n", n)
+		commandHelp(stderr, c, fs)
+		return errUsage
+	}
 	if !(*tol >= 0) {
 		return fmt.Errorf("--tol %g: must be zero or positive", *tol)
+	}
+	var da, db string
+	if *dtypes != "" {
+		var ok bool
+		da, db, ok = strings.Cut(*dtypes, ",")
+		da, db = strings.TrimSpace(da), strings.TrimSpace(db)
+		if !ok || !slices.Contains(config.DTypes, da) || !slices.Contains(config.DTypes, db) {
+			return fmt.Errorf("--dtypes %q: want two dtypes DA,DB of %s, e.g. --dtypes float64,float32", *dtypes, strings.Join(config.DTypes, ", "))
+		}
+		if len(pos) == 1 && da == db {
+			return fmt.Errorf("--dtypes %q: with one run, name two different dtypes, e.g. --dtypes float64,float32", *dtypes)
+		}
+		if len(pos) == 1 {
+			pos = append(pos, pos[0])
+		}
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "tol" })
+		if !set {
+			*tol = math.Inf(1) // report the difference; judge only with --tol
+		}
 	}
 	a, b := storePath(pos[0]), storePath(pos[1])
 	ma, ra, err := results.ReadRows(a)
@@ -181,6 +218,14 @@ func compareCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "note: %s and %s hold runs of different configs (%s %.12s, %s %.12s)\n", a, b, ma.ConfigName, ma.ConfigHash, mb.ConfigName, mb.ConfigHash)
 	}
 	cmp := results.Compare(ra, rb, *tol)
+	if da != "" {
+		cmp = results.CompareDTypes(ra, rb, da, db, *tol)
+		ra, rb = ofDType(ra, da), ofDType(rb, db)
+		a, b = a+" ("+da+")", b+" ("+db+")"
+		if len(ra) == 0 || len(rb) == 0 {
+			return fmt.Errorf("%s holds %d trials and %s %d: nothing to pair; check --dtypes against the runs' dtypes (perturb summarize shows them)", a, len(ra), b, len(rb))
+		}
+	}
 	fmt.Fprintf(stdout, "%s: %d trials\n%s: %d trials\nin both: %d, only in the first: %d, only in the second: %d, differing: %d (tolerance %g)\nlargest relative difference: %.3g\n",
 		a, len(ra), b, len(rb), cmp.Common, len(cmp.OnlyA), len(cmp.OnlyB), len(cmp.Differences), *tol, cmp.MaxRel)
 	for _, k := range cmp.OnlyA[:min(len(cmp.OnlyA), 5)] {
@@ -197,4 +242,15 @@ func compareCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, "the runs agree")
 	return nil
+}
+
+// ofDType is the rows of dtype dt.
+func ofDType(rows []results.Row, dt string) []results.Row {
+	var out []results.Row
+	for _, r := range rows {
+		if r.DType == dt {
+			out = append(out, r)
+		}
+	}
+	return out
 }

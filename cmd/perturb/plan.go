@@ -6,6 +6,7 @@ import (
 	"io"
 	"runtime"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -254,7 +255,7 @@ func roundDuration(d time.Duration) time.Duration {
 // group, the estimate.
 func writePlan(w io.Writer, cfg *config.Config, dir string, total, stored int, cells []cell, e *estimate) error {
 	todo := total - stored
-	fmt.Fprintf(w, "dry run of %s (%s): %d trials in %d cells (model, init, optimizer, eta) into %s", cfg.Name, cfg.DType, todo, len(cells), dir)
+	fmt.Fprintf(w, "dry run of %s (%s): %d trials in %d cells (model, init, optimizer, eta) into %s", cfg.Name, strings.Join(cfg.DTypeList(), " and "), todo, len(cells), dir)
 	if stored > 0 {
 		fmt.Fprintf(w, "; %d of %d already stored", stored, total)
 	}

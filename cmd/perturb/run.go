@@ -80,6 +80,10 @@ model[0].inits=[1,2]; indices from 0, and without one a [[model]] or
 [[optimizer]] key is set in every entry); the stored config.toml is the
 config as overridden. --scale K divides the trial count (rounded up).
 
+A config with dtype = ["float32", "float64"] runs every trial once per
+dtype into the one run, on the same training set and initialisation; the
+trials of each dtype are those of the config with that dtype alone.
+
 --dry-run prints the trials per cell (model, init, optimizer, eta) still
 to run and an estimated wall time from a calibration (a few trials of each
 model and optimizer run for real, results discarded, under about 10 s),
@@ -87,7 +91,8 @@ and writes nothing. A run of more than 500 trials calibrates the same way
 first and says so when its estimate exceeds an hour.
 
 --device gpu (a gpu build with a usable GPU; auto picks it when there is
-one) computes the image-model trials of a float32 config on the GPU: the
+one) computes the image-model trials of a float32 config (of a dtype sweep,
+dtype = ["float32", "float64"]: its float32 trials) on the GPU: the
 optimisers' gradients and Hessian-vector products, the test and train
 losses. Landscapes stay on the CPU. See docs/gpu.md.`,
 		run: runCmd,
@@ -160,7 +165,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	runner, err := trials.NewRunner(cfg, pool)
+	runner, err := trials.NewSweepRunner(cfg, pool)
 	if err != nil {
 		return err
 	}
@@ -188,7 +193,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	if todo < total {
 		fmt.Fprintf(stderr, "resuming %s: %d of %d trials%s already stored\n", dir, total-todo, total, what)
 	}
-	fmt.Fprintf(stderr, "running %d trials%s (%s, %s) into %s\n", todo, what, cfg.Name, cfg.DType, filepath.Join(dir, resultsFile))
+	fmt.Fprintf(stderr, "running %d trials%s (%s, %s) into %s\n", todo, what, cfg.Name, strings.Join(cfg.DTypeList(), " and "), filepath.Join(dir, resultsFile))
 	resume := fmt.Sprintf("perturb run %s --out %s", pos[0], dir)
 	if *scale != 1 {
 		resume += fmt.Sprintf(" --scale %d", *scale)

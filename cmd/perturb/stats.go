@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -158,6 +159,10 @@ func writeStatsTable(w io.Writer, f *stats.File) {
 // data.dir, else dataDir, else the default folder), and prepares its
 // runner.
 func newRunner(cfg *config.Config, dataDir string) (*trials.Runner, error) {
+	if len(cfg.DTypes) > 1 {
+		return nil, fmt.Errorf("config %s sweeps the dtypes %s; statistics and predictions are computed in one dtype: add --set dtype=%s (or another of them)",
+			cfg.Name, strings.Join(cfg.DTypes, ", "), cfg.DTypes[len(cfg.DTypes)-1])
+	}
 	var pool *data.Pool
 	if cfg.NeedsData() {
 		dir := cfg.Data.Dir

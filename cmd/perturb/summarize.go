@@ -21,6 +21,11 @@ the stored trials with its 95% Student-t confidence interval, the number of
 trials and of diverged trials, mean train loss, test accuracy and initial
 test loss; then, for every pair of optimisers run on the same training sets,
 the mean paired difference of test loss (B − A) with its 95% interval.
+When the run holds several dtypes (dtype = ["float32", "float64"]), a
+third table pairs the dtypes per (model, init, optimizer, eta): the mean
+difference B − A of test loss with A = float64 and B = float32, over the
+trials ok in both (same training sets and initialisations), with its 95%
+interval; --format csv writes it to PREFIX-dtypes.csv.
 
 RUN is a run directory or its results.sqlite file. --format csv writes the
 two tables as two files, PREFIX-cells.csv and PREFIX-pairs.csv (--out
@@ -65,7 +70,10 @@ func summarizeCmd(args []string, stdout, stderr io.Writer) error {
 	for _, f := range []struct {
 		suffix string
 		write  func(io.Writer, summary.Summary) error
-	}{{"-cells.csv", summary.WriteCellsCSV}, {"-pairs.csv", summary.WritePairsCSV}} {
+	}{{"-cells.csv", summary.WriteCellsCSV}, {"-pairs.csv", summary.WritePairsCSV}, {"-dtypes.csv", summary.WriteDTypePairsCSV}} {
+		if f.suffix == "-dtypes.csv" && len(s.DTypePairs) == 0 {
+			continue
+		}
 		var b bytes.Buffer
 		if err := f.write(&b, s); err != nil {
 			return err

@@ -6,7 +6,7 @@
 //
 //	name  = "quickstart"
 //	seed  = 1
-//	dtype = "float32"            # or "float64"
+//	dtype = "float32"            # or "float64", or both: ["float32", "float64"]
 //
 //	[data]
 //	set = "fashion-mnist"        # or "cifar-10"
@@ -60,6 +60,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/landscape"
@@ -68,9 +69,19 @@ import (
 
 // Config is a validated trial config.
 type Config struct {
-	Name       string      `toml:"name" json:"name"`
-	Seed       uint64      `toml:"seed" json:"seed"`
-	DType      string      `toml:"dtype" json:"dtype"`
+	Name string `toml:"name" json:"name"`
+	Seed uint64 `toml:"seed" json:"seed"`
+	// DType is the dtype of a single-dtype config, and the first of
+	// DTypes otherwise.
+	DType string `toml:"-" json:"dtype"`
+	// DTypes lists the dtypes of a config that sweeps several (dtype =
+	// ["float32", "float64"]); nil for a single dtype, so the hash of a
+	// single-dtype config is the one it always had. DTypeList is the list
+	// in either case.
+	DTypes []string `toml:"-" json:"dtypes,omitempty"`
+	// DTypeValue is the key dtype as written: a string or an array of
+	// strings. Parse copies it into DType and DTypes.
+	DTypeValue DTypeValue  `toml:"dtype" json:"-"`
 	Data       Data        `toml:"data" json:"data"`
 	Trials     Trials      `toml:"trials" json:"trials"`
 	Models     []Model     `toml:"model" json:"model"`
@@ -198,6 +209,51 @@ var (
 	DataSets   = []string{"fashion-mnist", "cifar-10"}
 	Optimisers = optim.Names
 )
+
+// DTypeValue is the value of the key dtype: one dtype, or an array of
+// them. It decodes a TOML string or an array of strings.
+type DTypeValue []string
+
+// UnmarshalTOML decodes a string or an array of strings.
+func (d *DTypeValue) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		*d = DTypeValue{v}
+		return nil
+	case []any:
+		out := make(DTypeValue, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return fmt.Errorf("incompatible types: TOML value has type %T; destination has type string", e)
+			}
+			out = append(out, s)
+		}
+		*d = out
+		return nil
+	}
+	return fmt.Errorf("incompatible types: TOML value has type %T; destination has type string", v)
+}
+
+// DTypeList is the config's dtypes: DTypes for a multi-dtype config, else
+// the one DType.
+func (c *Config) DTypeList() []string {
+	if len(c.DTypes) > 0 {
+		return slices.Clone(c.DTypes)
+	}
+	return []string{c.DType}
+}
+
+// ForDType is c restricted to the dtype dt: a single-dtype copy, equal
+// (hash included) to the config with dtype = dt and every other key the
+// same, so the trials of a multi-dtype sweep are exactly those of its
+// single-dtype configs: the same training sets, initialisations and
+// orders. The copy shares c's slices; treat it as read-only.
+func (c *Config) ForDType(dt string) *Config {
+	d := *c
+	d.DType, d.DTypes, d.DTypeValue = dt, nil, DTypeValue{dt}
+	return &d
+}
 
 // Hash is the hex SHA-256 of the config's canonical JSON form (validated
 // values, defaults filled in; comments, formatting and data.dir excluded).

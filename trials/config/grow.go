@@ -28,8 +28,9 @@ func (e *GrowError) Error() string {
 // settings that determine it and of its identity (model, init, optimiser,
 // eta, trial index; see package trials), so new contains old when:
 //
-//   - seed, dtype, name and trials.n are the same (they determine every
-//     trial), and data.set too when old has image models (landscape
+//   - seed, name and trials.n are the same (they determine every trial),
+//     new's dtypes include old's (new may add a dtype: dtype = "float32"
+//     grows into ["float32", "float64"]), and data.set too when old has image models (landscape
 //     trials draw no data; data.dir is not part of the config hash);
 //   - every model of old (by its key, the label or else the name) is in
 //     new with the same settings (name, h, s, start, width, depth) and
@@ -53,8 +54,20 @@ func Grows(old, new *Config) (added string, err error) {
 	if old.Seed != new.Seed {
 		change("seed", old.Seed, new.Seed)
 	}
-	if old.DType != new.DType {
-		change("dtype", old.DType, new.DType)
+	// A dtype's trials do not depend on the other dtypes listed (see
+	// ForDType): new may add dtypes, in any order.
+	var moreDTypes []string
+	for _, d := range new.DTypeList() {
+		if !slices.Contains(old.DTypeList(), d) {
+			moreDTypes = append(moreDTypes, d)
+		}
+	}
+	for _, d := range old.DTypeList() {
+		if !slices.Contains(new.DTypeList(), d) {
+			change("dtype", dtypeShow(old), dtypeShow(new))
+			moreDTypes = nil
+			break
+		}
 	}
 	if old.Name != new.Name {
 		change("name", old.Name, new.Name)
@@ -92,6 +105,9 @@ func Grows(old, new *Config) (added string, err error) {
 	bad, add = growOptimizers(old, new, bad, add)
 	if !reflect.DeepEqual(old.Sharpness, new.Sharpness) {
 		change("sharpness", old.Sharpness, new.Sharpness)
+	}
+	if len(moreDTypes) > 0 {
+		add = append(add, "dtype "+strings.Join(moreDTypes, ", "))
 	}
 	if len(bad) > 0 {
 		return "", &GrowError{Old: label(old), New: label(new), Changes: bad}
@@ -209,4 +225,12 @@ func label(c *Config) string {
 		return c.Path
 	}
 	return "config " + c.Name
+}
+
+// dtypeShow is c's dtype as written: a string, or an array for several.
+func dtypeShow(c *Config) any {
+	if len(c.DTypes) > 0 {
+		return c.DTypes
+	}
+	return c.DType
 }

@@ -127,7 +127,7 @@ var (
 
 // examples are a valid setting of each key, for messages.
 var examples = map[string]string{
-	"name": `name = "quickstart"`, "seed": "seed = 1", "dtype": `dtype = "float32"`,
+	"name": `name = "quickstart"`, "seed": "seed = 1", "dtype": `dtype = "float32" (or ["float32", "float64"])`,
 	"set": `set = "fashion-mnist"`, "dir": `dir = "/usr/share/datasets/fashion-mnist"`,
 	"count": "count = 20", "n": "n = 10", "etas": "etas = [0.01, 0.1]",
 	"inits": "inits = [0, 1]", "h": "h = 1.0", "s": "s = 10.0", "start": "start = [10.0]",

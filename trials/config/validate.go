@@ -18,8 +18,8 @@ func (c *Config) validate() error {
 	if strings.TrimSpace(c.Name) == "" {
 		return bad("name", "missing; give the run a name, e.g. name = \"quickstart\"")
 	}
-	if !slices.Contains(DTypes, c.DType) {
-		return bad("dtype", "%q is not a dtype; use one of %s", c.DType, strings.Join(DTypes, ", "))
+	if err := c.setDTypes(); err != nil {
+		return err
 	}
 	// An unknown model name is reported below, not as a missing data set.
 	if (c.Data.Set != "" || c.NeedsData()) && c.modelsKnown() && !slices.Contains(DataSets, c.Data.Set) {
@@ -288,4 +288,32 @@ func divisors(n int) string {
 		return ""
 	}
 	return ": " + strings.Join(d, ", ")
+}
+
+// setDTypes checks the key dtype (a known dtype, or an array of distinct
+// known dtypes) and sets DType and DTypes from it.
+func (c *Config) setDTypes() error {
+	bad := func(format string, a ...any) error {
+		return &Error{Key: "dtype", Msg: fmt.Sprintf(format, a...)}
+	}
+	v := c.DTypeValue
+	if len(v) == 0 && c.DType != "" {
+		v = DTypeValue{c.DType} // a Config built in code
+	}
+	if len(v) == 0 {
+		return bad("missing or empty; use one of %s, or an array of them, e.g. dtype = [\"float32\", \"float64\"]", strings.Join(DTypes, ", "))
+	}
+	for i, d := range v {
+		if !slices.Contains(DTypes, d) {
+			return bad("%q is not a dtype; use one of %s", d, strings.Join(DTypes, ", "))
+		}
+		if slices.Contains(v[:i], d) {
+			return bad("%q listed twice; list each dtype once", d)
+		}
+	}
+	c.DType, c.DTypes = v[0], nil
+	if len(v) > 1 {
+		c.DTypes = slices.Clone([]string(v))
+	}
+	return nil
 }

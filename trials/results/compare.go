@@ -124,3 +124,23 @@ func (k Key) Less(o Key) bool {
 	}
 	return k.DType < o.DType
 }
+
+// CompareDTypes compares the rows of dtype da in a with those of dtype db
+// in b, pairing trials of the same identity but for the dtype (a and b may
+// be the rows of one multi-dtype store). It is Compare of the two
+// selections, b's rows relabelled da: the keys reported carry da.
+func CompareDTypes(a, b []Row, da, db string, tol float64) Comparison {
+	var sa, sb []Row
+	for _, r := range a {
+		if r.DType == da {
+			sa = append(sa, r)
+		}
+	}
+	for _, r := range b {
+		if r.DType == db {
+			r.DType = da
+			sb = append(sb, r)
+		}
+	}
+	return Compare(sa, sb, tol)
+}

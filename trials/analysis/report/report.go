@@ -105,12 +105,16 @@ func Build(runs []*Run, dir string, opt Options) (*Report, error) {
 	}
 	rep.Title = "Report: " + strings.Join(names, ", ")
 	for _, r := range runs {
-		b := &builder{run: r, ix: newIndex(r.Rows), dir: dir, opt: opt}
+		one := oneDType(r)
+		b := &builder{run: one, ix: newIndex(one.Rows), dir: dir, opt: opt}
 		if err := b.build(); err != nil {
 			return nil, fmt.Errorf("report %s: %w", r.Dir, err)
 		}
 		b.warnMissingStats(opt.Stderr)
 		rep.Sections = append(rep.Sections, b.sections...)
+		if s, ok := dtypeSection(r); ok {
+			rep.Sections = append(rep.Sections, s)
+		}
 	}
 	return rep, nil
 }

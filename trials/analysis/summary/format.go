@@ -36,7 +36,8 @@ func eta(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 func full(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 
 // WriteTable writes s as an aligned human-readable table: the cells, then a
-// "paired differences" section.
+// "paired differences" section, and a "paired dtype differences" section
+// when the rows hold several dtypes.
 func WriteTable(w io.Writer, s Summary) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "test loss per cell (mean over ok trials, 95% t-interval of the mean)")
@@ -58,7 +59,10 @@ func WriteTable(w io.Writer, s Summary) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n",
 			p.Model, p.DType, p.Init, p.A, p.B, eta(p.Eta), p.Pairs, num(p.Mean), interval(p.Lo, p.Hi))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeDTypeTable(w, s.DTypePairs)
 }
 
 // CSV headers.
@@ -148,11 +152,13 @@ type jsonPair struct {
 }
 
 type jsonSummary struct {
-	Cells []jsonCell `json:"cells"`
-	Pairs []jsonPair `json:"pairs"`
+	Cells      []jsonCell      `json:"cells"`
+	Pairs      []jsonPair      `json:"pairs"`
+	DTypePairs []jsonDTypePair `json:"dtype_pairs,omitempty"`
 }
 
-// WriteJSON writes s as indented JSON {"cells":[...],"pairs":[...]} with
+// WriteJSON writes s as indented JSON {"cells":[...],"pairs":[...]},
+// with "dtype_pairs":[...] when the rows hold several dtypes, and
 // snake_case field names; non-finite numbers are written as null.
 func WriteJSON(w io.Writer, s Summary) error {
 	js := jsonSummary{Cells: []jsonCell{}, Pairs: []jsonPair{}}
@@ -170,6 +176,7 @@ func WriteJSON(w io.Writer, s Summary) error {
 			Pairs: p.Pairs, Mean: jfloat(p.Mean), Lo: jfloat(p.Lo), Hi: jfloat(p.Hi),
 		})
 	}
+	js.DTypePairs = jsonDTypePairs(s.DTypePairs)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(js)

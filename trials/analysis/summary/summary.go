@@ -53,6 +53,9 @@ type Pair struct {
 type Summary struct {
 	Cells []Cell
 	Pairs []Pair
+	// DTypePairs are the paired differences between dtypes (see
+	// DTypePairs); empty when the rows hold one dtype.
+	DTypePairs []DTypePair
 }
 
 // MeanCI returns the mean and the two-sided 95% Student-t confidence interval
@@ -239,6 +242,7 @@ func Summarize(rows []results.Row) Summary {
 			}
 		}
 	}
+	s.DTypePairs = DTypePairs(rows)
 	slices.SortFunc(s.Pairs, func(x, y Pair) int {
 		return cmp.Or(
 			cmp.Compare(x.Model, y.Model),
