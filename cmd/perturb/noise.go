@@ -319,7 +319,7 @@ func noiseCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	for _, sw := range file.Sweeps {
 		for _, f := range sw.Fits {
-			fmt.Fprintf(stdout, "%s %s sweep %v: %v floor ∝ %s^%.3f ± %.3f (95%% [%.3f, %.3f])\n", sw.Model, sw.Axis, sw.X, f.Format, sw.Axis, f.Exponent, f.SE, f.Lo, f.Hi)
+			fmt.Fprintf(stdout, "%s %s sweep %v: %v floor ∝ %s^%.3f ± %.3f s.e. (95%% CI [%.3f, %.3f])\n", sw.Model, sw.Axis, sw.X, f.Format, sw.Axis, f.Exponent, f.SE, f.Lo, f.Hi)
 		}
 	}
 	fmt.Fprintf(stderr, "wrote %s (%.1f s)\n", filepath.Join(dir, noise.FileName), file.Seconds)

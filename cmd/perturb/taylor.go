@@ -152,7 +152,7 @@ func taylorCmd(args []string, stdout, stderr io.Writer) error {
 		return enc.Encode(rows)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "model\tinit\toptimizer\tN\tB\tE\tsets\tc0\tc1\t±\tc2\t±\tc3\t±\tProp2 c1\t±\tz\tProp2 c2\t±\tz\t")
+	fmt.Fprintln(tw, "model\tinit\toptimizer\tN\tB\tE\tsets\tc0\tc1\ts.e.\tc2\ts.e.\tc3\ts.e.\tProp2 c1\ts.e.\tz\tProp2 c2\ts.e.\tz\t")
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%.5g\t%.5g\t%.2g\t%.5g\t%.2g\t%.5g\t%.2g\t", r.Model, r.Init, r.Optimizer, r.N, r.B, r.E, r.Sets,
 			r.Mean[0], r.Mean[1], r.SE[1], r.Mean[2], r.SE[2], r.Mean[3], r.SE[3])

@@ -38,7 +38,7 @@ func (f Fit) String() string {
 	if se := f.SlopeSE; se > 0 && !math.IsInf(se, 0) {
 		d = max(d, min(6, int(-math.Floor(math.Log10(se)))))
 	}
-	s := fmt.Sprintf("slope %.*f ± %.*f", d, f.Slope, d, f.SlopeSE)
+	s := fmt.Sprintf("slope %.*f ± %.*f s.e.", d, f.Slope, d, f.SlopeSE)
 	if f.Label != "" {
 		s = f.Label + ": " + s
 	}

@@ -142,10 +142,10 @@ func TestFitString(t *testing.T) {
 		fit  Fit
 		want string
 	}{
-		{Fit{Slope: 2.0312, SlopeSE: 0.0487}, "slope 2.03 ± 0.05"},
-		{Fit{Label: "SGD", Slope: 1.98765, SlopeSE: 0.0043}, "SGD: slope 1.988 ± 0.004"},
-		{Fit{Slope: -0.5, SlopeSE: 0.3}, "slope -0.50 ± 0.30"},
-		{Fit{Slope: 2, SlopeSE: 0}, "slope 2.00 ± 0.00"},
+		{Fit{Slope: 2.0312, SlopeSE: 0.0487}, "slope 2.03 ± 0.05 s.e."},
+		{Fit{Label: "SGD", Slope: 1.98765, SlopeSE: 0.0043}, "SGD: slope 1.988 ± 0.004 s.e."},
+		{Fit{Slope: -0.5, SlopeSE: 0.3}, "slope -0.50 ± 0.30 s.e."},
+		{Fit{Slope: 2, SlopeSE: 0}, "slope 2.00 ± 0.00 s.e."},
 	}
 	for _, tc := range tests {
 		if got := tc.fit.String(); got != tc.want {

@@ -127,7 +127,7 @@ func (b *builder) differences(m config.Model, init int, est predict.Estimates) e
 		sec.Verdicts = append(sec.Verdicts, Verdict{
 			Claim:  fmt.Sprintf("GD − SGD (%s, init %d) is of order η² (Corollary 3)", m.Key(), init),
 			Test:   "log-log slope of |GD − SGD| against η, 95% interval contains 2",
-			Result: fmt.Sprintf("slope %.2f ± %.2f over %d learning rates", fit.Slope, 1.96*fit.SlopeSE, fit.N), Agrees: in,
+			Result: fmt.Sprintf("slope %.2f, 95%% CI [%.2f, %.2f], over %d learning rates", fit.Slope, fit.Slope-1.96*fit.SlopeSE, fit.Slope+1.96*fit.SlopeSE, fit.N), Agrees: in,
 		})
 	}
 	if okGDC && significant > 0 {

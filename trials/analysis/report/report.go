@@ -402,6 +402,7 @@ func findOpt(c *config.Config, f func(o config.Optimizer) bool) (config.Optimize
 func (r *Report) Markdown(w io.Writer) error {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# %s\n\n", r.Title)
+	sb.WriteString("Throughout, a ± b gives b as one standard error (s.e.) of a; intervals in brackets are 95% confidence intervals (95% CI).\n\n")
 	var all []Verdict
 	for _, s := range r.Sections {
 		all = append(all, s.Verdicts...)

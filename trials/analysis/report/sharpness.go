@@ -314,8 +314,8 @@ func (b *builder) sharpChanges(d *sharpData, model, loss string) (Section, error
 // the quartiles of the change.
 func (b *builder) sharpDists(d *sharpData, model, loss string) (Section, error) {
 	sec := Section{Title: fmt.Sprintf("%s: %s — distributions of the sharpness change on the %s", b.run.Config.Name, model, lossText[loss])}
-	sec.Text = append(sec.Text, "Per measure, η and optimiser: the mean at initialisation and at the end, and the distribution of the per-trial change end − init (mean ± standard error, standard deviation, minimum, quartiles, maximum).")
-	sec.Table = [][]string{{"measure", "η", "optimizer", "N", "init", "end", "Δ mean ± se", "Δ sd", "Δ min", "Δ Q1", "Δ median", "Δ Q3", "Δ max"}}
+	sec.Text = append(sec.Text, "Per measure, η and optimiser: the mean at initialisation and at the end, and the distribution of the per-trial change end − init (mean ± s.e., standard deviation, minimum, quartiles, maximum).")
+	sec.Table = [][]string{{"measure", "η", "optimizer", "N", "init", "end", "Δ mean ± s.e.", "Δ sd", "Δ min", "Δ Q1", "Δ median", "Δ Q3", "Δ max"}}
 	g := func(x float64) string { return fmt.Sprintf("%.3g", x) }
 	for _, m := range d.measures(model, loss) {
 		for _, eta := range d.etas {
