@@ -56,56 +56,16 @@ func DTypePairs(rows []results.Row) []DTypePair {
 		Eta              uint64
 		Init             int
 	}
-	type group struct {
-		dtypes []string
-		loss   map[string]map[int]float64
-	}
-	groups := map[cellKey]*group{}
-	var order []cellKey
-	for _, r := range rs {
-		k := cellKey{r.Model, r.Optimizer, etaBits(r.Eta), r.Init}
-		g := groups[k]
-		if g == nil {
-			g = &group{loss: map[string]map[int]float64{}}
-			groups[k] = g
-			order = append(order, k)
-		}
-		m := g.loss[r.DType]
-		if m == nil {
-			m = map[int]float64{}
-			g.loss[r.DType] = m
-			g.dtypes = append(g.dtypes, r.DType)
-		}
-		if _, dup := m[r.Trial]; dup {
-			continue
-		}
-		if isOK(r) {
-			m[r.Trial] = r.TestLoss
-		} else {
-			m[r.Trial] = math.NaN()
-		}
-	}
+	order, groups := groupSides(rs, func(r results.Row) cellKey {
+		return cellKey{r.Model, r.Optimizer, etaBits(r.Eta), r.Init}
+	}, func(r results.Row) string { return r.DType })
 	var out []DTypePair
 	for _, k := range order {
 		g := groups[k]
-		slices.SortFunc(g.dtypes, cmpDType)
-		for ai, a := range g.dtypes {
-			for _, b := range g.dtypes[ai+1:] {
-				la, lb := g.loss[a], g.loss[b]
-				trials := make([]int, 0, len(la))
-				for t := range la {
-					trials = append(trials, t)
-				}
-				slices.Sort(trials)
-				var d []float64
-				for _, t := range trials {
-					xa := la[t]
-					xb, ok := lb[t]
-					if !ok || math.IsNaN(xa) || math.IsNaN(xb) {
-						continue
-					}
-					d = append(d, xb-xa)
-				}
+		slices.SortFunc(g.names, cmpDType)
+		for ai, a := range g.names {
+			for _, b := range g.names[ai+1:] {
+				d := pairedDiffs(g.loss[a], g.loss[b])
 				p := DTypePair{Model: k.Model, Optimizer: k.Optimizer, Eta: math.Float64frombits(k.Eta), Init: k.Init, A: a, B: b, Pairs: len(d)}
 				p.Mean, p.Lo, p.Hi = MeanCI(d)
 				out = append(out, p)

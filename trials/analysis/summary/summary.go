@@ -187,55 +187,15 @@ func Summarize(rows []results.Row) Summary {
 
 	// Pairs: per (model, eta, init, dtype), the ok test loss of each
 	// optimizer by trial index.
-	type group struct {
-		opts []string
-		loss map[string]map[int]float64
-	}
-	groups := map[pairKey]*group{}
-	var order []pairKey
-	for _, r := range rs {
-		pk := pairKey{r.Model, etaBits(r.Eta), r.Init, r.DType}
-		g := groups[pk]
-		if g == nil {
-			g = &group{loss: map[string]map[int]float64{}}
-			groups[pk] = g
-			order = append(order, pk)
-		}
-		m := g.loss[r.Optimizer]
-		if m == nil {
-			m = map[int]float64{}
-			g.loss[r.Optimizer] = m
-			g.opts = append(g.opts, r.Optimizer)
-		}
-		if _, dup := m[r.Trial]; dup {
-			continue
-		}
-		if isOK(r) {
-			m[r.Trial] = r.TestLoss
-		} else {
-			m[r.Trial] = math.NaN()
-		}
-	}
+	order, groups := groupSides(rs, func(r results.Row) pairKey {
+		return pairKey{r.Model, etaBits(r.Eta), r.Init, r.DType}
+	}, func(r results.Row) string { return r.Optimizer })
 	for _, pk := range order {
 		g := groups[pk]
-		slices.Sort(g.opts)
-		for ai, a := range g.opts {
-			for _, b := range g.opts[ai+1:] {
-				la, lb := g.loss[a], g.loss[b]
-				trials := make([]int, 0, len(la))
-				for t := range la {
-					trials = append(trials, t)
-				}
-				slices.Sort(trials)
-				var d []float64
-				for _, t := range trials {
-					xa := la[t]
-					xb, ok := lb[t]
-					if !ok || math.IsNaN(xa) || math.IsNaN(xb) {
-						continue
-					}
-					d = append(d, xb-xa)
-				}
+		slices.Sort(g.names)
+		for ai, a := range g.names {
+			for _, b := range g.names[ai+1:] {
+				d := pairedDiffs(g.loss[a], g.loss[b])
 				p := Pair{Model: pk.Model, A: a, B: b, Eta: math.Float64frombits(pk.Eta), Init: pk.Init, DType: pk.DType, Pairs: len(d)}
 				p.Mean, p.Lo, p.Hi = MeanCI(d)
 				s.Pairs = append(s.Pairs, p)
