@@ -346,6 +346,15 @@ func TrainingSet(c *config.Config, t Trial, poolLen int) []int {
 	return seed.Draw(seed.New(seed.TrainSet, c.Seed, uint64(t.Init), uint64(t.Index)), c.Trials.N, poolLen)
 }
 
+// TestSubset returns the pool indices of trial t's test subset (image
+// models, config key trials.test): m draws with replacement from the
+// stream seed.TestSubset keyed by (seed, init, trial). It is independent
+// of the trial's training set and shared by every optimiser, learning
+// rate and dtype of the trial.
+func TestSubset(c *config.Config, t Trial, m, poolLen int) []int {
+	return seed.Draw(seed.New(seed.TestSubset, c.Seed, uint64(t.Init), uint64(t.Index)), m, poolLen)
+}
+
 // Samples returns trial t's training samples: pool rows for image models,
 // N standard-normal draws from the same stream for landscapes.
 func (r *Runner) Samples(t Trial) []nets.Sample {

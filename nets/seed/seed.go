@@ -36,6 +36,11 @@ const (
 	// (seed, model name hash, init, group): separate from every trial's
 	// stream, and the same whatever the number of groups estimated.
 	Stats = "perturb/stats/v1"
+	// TestSubset draws the pool examples of a trial's subset estimate of
+	// its test loss, keyed by (seed, init, trial): independent of the
+	// training set, and common to every optimiser, learning rate and dtype
+	// of the trial, so paired differences share it.
+	TestSubset = "perturb/test-subset/v1"
 )
 
 // Key returns the 32-byte ChaCha8 key for purpose and ids.
