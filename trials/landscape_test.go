@@ -180,8 +180,8 @@ func TestResultsIndependentOfK(t *testing.T) {
 
 // sameRow compares rows bitwise, NaN equal to NaN.
 func sameRow(a, b results.Row) bool {
-	fa := []float64{a.InitTestLoss, a.InitTestAcc, a.TestLoss, a.TestAcc, a.TrainLoss}
-	fb := []float64{b.InitTestLoss, b.InitTestAcc, b.TestLoss, b.TestAcc, b.TrainLoss}
+	fa := []float64{a.InitTestLoss, a.InitTestAcc, a.TestLoss, a.TestAcc, a.TrainLoss, a.TestSE, a.PoolTestLoss}
+	fb := []float64{b.InitTestLoss, b.InitTestAcc, b.TestLoss, b.TestAcc, b.TrainLoss, b.TestSE, b.PoolTestLoss}
 	fa, fb = append(fa, a.Weights...), append(fb, b.Weights...)
 	if len(fa) != len(fb) {
 		return false
@@ -192,8 +192,11 @@ func sameRow(a, b results.Row) bool {
 		}
 	}
 	a.Weights, b.Weights = nil, nil
-	a.InitTestLoss, a.InitTestAcc, a.TestLoss, a.TestAcc, a.TrainLoss = 0, 0, 0, 0, 0
-	b.InitTestLoss, b.InitTestAcc, b.TestLoss, b.TestAcc, b.TrainLoss = 0, 0, 0, 0, 0
+	a.InitTestLoss, a.InitTestAcc, a.TestLoss, a.TestAcc, a.TrainLoss, a.TestSE, a.PoolTestLoss = 0, 0, 0, 0, 0, 0, 0
+	b.InitTestLoss, b.InitTestAcc, b.TestLoss, b.TestAcc, b.TrainLoss, b.TestSE, b.PoolTestLoss = 0, 0, 0, 0, 0, 0, 0
+	// Timings are measurements of the machine, not of the trial.
+	a.Seconds, a.TestSeconds, a.PoolSeconds = 0, 0, 0
+	b.Seconds, b.TestSeconds, b.PoolSeconds = 0, 0, 0
 	return reflect.DeepEqual(a, b)
 }
 

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	"gorgonia.org/tensor"
 
@@ -77,8 +78,9 @@ type Runner struct {
 	// (NewSweepRunner), in DTypes order; nil for a single dtype.
 	subs []*Runner
 
-	mu    sync.Mutex
-	inits map[initKey]*initState
+	mu       sync.Mutex
+	inits    map[initKey]*initState
+	controls map[controlKey]*controlState // subset estimates' control variates (testloss.go)
 	sharp sharpState // sharpness at initialisation and the pool subset (sharpness.go)
 }
 
@@ -223,6 +225,8 @@ type worker struct {
 	batchK   func(model string) int // trials per batch (device padding), nil: AutoK
 	dev      *workerDevice          // device programs (device.go)
 	walks    map[string]*graph.DeviceTestLoss
+	// subsetEvals are the pool evaluators of subset means (testloss.go).
+	subsetEvals map[string]*graph.PoolEvaluator
 }
 
 func (r *Runner) newWorker(maxBytes int64, threads int) *worker {
@@ -400,6 +404,7 @@ func (w *worker) run(b batch) ([]results.Row, error) {
 		return nil, fmt.Errorf("%s init %d: %w", b.model, b.init, err)
 	}
 	k := len(b.trials)
+	start := time.Now()
 	ob := &optim.Batch{Backend: w.backend(b.model)}
 	for _, t := range b.trials {
 		ob.Theta = append(ob.Theta, slices.Clone(init.theta))
@@ -424,24 +429,40 @@ func (w *worker) run(b batch) ([]results.Row, error) {
 	}
 	nan := math.NaN()
 	testLoss, testAcc, trainLoss := make([]float64, k), make([]float64, k), make([]float64, k)
+	testSE, poolLoss, poolSec := make([]float64, k), make([]float64, k), make([]float64, k)
 	for i := range testLoss {
-		testLoss[i], testAcc[i], trainLoss[i] = nan, nan, nan
+		testLoss[i], testAcc[i], trainLoss[i], poolLoss[i] = nan, nan, nan, nan
 	}
+	subset := c.Trials.Test != nil && w.r.models[b.model].land == nil
+	var testSec float64
 	if len(live) > 0 {
 		theta := make([][]float64, len(live))
 		sets := make([][]nets.Sample, len(live))
+		lt := make([]Trial, len(live))
 		for j, i := range live {
-			theta[j], sets[j] = ob.Theta[i], ob.Sets[i]
+			theta[j], sets[j], lt[j] = ob.Theta[i], ob.Sets[i], b.trials[i]
 		}
-		tl, ta, tr := make([]float64, len(live)), make([]float64, len(live)), make([]float64, len(live))
-		if err := w.testLoss(b.model, theta, tl, ta); err != nil {
+		tl, ta, tr, ts := make([]float64, len(live)), make([]float64, len(live)), make([]float64, len(live)), make([]float64, len(live))
+		testStart := time.Now()
+		if subset {
+			err = w.subsetTestLoss(lt, init, theta, tl, ta, ts)
+		} else {
+			err = w.testLoss(b.model, theta, tl, ta)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%s init %d %s: test loss: %w", b.model, b.init, b.opt.Label, err)
+		}
+		testSec = w.coreSeconds(testStart)
+		if subset {
+			if err := w.poolCheck(lt, theta, live, poolLoss, poolSec); err != nil {
+				return nil, fmt.Errorf("%s init %d %s: exact test loss of the checked trials: %w", b.model, b.init, b.opt.Label, err)
+			}
 		}
 		if err := w.trainLoss(b.model, theta, sets, tr); err != nil {
 			return nil, fmt.Errorf("%s init %d %s: train loss: %w", b.model, b.init, b.opt.Label, err)
 		}
 		for j, i := range live {
-			testLoss[i], testAcc[i], trainLoss[i] = tl[j], ta[j], tr[j]
+			testLoss[i], testAcc[i], trainLoss[i], testSE[i] = tl[j], ta[j], tr[j], ts[j]
 		}
 	}
 	rows := make([]results.Row, k)
@@ -455,6 +476,9 @@ func (w *worker) run(b batch) ([]results.Row, error) {
 			TestLoss: testLoss[i], TestAcc: testAcc[i], TrainLoss: trainLoss[i],
 			DivergedStep: res.Diverged[i],
 		}
+		if subset {
+			row.TestEstimator, row.TestSE, row.PoolTestLoss, row.PoolSeconds = c.Trials.Test.Estimator(), testSE[i], poolLoss[i], poolSec[i]
+		}
 		if w.r.models[t.Model].land != nil {
 			row.Weights = slices.Clone(ob.Theta[i])
 		}
@@ -465,6 +489,16 @@ func (w *worker) run(b batch) ([]results.Row, error) {
 	}
 	if err := w.sharpness(b, init.theta, ob.Theta, rows); err != nil {
 		return nil, fmt.Errorf("%s init %d %s: sharpness: %w", b.model, b.init, b.opt.Label, err)
+	}
+	// The batch's cost, shared equally by its trials; the exact checks
+	// are not part of it.
+	var checkSec float64
+	for _, s := range poolSec {
+		checkSec += s
+	}
+	total := w.coreSeconds(start) - checkSec
+	for i := range rows {
+		rows[i].Seconds, rows[i].TestSeconds = total/float64(k), testSec/float64(k)
 	}
 	return rows, nil
 }

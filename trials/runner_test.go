@@ -477,7 +477,7 @@ func TestImageResultsIndependentOfK(t *testing.T) {
 // settings, status, weights and accuracies, and losses equal to relative
 // tolerance tol (NaN equal to NaN).
 func closeRows(a, b results.Row, tol float64) bool {
-	for _, p := range [][2]*float64{{&a.InitTestLoss, &b.InitTestLoss}, {&a.TestLoss, &b.TestLoss}, {&a.TrainLoss, &b.TrainLoss}} {
+	for _, p := range [][2]*float64{{&a.InitTestLoss, &b.InitTestLoss}, {&a.TestLoss, &b.TestLoss}, {&a.TrainLoss, &b.TrainLoss}, {&a.PoolTestLoss, &b.PoolTestLoss}} {
 		x, y := *p[0], *p[1]
 		if math.IsNaN(x) != math.IsNaN(y) || (!math.IsNaN(x) && !(math.Abs(x-y) <= tol*math.Abs(x))) {
 			return false

@@ -109,6 +109,10 @@ type Trials struct {
 	Count int       `toml:"count" json:"count"`
 	N     int       `toml:"n" json:"n"`
 	Etas  []float64 `toml:"etas" json:"etas"`
+	// Test selects the test-loss estimator (testloss.go); nil is the
+	// exact pool loss and leaves the hash of a config without the key
+	// unchanged.
+	Test *TestLoss `toml:"test" json:"test,omitempty"`
 }
 
 // Model names an architecture and its initialisations.

@@ -103,6 +103,9 @@ func Grows(old, new *Config) (added string, err error) {
 	}
 	bad, add = growModels(old, new, bad, add)
 	bad, add = growOptimizers(old, new, bad, add)
+	if old.Trials.Test.Estimator() != new.Trials.Test.Estimator() {
+		change("trials.test", old.Trials.Test.Estimator(), new.Trials.Test.Estimator())
+	}
 	if !reflect.DeepEqual(old.Sharpness, new.Sharpness) {
 		change("sharpness", old.Sharpness, new.Sharpness)
 	}

@@ -10,7 +10,7 @@ import (
 var tableKeys = map[string][]string{
 	"":          {"name", "seed", "dtype"},
 	"data":      {"set", "dir"},
-	"trials":    {"count", "n", "etas"},
+	"trials":    {"count", "n", "etas", "test"},
 	"model":     {"name", "label", "inits", "h", "s", "start", "width", "depth"},
 	"optimizer": {"name", "label", "batch", "epochs", "steps", "reshuffle", "refine", "eta_scale", "population"},
 	"sharpness": strings.Split(sharpnessKeys, ", "),

@@ -106,6 +106,9 @@ func (c *Config) validate() error {
 			}
 		}
 	}
+	if err := c.normaliseTest(); err != nil {
+		return err
+	}
 	if c.Sharpness != nil {
 		if err := c.Sharpness.normalise(t.N); err != nil {
 			return err

@@ -24,6 +24,15 @@ var baseColumns = []string{
 	"config", "seed", "model", "init", "optimizer", "eta", "trial", "dtype",
 	"n", "batch", "epochs", "steps", "status", "diverged_step",
 	"init_test_loss", "init_test_acc", "test_loss", "test_acc", "train_loss",
+	"test_estimator", "test_se", "pool_test_loss", "seconds", "test_seconds", "pool_seconds",
+}
+
+// measured is a timing, nil when it was not measured (0).
+func measured(x float64) any {
+	if x == 0 {
+		return nil
+	}
+	return num(x)
 }
 
 // Tidy makes the tidy table of rows of the run named config with seed (a
@@ -71,7 +80,8 @@ func Tidy(config string, seed any, rows []Row) (*Table, error) {
 		}
 		row := []any{config, seed, r.Model, int64(r.Init), r.Optimizer, num(r.Eta), int64(r.Trial), r.DType,
 			int64(r.N), int64(r.Batch), int64(r.Epochs), int64(r.Steps), r.Status, div,
-			num(r.InitTestLoss), num(r.InitTestAcc), num(r.TestLoss), num(r.TestAcc), num(r.TrainLoss)}
+			num(r.InitTestLoss), num(r.InitTestAcc), num(r.TestLoss), num(r.TestAcc), num(r.TrainLoss),
+			r.Estimator(), num(r.TestSE), num(r.PoolTestLoss), measured(r.Seconds), measured(r.TestSeconds), measured(r.PoolSeconds)}
 		for j := range nw {
 			var w any
 			if j < len(r.Weights) {

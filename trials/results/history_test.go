@@ -49,7 +49,10 @@ func TestHistory(t *testing.T) {
 // one config, and Open upgrades it with that history.
 func TestUpgradeV3(t *testing.T) {
 	s, path := newStore(t)
-	for _, q := range []string{`DROP TABLE config_history`, `UPDATE meta SET value = '3' WHERE key = 'schema_version'`} {
+	for _, q := range []string{
+		`ALTER TABLE trials DROP COLUMN test_estimator`, `ALTER TABLE trials DROP COLUMN test_se`, `ALTER TABLE trials DROP COLUMN pool_test_loss`,
+		`ALTER TABLE trials DROP COLUMN seconds`, `ALTER TABLE trials DROP COLUMN test_seconds`, `ALTER TABLE trials DROP COLUMN pool_seconds`,
+		`DROP TABLE config_history`, `UPDATE meta SET value = '3' WHERE key = 'schema_version'`} {
 		if _, err := s.db.Exec(q); err != nil {
 			t.Fatal(err)
 		}

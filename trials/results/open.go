@@ -14,8 +14,9 @@ import (
 )
 
 var (
-	v1Columns = strings.Replace(trialColumns, "diverged_step, weights, sharpness", "NULL, NULL, NULL", 1)
-	v2Columns = strings.Replace(trialColumns, "weights, sharpness", "weights, NULL", 1)
+	v4Columns = strings.Replace(trialColumns, "test_estimator, test_se, pool_test_loss, seconds, test_seconds, pool_seconds", "NULL, NULL, NULL, NULL, NULL, NULL", 1)
+	v1Columns = strings.Replace(v4Columns, "diverged_step, weights, sharpness", "NULL, NULL, NULL", 1)
+	v2Columns = strings.Replace(v4Columns, "weights, sharpness", "weights, NULL", 1)
 )
 
 // uri builds a SQLite URI filename for path with the given query.
@@ -156,6 +157,8 @@ func ReadRows(path string) (Meta, []Row, error) {
 		cols = v1Columns
 	case 2:
 		cols = v2Columns
+	case 3, 4:
+		cols = v4Columns
 	}
 	rows, err := queryRows(db, cols)
 	if err != nil {

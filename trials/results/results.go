@@ -9,7 +9,7 @@
 //	    key   TEXT PRIMARY KEY,
 //	    value TEXT NOT NULL
 //	);
-//	-- keys: schema_version ("4"), config_hash (hex sha256 of the canonical
+//	-- keys: schema_version ("5"), config_hash (hex sha256 of the canonical
 //	-- config), config_name, config_text (the newest config of the
 //	-- history), created (RFC 3339), and in a store holding one shard of a
 //	-- run, shard ("I/N")
@@ -47,6 +47,12 @@
 //	    diverged_step  INTEGER,           -- 0-based step a diverged trial blew up at
 //	    weights        TEXT,              -- landscapes: final weights, JSON array
 //	    sharpness      TEXT,              -- sharpness measures, JSON (package trials/study/sharp), NULL if not measured
+//	    test_estimator TEXT,              -- "pool" (exact) or "subset:M" / "subset:M:none" (config key trials.test); NULL is "pool"
+//	    test_se        REAL,              -- subset estimates: the standard error of test_loss over the subset draw
+//	    pool_test_loss REAL,              -- subset estimates: the exact pool loss, on the checked trials only
+//	    seconds        REAL,              -- the trial's share of its batch's worker-seconds (training and measures)
+//	    test_seconds   REAL,              -- the part of seconds spent on the test loss
+//	    pool_seconds   REAL,              -- checked trials: worker-seconds of the exact pool loss per trial
 //	    PRIMARY KEY (model, optimizer, eta, init_id, trial, dtype)
 //	);
 //
@@ -54,7 +60,7 @@
 //
 // Version 1 (perturb before the batched engine) lacked diverged_step and
 // weights, version 2 lacked sharpness, version 3 the config_history
-// table; Open upgrades such a store in place (the new columns are NULL for
+// table, version 4 the columns from test_estimator on; Open upgrades such a store in place (the new columns are NULL for
 // its rows, so a resumed run continues it; the history holds the store's
 // one config, dated when the store was created) and ReadRows reads it as
 // is.
@@ -84,7 +90,7 @@ import (
 
 // SchemaVersion is the version of the schema this package writes, and the
 // newest it can read.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // Status values of a Row.
 const (
@@ -119,6 +125,29 @@ type Row struct {
 	// Sharpness is the trial's sharpness record as JSON (see package
 	// trials/study/sharp), nil when it was not measured.
 	Sharpness []byte
+	// TestEstimator names how TestLoss and TestAcc were measured: "pool"
+	// (exact; "" in rows of older stores means the same) or "subset:M"
+	// ("subset:M:none" without the control variate), see config.TestLoss.
+	TestEstimator string
+	// TestSE is a subset estimate's standard error over the draw of the
+	// subset (0 for the exact pool loss).
+	TestSE float64
+	// PoolTestLoss is the exact pool loss of a subset-estimated trial that
+	// was checked against it (NaN otherwise).
+	PoolTestLoss float64
+	// Seconds is the trial's share of its batch's worker-seconds, and
+	// TestSeconds the part spent on the test loss; PoolSeconds is the
+	// worker-seconds of a checked trial's exact pool loss. 0 when not
+	// measured (rows of older stores).
+	Seconds, TestSeconds, PoolSeconds float64
+}
+
+// Estimator is r.TestEstimator with "" read as "pool".
+func (r Row) Estimator() string {
+	if r.TestEstimator == "" {
+		return "pool"
+	}
+	return r.TestEstimator
 }
 
 // Key is a row's identity without the measurements (comparable, usable as
@@ -187,6 +216,12 @@ CREATE TABLE trials (
     diverged_step  INTEGER,
     weights        TEXT,
     sharpness      TEXT,
+    test_estimator TEXT,
+    test_se        REAL,
+    pool_test_loss REAL,
+    seconds        REAL,
+    test_seconds   REAL,
+    pool_seconds   REAL,
     PRIMARY KEY (model, optimizer, eta, init_id, trial, dtype)
 );
 `
@@ -194,7 +229,8 @@ CREATE TABLE trials (
 const trialColumns = `config_hash, model, optimizer, eta, init_id, trial, dtype,
     n, batch, epochs, steps, status,
     init_test_loss, init_test_acc, test_loss, test_acc, train_loss,
-    diverged_step, weights, sharpness`
+    diverged_step, weights, sharpness,
+    test_estimator, test_se, pool_test_loss, seconds, test_seconds, pool_seconds`
 
 // v1Columns reads a version 1 store, which lacks the last three columns,
 // v2Columns a version 2 store, which lacks the last.
@@ -257,6 +293,14 @@ func sharpnessValue(b []byte) any {
 	return string(b)
 }
 
+// estimatorValue stores "" as NULL.
+func estimatorValue(e string) any {
+	if e == "" {
+		return nil
+	}
+	return e
+}
+
 // nullable maps non-finite values to NULL.
 func nullable(x float64) any {
 	if math.IsNaN(x) || math.IsInf(x, 0) {
@@ -296,7 +340,7 @@ func (s *Store) Insert(rows []Row) error {
 	}
 	defer tx.Rollback() // no-op after Commit
 	st, err := tx.PrepareContext(ctx, `INSERT INTO trials (`+trialColumns+`)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return Explain(s.path, fmt.Errorf("results: insert into %s: %w", s.path, err))
 	}
@@ -305,7 +349,8 @@ func (s *Store) Insert(rows []Row) error {
 		_, err := st.ExecContext(ctx, r.ConfigHash, r.Model, r.Optimizer, r.Eta, r.Init, r.Trial, r.DType,
 			r.N, r.Batch, r.Epochs, r.Steps, r.Status,
 			nullable(r.InitTestLoss), nullable(r.InitTestAcc), nullable(r.TestLoss), nullable(r.TestAcc), nullable(r.TrainLoss),
-			stepValue(r.DivergedStep), weightsValue(r.Weights), sharpnessValue(r.Sharpness))
+			stepValue(r.DivergedStep), weightsValue(r.Weights), sharpnessValue(r.Sharpness),
+			estimatorValue(r.TestEstimator), nullable(r.TestSE), nullable(r.PoolTestLoss), nullable(r.Seconds), nullable(r.TestSeconds), nullable(r.PoolSeconds))
 		if err != nil {
 			var se *sqlite.Error
 			if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE) {
@@ -344,6 +389,11 @@ func upgrade(db *sql.DB, from int) error {
 	if from < 3 {
 		qs = append(qs, `ALTER TABLE trials ADD COLUMN sharpness TEXT`)
 	}
+	if from < 5 {
+		for _, c := range []string{"test_estimator TEXT", "test_se REAL", "pool_test_loss REAL", "seconds REAL", "test_seconds REAL", "pool_seconds REAL"} {
+			qs = append(qs, `ALTER TABLE trials ADD COLUMN `+c)
+		}
+	}
 	qs = append(qs, `UPDATE meta SET value = '`+strconv.Itoa(SchemaVersion)+`' WHERE key = 'schema_version'`)
 	for _, q := range qs {
 		if _, err := tx.Exec(q); err != nil {
@@ -368,11 +418,16 @@ func queryRows(db *sql.DB, cols string) ([]Row, error) {
 		var r Row
 		var itl, ita, tl, ta, trl sql.NullFloat64
 		var step sql.NullInt64
-		var weights, sharpness sql.NullString
+		var weights, sharpness, est sql.NullString
+		var se, ptl, sec, tsec, psec sql.NullFloat64
 		if err := rs.Scan(&r.ConfigHash, &r.Model, &r.Optimizer, &r.Eta, &r.Init, &r.Trial, &r.DType,
-			&r.N, &r.Batch, &r.Epochs, &r.Steps, &r.Status, &itl, &ita, &tl, &ta, &trl, &step, &weights, &sharpness); err != nil {
+			&r.N, &r.Batch, &r.Epochs, &r.Steps, &r.Status, &itl, &ita, &tl, &ta, &trl, &step, &weights, &sharpness,
+			&est, &se, &ptl, &sec, &tsec, &psec); err != nil {
 			return nil, err
 		}
+		r.TestEstimator = est.String // NULL: ""
+		r.PoolTestLoss = orNaN(ptl)
+		r.TestSE, r.Seconds, r.TestSeconds, r.PoolSeconds = se.Float64, sec.Float64, tsec.Float64, psec.Float64 // NULL: 0
 		if sharpness.Valid {
 			r.Sharpness = []byte(sharpness.String)
 		}

@@ -27,7 +27,7 @@ func testMeta() Meta {
 func mkRow(opt string, eta float64, init, trial int) Row {
 	return Row{
 		ConfigHash: "abc123", Model: "logistic", Optimizer: opt, Eta: eta, Init: init, Trial: trial, DType: "float64",
-		N: 8, Batch: 2, Epochs: 3, Steps: 12, Status: StatusOK,
+		N: 8, Batch: 2, Epochs: 3, Steps: 12, Status: StatusOK, PoolTestLoss: math.NaN(),
 		InitTestLoss: 0.693147, InitTestAcc: 0.5, TestLoss: 0.25 + float64(trial)/1000, TestAcc: 0.9, TrainLoss: 0.2,
 		DivergedStep: -1,
 	}
@@ -46,8 +46,8 @@ func newStore(t *testing.T) (*Store, string) {
 
 // sameRow compares rows treating NaN as equal to NaN.
 func sameRow(a, b Row) bool {
-	fa := []*float64{&a.InitTestLoss, &a.InitTestAcc, &a.TestLoss, &a.TestAcc, &a.TrainLoss}
-	fb := []*float64{&b.InitTestLoss, &b.InitTestAcc, &b.TestLoss, &b.TestAcc, &b.TrainLoss}
+	fa := []*float64{&a.InitTestLoss, &a.InitTestAcc, &a.TestLoss, &a.TestAcc, &a.TrainLoss, &a.PoolTestLoss}
+	fb := []*float64{&b.InitTestLoss, &b.InitTestAcc, &b.TestLoss, &b.TestAcc, &b.TrainLoss, &b.PoolTestLoss}
 	for i := range fa {
 		if math.IsNaN(*fa[i]) != math.IsNaN(*fb[i]) {
 			return false
@@ -241,7 +241,7 @@ func TestOpenNewerSchema(t *testing.T) {
 		t.Fatal("Open accepted schema_version 99")
 	}
 	msg := err.Error()
-	for _, want := range []string{path, "schema_version 99", "schema_version 4", "newer perturb"} {
+	for _, want := range []string{path, "schema_version 99", "schema_version 5", "newer perturb"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q lacks %q", msg, want)
 		}
@@ -467,6 +467,8 @@ func TestUpgradeV1(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
+		`ALTER TABLE trials DROP COLUMN test_estimator`, `ALTER TABLE trials DROP COLUMN test_se`, `ALTER TABLE trials DROP COLUMN pool_test_loss`,
+		`ALTER TABLE trials DROP COLUMN seconds`, `ALTER TABLE trials DROP COLUMN test_seconds`, `ALTER TABLE trials DROP COLUMN pool_seconds`,
 		`ALTER TABLE trials DROP COLUMN sharpness`,
 		`ALTER TABLE trials DROP COLUMN weights`,
 		`ALTER TABLE trials DROP COLUMN diverged_step`,

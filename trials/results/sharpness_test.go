@@ -41,6 +41,8 @@ func TestUpgradeV2(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
+		`ALTER TABLE trials DROP COLUMN test_estimator`, `ALTER TABLE trials DROP COLUMN test_se`, `ALTER TABLE trials DROP COLUMN pool_test_loss`,
+		`ALTER TABLE trials DROP COLUMN seconds`, `ALTER TABLE trials DROP COLUMN test_seconds`, `ALTER TABLE trials DROP COLUMN pool_seconds`,
 		`ALTER TABLE trials DROP COLUMN sharpness`,
 		`UPDATE meta SET value = '2' WHERE key = 'schema_version'`,
 	} {
