@@ -81,7 +81,7 @@ type Runner struct {
 	mu       sync.Mutex
 	inits    map[initKey]*initState
 	controls map[controlKey]*controlState // subset estimates' control variates (testloss.go)
-	sharp sharpState // sharpness at initialisation and the pool subset (sharpness.go)
+	sharp    sharpState                   // sharpness at initialisation and the pool subset (sharpness.go)
 }
 
 // model is one config model: an image architecture or a landscape.
