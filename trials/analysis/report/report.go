@@ -115,6 +115,9 @@ func Build(runs []*Run, dir string, opt Options) (*Report, error) {
 		if s, ok := dtypeSection(r); ok {
 			rep.Sections = append(rep.Sections, s)
 		}
+		if s, ok := subsetSection(one); ok {
+			rep.Sections = append(rep.Sections, s)
+		}
 	}
 	return rep, nil
 }
