@@ -64,6 +64,7 @@ func main() {
 
 // run is main without the exit, for tests.
 func run(args []string, stdout, stderr io.Writer) int {
+	defer startProfile(stderr)()
 	if len(args) == 0 {
 		usage(stderr)
 		return 2
