@@ -223,6 +223,11 @@ func fmtPM(v, se float64) string {
 	return fmt.Sprintf("%.4g ± %.2g", v, se)
 }
 
+// fmtZ is the z-score of measured s against the prediction v ± se.
+func fmtZ(s sample, v, se float64) string {
+	return fmt.Sprintf("%+.2f", (s.Mean-v)/math.Hypot(s.SE, se))
+}
+
 // agreement tests measured against predicted values at the points with
 // ok[i]: every |z| below the Bonferroni bound. It returns the verdict and
 // the largest x through which all points agree (in order of x).
@@ -261,7 +266,7 @@ func (b *builder) predictions(m config.Model, init int, est predict.Estimates) e
 	c := b.run.Config
 	sec := Section{Title: fmt.Sprintf("%s: %s, init %d — test loss against η", c.Name, m.Key(), init)}
 	sec.Text = append(sec.Text, fmt.Sprintf("Measured: mean change of the test loss from initialisation over the trials, with its 95%% interval. Predicted: the expected change to order 1, 2 and 3 in η from the statistics in stats.json (docs/predictions.md), ± its standard error. Verdicts test |z| = |measured − predicted| / √(se² + se_pred²) below the Bonferroni bound at 5%% over the learning rates with ηT ≤ %g.", b.opt.EtaTLimit))
-	sec.Table = [][]string{{"optimizer", "η", "ηT", "trials", "measured", "order 1", "order 2", "order 3", "z (order 3)", "gap measured", "gap order 2"}}
+	sec.Table = [][]string{{"optimizer", "η", "ηT", "trials", "measured", "order 1", "order 2", "order 3", "z (order 2)", "z (order 3)", "gap measured", "gap order 2"}}
 	any := false
 	for oi, o := range c.Optimizers {
 		poly, cnt, ok, err := schedulePoly(c, o)
@@ -303,8 +308,8 @@ func (b *builder) predictions(m config.Model, init int, est predict.Estimates) e
 				gv, gse = math.NaN(), math.NaN()
 			}
 			gapPred, gapPredSE = append(gapPred, gv), append(gapPredSE, gse)
-			z := (s.Mean - pred[2][len(pred[2])-1]) / math.Hypot(s.SE, predSE[2][len(predSE[2])-1])
-			row = append(row, fmt.Sprintf("%+.2f", z), fmtPM(g.Mean, g.SE), fmtPM(gv, gse))
+			last := len(pred[0]) - 1
+			row = append(row, fmtZ(s, pred[1][last], predSE[1][last]), fmtZ(s, pred[2][last], predSE[2][last]), fmtPM(g.Mean, g.SE), fmtPM(gv, gse))
 			sec.Table = append(sec.Table, row)
 		}
 		if len(meas) == 0 {
