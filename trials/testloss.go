@@ -223,9 +223,9 @@ func (w *worker) subsetTestLoss(ts []Trial, init *initState, theta [][]float64, 
 	return nil
 }
 
-// poolChecked reports whether a subset-estimated trial also gets the exact
+// PoolChecked reports whether a subset-estimated trial also gets the exact
 // pool loss.
-func poolChecked(c *config.Config, t Trial) bool {
+func PoolChecked(c *config.Config, t Trial) bool {
 	return c.Trials.Test != nil && t.Index%poolCheckEvery == 0
 }
 
@@ -236,14 +236,14 @@ func (w *worker) coreSeconds(start time.Time) float64 {
 	return time.Since(start).Seconds() * float64(w.threads)
 }
 
-// poolCheck sets, for the checked trials among ts (poolChecked), the
+// poolCheck sets, for the checked trials among ts (PoolChecked), the
 // exact pool loss poolLoss[live[j]] of theta[j] and the core-seconds it
 // took per trial, poolSec[live[j]].
 func (w *worker) poolCheck(ts []Trial, theta [][]float64, live []int, poolLoss, poolSec []float64) error {
 	var th [][]float64
 	var at []int
 	for j, t := range ts {
-		if poolChecked(w.r.cfg, t) {
+		if PoolChecked(w.r.cfg, t) {
 			th, at = append(th, theta[j]), append(at, live[j])
 		}
 	}

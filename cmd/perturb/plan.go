@@ -158,27 +158,42 @@ func calibrate(ctx context.Context, runner *trials.Runner, cfg *config.Config, s
 		if time.Since(start) > calibBudget {
 			break
 		}
+		// With a subset test loss, the trials checked against the whole
+		// pool (trials.PoolChecked, one in 500) would make the few timed
+		// trials look as costly as an exact run: time the others.
+		todo := g.todo
+		if cfg.Trials.Test != nil {
+			var rest []trials.Trial
+			for _, t := range g.todo {
+				if !trials.PoolChecked(cfg, t) {
+					rest = append(rest, t)
+				}
+			}
+			if len(rest) >= 3 {
+				todo = rest
+			}
+		}
 		sp, ok := splits[g.model]
 		var t float64
 		var n int
 		var err error
-		first := !ok && len(g.todo) >= 3
+		first := !ok && len(todo) >= 3
 		if first {
 			// Warm up (initial state, first graphs), then 1 trial and n:
 			// as many as take about 1.5 s, 3 to 16.
-			if _, err = timeRun(g.todo[:1]); err == nil {
+			if _, err = timeRun(todo[:1]); err == nil {
 				var t1 float64
-				if t1, err = timeRun(g.todo[:1]); err == nil {
-					n = min(len(g.todo), 16, max(3, int(1.5/max(t1, 1e-3))))
-					t, err = timeRun(g.todo[:n])
+				if t1, err = timeRun(todo[:1]); err == nil {
+					n = min(len(todo), 16, max(3, int(1.5/max(t1, 1e-3))))
+					t, err = timeRun(todo[:n])
 					per := max((t-t1)/float64(n-1), 0)
 					sp = split{fixed: max(t1-per, 0), per: per}
 					splits[g.model] = sp
 				}
 			}
 		} else {
-			n = min(2, len(g.todo))
-			t, err = timeRun(g.todo[:n])
+			n = min(2, len(todo))
+			t, err = timeRun(todo[:n])
 		}
 		if err != nil {
 			return nil, fmt.Errorf("calibrate on %s %s: %w", g.model, g.opt, err)
