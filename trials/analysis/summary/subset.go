@@ -55,6 +55,11 @@ type SubsetGain struct {
 type SubsetCheck struct {
 	Model  string
 	Checks int
+	// Subsets is the number of distinct subsets among the checks: one per
+	// (init, trial index), shared by the index's optimisers and η, so the
+	// checks' errors are correlated and Subsets, not Checks, sets how
+	// precise MeanZ and Ratio are.
+	Subsets int
 	// MeanZ is the mean of (estimate − exact)/SE over the checks and
 	// MeanZSE its standard error; about 0 for an unbiased estimate.
 	MeanZ, MeanZSE float64
@@ -160,7 +165,10 @@ func SubsetGains(rows []results.Row) []SubsetGain {
 // SubsetChecks compares the subset estimates of the checked trials with
 // their exact pool losses, per model; nil when no trial was checked.
 func SubsetChecks(rows []results.Row) []SubsetCheck {
-	type acc struct{ z, d2, se2 []float64 }
+	type acc struct {
+		z, d2, se2 []float64
+		subsets    map[[2]int]bool
+	}
 	by := map[string]*acc{}
 	for _, r := range rows {
 		if subsetM(r.Estimator()) == 0 || !isOK(r) || !finite(r.PoolTestLoss) || r.TestSE <= 0 {
@@ -168,9 +176,10 @@ func SubsetChecks(rows []results.Row) []SubsetCheck {
 		}
 		a := by[r.Model]
 		if a == nil {
-			a = &acc{}
+			a = &acc{subsets: map[[2]int]bool{}}
 			by[r.Model] = a
 		}
+		a.subsets[[2]int{r.Init, r.Trial}] = true
 		d := r.TestLoss - r.PoolTestLoss
 		a.z = append(a.z, d/r.TestSE)
 		a.d2 = append(a.d2, d*d)
@@ -178,11 +187,13 @@ func SubsetChecks(rows []results.Row) []SubsetCheck {
 	}
 	var out []SubsetCheck
 	for m, a := range by {
-		c := SubsetCheck{Model: m, Checks: len(a.z), MeanZSE: math.NaN()}
+		c := SubsetCheck{Model: m, Checks: len(a.z), Subsets: len(a.subsets), MeanZSE: math.NaN()}
 		var sd float64
 		c.MeanZ, sd = meanSD(a.z)
 		if len(a.z) >= 2 {
-			c.MeanZSE = sd / math.Sqrt(float64(len(a.z)))
+			// Conservative for correlated checks: as if only the distinct
+			// subsets were independent.
+			c.MeanZSE = sd / math.Sqrt(float64(c.Subsets))
 		}
 		c.Ratio = mean(a.d2) / mean(a.se2)
 		out = append(out, c)

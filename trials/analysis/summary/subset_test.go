@@ -71,7 +71,7 @@ func TestSubsetChecks(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cs := SubsetChecks(subsetRows(1e-4, 2e-5, tc.bias, 20))
-			if len(cs) != 1 || cs[0].Checks != 400 {
+			if len(cs) != 1 || cs[0].Checks != 400 || cs[0].Subsets != 100 {
 				t.Fatalf("checks %+v, want one model with 400", cs)
 			}
 			c := cs[0]
