@@ -188,9 +188,11 @@ func runCmd(args []string, stdout, stderr io.Writer) (rerr error) {
 	}
 	defer store.Close()
 	var stored atomic.Int64
-	defer func() {
-		logSession(dir, start, args, *scale, *workers, shard, gpu.dev != nil, int(stored.Load()), rerr, stderr)
-	}()
+	session := newSession(start, args, *scale, *workers, shard, gpu.dev != nil)
+	if err := results.AppendSession(dir, session); err != nil {
+		fmt.Fprintf(stderr, "note: %v\n", err)
+	}
+	defer func() { finishSession(dir, session, int(stored.Load()), rerr, stderr) }()
 
 	total := len(trials.ShardPlan(cfg, shard))
 	// A grown shard may store trials the grown plan deals to other shards:
@@ -314,17 +316,22 @@ func (r recorder) Record(row results.Row) error {
 	return nil
 }
 
-// logSession appends this invocation to dir's sessions.json (its cost:
-// wall time, trials stored, cores; and its command line). A failure to
-// do so is only noted: the trials are stored.
-func logSession(dir string, start time.Time, args []string, scale, workers int, shard trials.Shard, gpu bool, stored int, err error, stderr io.Writer) {
-	end := time.Now()
-	s := results.Session{Start: start.UTC().Round(time.Millisecond), End: end.UTC().Round(time.Millisecond), WallSeconds: end.Sub(start).Seconds(),
-		Trials: stored, Command: append([]string{"perturb", "run"}, args...), Cores: runtime.NumCPU(), Workers: workers,
-		Scale: scale, Shard: shard.String(), Device: "cpu", Outcome: "done"}
+// newSession is the running entry of this invocation in sessions.json.
+func newSession(start time.Time, args []string, scale, workers int, shard trials.Shard, gpu bool) results.Session {
+	s := results.Session{Start: start.UTC().Round(time.Millisecond), Command: append([]string{"perturb", "run"}, args...),
+		Cores: runtime.NumCPU(), Workers: workers, Scale: scale, Shard: shard.String(), Device: "cpu", Outcome: results.Running}
 	if gpu {
 		s.Device = "gpu"
 	}
+	return s
+}
+
+// finishSession records s's end in dir's sessions.json: wall time,
+// trials stored and outcome. (A killed run leaves its entry running.) A
+// failure to record is only noted: the trials are stored.
+func finishSession(dir string, s results.Session, stored int, err error, stderr io.Writer) {
+	end := time.Now().UTC().Round(time.Millisecond)
+	s.End, s.WallSeconds, s.Trials, s.Outcome = end, end.Sub(s.Start).Seconds(), stored, "done"
 	var ee exitError
 	switch {
 	case errors.As(err, &ee) && ee.code == 130:
@@ -332,8 +339,8 @@ func logSession(dir string, start time.Time, args []string, scale, workers int, 
 	case err != nil:
 		s.Outcome = "error"
 	}
-	if aerr := results.AppendSession(dir, s); aerr != nil {
-		fmt.Fprintf(stderr, "note: %v\n", aerr)
+	if ferr := results.FinishSession(dir, s); ferr != nil {
+		fmt.Fprintf(stderr, "note: %v\n", ferr)
 	}
 }
 

@@ -58,14 +58,17 @@ type Options struct {
 
 // Cost is what the sessions of a run folder cost.
 type Cost struct {
-	Recorded  bool
-	Sessions  int
-	Trials    int
-	Wall      string // e.g. "31 s", "12 min", "3.4 h"
-	Seconds   float64
-	Cores     string // e.g. "2", "2 and 16"
-	Date      string // of the last session's end, YYYY-MM-DD
-	FirstDate string
+	Recorded bool
+	Sessions int
+	// Unfinished sessions have no recorded end (killed, or still
+	// running): their trials and time are not counted.
+	Unfinished int
+	Trials     int
+	Wall       string // e.g. "31 s", "12 min", "3.4 h"
+	Seconds    float64
+	Cores      string // e.g. "2", "2 and 16"
+	Date       string // of the last session's end, YYYY-MM-DD
+	FirstDate  string
 }
 
 // row is one generated row of the claims table.
@@ -219,18 +222,22 @@ func readCost(dir string) (Cost, error) {
 	}
 	c := Cost{Recorded: true, Sessions: len(ss)}
 	var cores []string
-	first := ss[0].Start
+	first, last := ss[0].Start, ss[0].Start
 	for _, s := range ss {
+		cores = append(cores, fmt.Sprint(s.Cores))
+		first = minTime(first, s.Start)
+		last = maxTime(last, s.Start)
+		if s.Outcome == results.Running {
+			c.Unfinished++
+			continue
+		}
 		c.Trials += s.Trials
 		c.Seconds += s.WallSeconds
-		cores = append(cores, fmt.Sprint(s.Cores))
-		if s.Start.Before(first) {
-			first = s.Start
-		}
+		last = maxTime(last, s.End)
 	}
 	c.Cores = join(uniqueSorted(cores))
-	c.Date = ss[len(ss)-1].End.UTC().Format(time.DateOnly)
 	c.FirstDate = first.UTC().Format(time.DateOnly)
+	c.Date = last.UTC().Format(time.DateOnly)
 	c.Wall = duration(c.Seconds)
 	return c, nil
 }
@@ -440,7 +447,7 @@ func costText(c Cost) string {
 	if !c.Recorded {
 		return "*(Cost not recorded: the run predates sessions.json.)*"
 	}
-	return fmt.Sprintf("*(%d trials in %s on %s cores, %s.)*", c.Trials, c.Wall, c.Cores, c.Date)
+	return fmt.Sprintf("*(%d trials in %s on %s cores, %s%s.)*", c.Trials, c.Wall, c.Cores, c.Date, unfinished(c))
 }
 
 // configText is the table's config column.
@@ -499,7 +506,7 @@ func commands(runs []*runInfo) string {
 			if r.Cost.Sessions == 1 {
 				s = ""
 			}
-			fmt.Fprintf(&b, ": %d trials in %s on %s cores over %d session%s, last on %s.", r.Cost.Trials, r.Cost.Wall, r.Cost.Cores, r.Cost.Sessions, s, r.Cost.Date)
+			fmt.Fprintf(&b, ": %d trials in %s on %s cores over %d session%s, last on %s%s.", r.Cost.Trials, r.Cost.Wall, r.Cost.Cores, r.Cost.Sessions, s, r.Cost.Date, unfinished(r.Cost))
 		default:
 			b.WriteString(": cost not recorded.")
 		}
@@ -553,4 +560,29 @@ func summary(ts ...report.JSONTest) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// unfinished notes the sessions without a recorded end.
+func unfinished(c Cost) string {
+	switch c.Unfinished {
+	case 0:
+		return ""
+	case 1:
+		return "; 1 session without a recorded end (killed, or still running) is not counted"
+	}
+	return fmt.Sprintf("; %d sessions without a recorded end (killed, or still running) are not counted", c.Unfinished)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

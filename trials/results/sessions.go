@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -29,9 +30,14 @@ type Session struct {
 	Shard string `json:"shard,omitempty"`
 	// Device is "cpu" or "gpu".
 	Device string `json:"device,omitempty"`
-	// Outcome is "done", "interrupted" or "error".
+	// Outcome is "done", "interrupted" or "error"; "running" while the
+	// invocation runs, and after it if it was killed (End and Trials are
+	// then unknown, zero).
 	Outcome string `json:"outcome"`
 }
+
+// Running is the outcome of a session not finished: running, or killed.
+const Running = "running"
 
 // ReadSessions reads dir's sessions.json; a folder without one has none.
 func ReadSessions(dir string) ([]Session, error) {
@@ -60,7 +66,28 @@ func AppendSession(dir string, s Session) error {
 	if err != nil {
 		return fmt.Errorf("not appending the session: %w", err)
 	}
-	all = append(all, s)
+	return writeSessions(dir, append(all, s))
+}
+
+// FinishSession replaces the running entry of dir's sessions.json that
+// has s's start and command line by s (appending s if there is none), the
+// same way as AppendSession.
+func FinishSession(dir string, s Session) error {
+	all, err := ReadSessions(dir)
+	if err != nil {
+		return fmt.Errorf("not recording the session: %w", err)
+	}
+	for i := len(all) - 1; i >= 0; i-- {
+		if all[i].Outcome == Running && all[i].Start.Equal(s.Start) && slices.Equal(all[i].Command, s.Command) {
+			all[i] = s
+			return writeSessions(dir, all)
+		}
+	}
+	return writeSessions(dir, append(all, s))
+}
+
+// writeSessions replaces dir's sessions.json by all, atomically.
+func writeSessions(dir string, all []Session) error {
 	b, err := json.MarshalIndent(all, "", "  ")
 	if err != nil {
 		return err

@@ -58,3 +58,30 @@ func TestAppendSession(t *testing.T) {
 		t.Errorf("broken file overwritten: %q", data)
 	}
 }
+
+// TestFinishSession: a run's entry is written as running when it starts
+// and replaced when it ends; a killed run's entry stays running.
+func TestFinishSession(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	killed := Session{Start: t0, Command: []string{"perturb", "run", "c.toml"}, Cores: 2, Scale: 1, Outcome: Running}
+	run := killed
+	run.Start = t0.Add(time.Minute)
+	for _, s := range []Session{killed, run} {
+		if err := AppendSession(dir, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := run
+	done.End, done.WallSeconds, done.Trials, done.Outcome = run.Start.Add(5*time.Second), 5, 40, "done"
+	if err := FinishSession(dir, done); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadSessions(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, []Session{killed, done}) {
+		t.Errorf("sessions %+v, want %+v", got, []Session{killed, done})
+	}
+}
