@@ -447,7 +447,7 @@ func costText(c Cost) string {
 	if !c.Recorded {
 		return "*(Cost not recorded: the run predates sessions.json.)*"
 	}
-	return fmt.Sprintf("*(%d trials in %s on %s cores, %s%s.)*", c.Trials, c.Wall, c.Cores, c.Date, unfinished(c))
+	return fmt.Sprintf("*(%s trials in %s on %s cores, %s%s.)*", thousands(c.Trials), c.Wall, c.Cores, c.Date, unfinished(c))
 }
 
 // configText is the table's config column.
@@ -506,7 +506,7 @@ func commands(runs []*runInfo) string {
 			if r.Cost.Sessions == 1 {
 				s = ""
 			}
-			fmt.Fprintf(&b, ": %d trials in %s on %s cores over %d session%s, last on %s%s.", r.Cost.Trials, r.Cost.Wall, r.Cost.Cores, r.Cost.Sessions, s, r.Cost.Date, unfinished(r.Cost))
+			fmt.Fprintf(&b, ": %s trials in %s on %s cores over %d session%s, last on %s%s.", thousands(r.Cost.Trials), r.Cost.Wall, r.Cost.Cores, r.Cost.Sessions, s, r.Cost.Date, unfinished(r.Cost))
 		default:
 			b.WriteString(": cost not recorded.")
 		}
@@ -585,4 +585,13 @@ func maxTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// thousands writes n with commas between groups of three digits.
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
