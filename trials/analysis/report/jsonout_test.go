@@ -69,7 +69,7 @@ func TestReportJSONMatchesMarkdown(t *testing.T) {
 		}
 	}
 	for _, id := range []string{"order1.test_loss.sgd", "order2.test_loss.sgd", "order3.test_loss.sgd", "order3.test_loss.gd",
-		"order2.gen_gap.sgd", "gd_minus_sgd.order3", "gd_minus_sgd.slope", "gdc_minus_sgd.closer"} {
+		"order2.gen_gap.sgd", "gd_minus_sgd.order2", "gd_minus_sgd.order3", "gd_minus_sgd.slope", "gdc_minus_sgd.closer", "gdc_minus_sgd.zero"} {
 		x, ok := ids[id]
 		if !ok {
 			t.Errorf("report.json lacks %s", id)
