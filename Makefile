@@ -6,7 +6,7 @@ BIN      := bin/perturb
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build build-gpu cuda-check blas data check-go run test test-purego test-slurm vet fuzz bench bench-go clean
+.PHONY: all build build-gpu cuda-check blas data check-go run test test-purego test-slurm vet fuzz bench bench-go clean reproduction
 
 # OpenBLAS (Debian's libopenblas-dev) behind gonum and gorgonia: the build
 # tag openblas links it; without the tag everything runs on gonum's pure Go.
@@ -63,6 +63,14 @@ paper-%: data build
 	./$(BIN) run configs/paper/$*.toml --scale $(SCALE) --out runs/paper-$*-s$(SCALE)
 	./$(BIN) stats runs/paper-$*-s$(SCALE)
 	./$(BIN) report runs/paper-$*-s$(SCALE)
+
+# docs/reproduction.md from the runs it cites (their report/report.json
+# and sessions.json): scripts/reproduction/manifest.toml lists the runs and
+# the commands that make them. REPRO_FLAGS=--allow-missing writes a "not
+# run" row for a run not made yet instead of failing.
+REPRO_FLAGS ?=
+reproduction: check-go
+	$(GO) run ./scripts/reproduction $(REPRO_FLAGS)
 
 vet: check-go
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

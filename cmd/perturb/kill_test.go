@@ -93,6 +93,21 @@ func TestKillAndResume(t *testing.T) {
 	if out, err := perturbProcess("run", cfg, "--out", killed).CombinedOutput(); err != nil {
 		t.Fatalf("final resume: %v\n%s", err, out)
 	}
+	// Every killed run left its sessions.json entry running, and the file
+	// parses.
+	ss, err := results.ReadSessions(killed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := 0
+	for _, s := range ss {
+		if s.Outcome == results.Running {
+			running++
+		}
+	}
+	if running != kills || ss[len(ss)-1].Outcome != "done" {
+		t.Errorf("after %d kills sessions.json has %d running entries (want %d) and ends %q", kills, running, kills, ss[len(ss)-1].Outcome)
+	}
 	_, want, err := results.ReadRows(filepath.Join(ref, resultsFile))
 	if err != nil {
 		t.Fatal(err)

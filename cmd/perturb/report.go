@@ -36,6 +36,10 @@ Predictions are drawn on a dense η grid only where ηT is at most
 measurements, and a residual panel shows z per order. A RUN without
 stats.json still gets its measured loss against η. To overlay several
 runs or dtypes in one figure, use "perturb plot".
+DIR/report.json holds the same verdicts for programs: per test a stable
+id (e.g. "order3.test_loss.sgd", "gd_minus_sgd.slope"), the model,
+optimisers, tested η, the verdict word, the worst z and its η, estimates
+with standard errors and 95% intervals, the η·T limit, and the points.
 DIR defaults to the first RUN's report/ folder.`,
 		run: reportCmd,
 	})
@@ -107,6 +111,13 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 	if err := writeAtomic(path, buf.Bytes()); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s (%d sections; %s)\n", path, len(rep.Sections), rep.TallyText())
+	buf.Reset()
+	if err := rep.JSON(&buf); err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(dir, "report.json"), buf.Bytes()); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s and report.json (%d sections; %s)\n", path, len(rep.Sections), rep.TallyText())
 	return nil
 }

@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,6 +39,10 @@ func init() {
 row per trial, committed in transactions every few seconds) and a copy of
 the config as DIR/config.toml. DIR defaults to runs/NAME, NAME being the
 config's name.
+
+Each invocation appends an entry to DIR/sessions.json: start, end, wall
+seconds, trials stored, the command line, host cores, scale, shard and
+outcome (done, interrupted, error); scripts/reproduction quotes it.
 
 If DIR already holds a run of the same config (same hash), the trials it
 stores are skipped and the rest are run: an interrupted run resumes.
@@ -99,7 +105,7 @@ losses. Landscapes stay on the CPU. See docs/gpu.md.`,
 	})
 }
 
-func runCmd(args []string, stdout, stderr io.Writer) error {
+func runCmd(args []string, stdout, stderr io.Writer) (rerr error) {
 	c := commands["run"]
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	out := fs.String("out", "", "run directory (default runs/NAME)")
@@ -181,6 +187,12 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
+	var stored atomic.Int64
+	session := newSession(start, args, *scale, *workers, shard, gpu.dev != nil)
+	if err := results.AppendSession(dir, session); err != nil {
+		fmt.Fprintf(stderr, "note: %v\n", err)
+	}
+	defer func() { finishSession(dir, session, int(stored.Load()), rerr, stderr) }()
 
 	total := len(trials.ShardPlan(cfg, shard))
 	// A grown shard may store trials the grown plan deals to other shards:
@@ -213,7 +225,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	w := results.NewWriter(store, 2*time.Second, 512)
 	prog := newProgress(stderr, todo, "trials")
 	settings.Skip, settings.Progress, settings.Log = skip, prog.update, func(msg string) { prog.log(msg) }
-	err = runner.Run(ctx, recorder{w}, settings)
+	err = runner.Run(ctx, recorder{w, &stored}, settings)
 	prog.finish()
 	if ferr := w.Flush(); ferr != nil && err == nil {
 		err = fmt.Errorf("store results: %w", ferr)
@@ -290,9 +302,47 @@ func longNote(d time.Duration) string {
 	return fmt.Sprintf("this run is estimated to take over an hour (about %s): Ctrl-C stops it and the same command resumes it; --scale K runs 1/K of the trials, --shard I/N splits it over machines, --dry-run shows the plan", roundDuration(d))
 }
 
-type recorder struct{ w *results.Writer }
+// recorder stores rows and counts them.
+type recorder struct {
+	w *results.Writer
+	n *atomic.Int64
+}
 
-func (r recorder) Record(row results.Row) error { return r.w.Add(row) }
+func (r recorder) Record(row results.Row) error {
+	if err := r.w.Add(row); err != nil {
+		return err
+	}
+	r.n.Add(1)
+	return nil
+}
+
+// newSession is the running entry of this invocation in sessions.json.
+func newSession(start time.Time, args []string, scale, workers int, shard trials.Shard, gpu bool) results.Session {
+	s := results.Session{Start: start.UTC().Round(time.Millisecond), Command: append([]string{"perturb", "run"}, args...),
+		Cores: runtime.NumCPU(), Workers: workers, Scale: scale, Shard: shard.String(), Device: "cpu", Outcome: results.Running}
+	if gpu {
+		s.Device = "gpu"
+	}
+	return s
+}
+
+// finishSession records s's end in dir's sessions.json: wall time,
+// trials stored and outcome. (A killed run leaves its entry running.) A
+// failure to record is only noted: the trials are stored.
+func finishSession(dir string, s results.Session, stored int, err error, stderr io.Writer) {
+	end := time.Now().UTC().Round(time.Millisecond)
+	s.End, s.WallSeconds, s.Trials, s.Outcome = end, end.Sub(s.Start).Seconds(), stored, "done"
+	var ee exitError
+	switch {
+	case errors.As(err, &ee) && ee.code == 130:
+		s.Outcome = "interrupted"
+	case err != nil:
+		s.Outcome = "error"
+	}
+	if ferr := results.FinishSession(dir, s); ferr != nil {
+		fmt.Fprintf(stderr, "note: %v\n", ferr)
+	}
+}
 
 // openRun opens or creates the store of run directory dir for cfg and
 // returns the keys already stored. A store of a config whose plan cfg

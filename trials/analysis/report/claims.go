@@ -126,6 +126,7 @@ func (b *builder) differences(m config.Model, init int, est predict.Estimates) e
 			Claim:  fmt.Sprintf("GD − SGD (%s, init %d) follows its order-%d prediction for ηT ≤ %g", m.Key(), init, k+2, b.opt.EtaTLimit),
 			Test:   "Bonferroni z-test per learning rate",
 			Result: res, Agrees: ag,
+			Facts: zFacts(fmt.Sprintf("gd_minus_sgd.order%d", k+2), meas, pred[k], predSE[k], okT, etas).on(m.Key(), init, b.opt.EtaTLimit, sgd.Label, gd.Label),
 		})
 	}
 	if len(gdcMeas) == len(etas) {
@@ -140,6 +141,7 @@ func (b *builder) differences(m config.Model, init int, est predict.Estimates) e
 				Claim:  fmt.Sprintf("GDC − SGD (%s, init %d) vanishes to order 2 for ηT ≤ %g (Corollary 3; a rejection resolves the η³ term)", m.Key(), init, b.opt.EtaTLimit),
 				Test:   "Bonferroni z-test of the paired difference against 0 per learning rate",
 				Result: res, Agrees: ag,
+				Facts: zFacts("gdc_minus_sgd.zero", gdcMeas, zero, zero, okT, etas).on(m.Key(), init, b.opt.EtaTLimit, sgd.Label, gdc.Label),
 			})
 		}
 	}
@@ -151,6 +153,7 @@ func (b *builder) differences(m config.Model, init int, est predict.Estimates) e
 			Claim:  fmt.Sprintf("GD − SGD (%s, init %d) is of order η² (Corollary 3)", m.Key(), init),
 			Test:   "log-log slope of |GD − SGD| against η, 95% interval contains 2",
 			Result: fmt.Sprintf("slope %.2f, 95%% CI [%.2f, %.2f], over %d learning rates", fit.Slope, fit.Slope-1.96*fit.SlopeSE, fit.Slope+1.96*fit.SlopeSE, fit.N), Agrees: in,
+			Facts: measuredFacts("gd_minus_sgd.slope", meas, etas).on(m.Key(), init, math.NaN(), sgd.Label, gd.Label).estimate(fit.Slope, fit.SlopeSE).counts(fit.N, len(etas), -1),
 		})
 	}
 	if okGDC && significant > 0 {
@@ -158,6 +161,7 @@ func (b *builder) differences(m config.Model, init int, est predict.Estimates) e
 			Claim:  fmt.Sprintf("GDC matches SGD better than GD does (%s, init %d; Corollary 3)", m.Key(), init),
 			Test:   "|GDC − SGD| < |GD − SGD| at every η where GD − SGD is significant (95%)",
 			Result: fmt.Sprintf("%d of %d learning rates", closer, significant), Agrees: closer == significant,
+			Facts: measuredFacts("gdc_minus_sgd.closer", gdcMeas, etas[:len(gdcMeas)]).on(m.Key(), init, math.NaN(), sgd.Label, gd.Label, gdc.Label).counts(closer, significant, significant-closer),
 		})
 	}
 	png, err := b.save(fig, fmt.Sprintf("%s-%s-init%d-gd-sgd", c.Name, m.Key(), init))
@@ -225,6 +229,7 @@ func (b *builder) epochs(m config.Model, init int, est predict.Estimates) error 
 				Claim:  fmt.Sprintf("%d-epoch SGD at η/%d minus one-epoch SGD (%s, init %d) follows its order-%d prediction", o.Epochs, o.Epochs, m.Key(), init, k+2),
 				Test:   "Bonferroni z-test per learning rate",
 				Result: fmt.Sprintf("worst z %+.2f over %d learning rates", worst, n), Agrees: ag,
+				Facts: zFacts(fmt.Sprintf("epochs.e%d.order%d", o.Epochs, k+2), meas, pred[k], predSE[k], okT, etas).on(m.Key(), init, b.opt.EtaTLimit, one.Label, o.Label),
 			})
 		}
 	}
@@ -288,6 +293,7 @@ func (b *builder) sde(m config.Model, init int, est predict.Estimates) error {
 		Claim:  fmt.Sprintf("SGD − SDE on %s follows the order-3 prediction with the skewness term", m.Key()),
 		Test:   "Bonferroni z-test per learning rate",
 		Result: fmt.Sprintf("worst z %+.2f over %d learning rates", worst, n), Agrees: ag,
+		Facts: zFacts("sgd_minus_sde.order3", meas, pred, predSE, okT, etas).on(m.Key(), init, math.NaN(), sgd.Label, sde.Label),
 	})
 	fig.Measured = []plots.Series{ms}
 	if pl = denseLine(pl.Label, etas, 0, 0, evalAt(est, diff, 3), true); len(pl.Points) > 0 {
@@ -317,6 +323,7 @@ func (b *builder) archimedes(m config.Model, init int) error {
 		line := plots.Series{Label: "Tη²/6"}
 		var first = math.NaN()
 		var firstOK bool
+		df := newFacts("archimedes.drift." + o.Label)
 		for _, eta := range b.ix.etas {
 			s := b.ix.measure(cellKey{m.Key(), o.Label, init, eta}, func(r results.Row) float64 {
 				if len(r.Weights) < 3 {
@@ -337,9 +344,12 @@ func (b *builder) archimedes(m config.Model, init int) error {
 			s.Hi -= start
 			sec.Table = append(sec.Table, []string{o.Label, fmt.Sprint(eta), fmt.Sprint(o.Steps), fmtPM(s.Mean, s.SE), fmt.Sprintf("%.4g", p), fmt.Sprintf("%.3f", s.Mean/p)})
 			ser.Points = append(ser.Points, plots.Point{X: eta, Y: s.Mean, Lo: s.Lo, Hi: s.Hi})
+			df.Points = append(df.Points, Point{Eta: eta, X: eta, Measured: s.Mean, SE: s.SE, Predicted: p, PredSE: 0, Z: (s.Mean - p) / s.SE, Tested: math.IsNaN(first)})
 			if math.IsNaN(first) {
 				first = eta
 				firstOK = s.Lo/p <= 1.1 && s.Hi/p >= 0.9
+				// The tested ratio z/(Tη²/6), its s.e. and interval.
+				df.Estimate, df.SE, df.CILo, df.CIHi = s.Mean/p, s.SE/p, s.Lo/p, s.Hi/p
 			}
 		}
 		if len(ser.Points) == 0 {
@@ -358,6 +368,7 @@ func (b *builder) archimedes(m config.Model, init int) error {
 			Claim:  fmt.Sprintf("%s on Archimedes drifts along +z at η²/6 per step (Corollary 1)", o.Label),
 			Test:   "95% interval of z/(Tη²/6) at the smallest η overlaps [0.9, 1.1]",
 			Result: fmt.Sprintf("at η = %g: see the table", first), Agrees: firstOK,
+			Facts: df.on(m.Key(), init, math.NaN(), o.Label),
 		})
 	}
 	if len(fig.Measured) == 0 {
@@ -389,8 +400,8 @@ func (b *builder) meanEstimation() error {
 	meas := plots.Series{Label: "GD measured"}
 	line := plots.Series{Label: "Corollary 2 (resummed)"}
 	sticS := plots.Series{Label: "STIC measured"}
-	var ms []sample
-	var pred, zero, hs []float64
+	var ms, sticDiffs []sample
+	var pred, zero, hs, etas, sticHs, sticEtas []float64
 	var okT []bool
 	better, worse, total := 0, 0, 0
 	// The curve over H is drawn densely when every point shares S, θ₀, η,
@@ -425,7 +436,7 @@ func (b *builder) meanEstimation() error {
 				} else if setting != common {
 					mixed = true
 				}
-				ms, pred, zero, hs = append(ms, s), append(pred, p), append(zero, 0), append(hs, h)
+				ms, pred, zero, hs, etas = append(ms, s), append(pred, p), append(zero, 0), append(hs, h), append(etas, eta)
 				okT = append(okT, true)
 				row := []string{m.Key(), fmt.Sprint(h), fmt.Sprint(eta), fmtPM(s.Mean, s.SE), fmt.Sprintf("%.4g", p), fmt.Sprintf("%+.2f", (s.Mean-p)/s.SE), ""}
 				meas.Points = append(meas.Points, plots.Point{X: h, Y: s.Mean, Lo: s.Lo, Hi: s.Hi})
@@ -435,6 +446,7 @@ func (b *builder) meanEstimation() error {
 					st := b.ix.measure(cellKey{m.Key(), stic.Label, init, eta}, testLoss)
 					if d.N >= 2 {
 						row[6] = fmtPM(d.Mean, d.SE)
+						sticDiffs, sticHs, sticEtas = append(sticDiffs, d), append(sticHs, h), append(sticEtas, eta)
 						total++
 						if d.Hi < 0 {
 							better++
@@ -456,12 +468,14 @@ func (b *builder) meanEstimation() error {
 		Claim:  "GD's test loss on Mean Estimation follows Corollary 2's resummed prediction over H",
 		Test:   "Bonferroni z-test per (H, η)",
 		Result: fmt.Sprintf("worst z %+.2f over %d points", worst, n), Agrees: ag,
+		Facts: meFacts(zFacts("mean_estimation.resummed", ms, pred, zero, okT, hs), etas).on("", 0, math.NaN(), gd.Label),
 	})
 	if total > 0 {
 		sec.Verdicts = append(sec.Verdicts, Verdict{
 			Claim:  "STIC (descent on the l2 coefficient) improves on plain GD for most H (figure 9 right)",
 			Test:   "paired STIC − GD 95% interval below 0 at more than half of the (H, η) points",
 			Result: fmt.Sprintf("better at %d, worse at %d, undecided at %d of %d", better, worse, total-better-worse, total), Agrees: 2*better > total,
+			Facts: meFacts(measuredFacts("stic_minus_gd.better", sticDiffs, sticHs), sticEtas).on("", 0, math.NaN(), gd.Label, stic.Label).counts(better, total, worse),
 		})
 	}
 	fig.Measured = append(fig.Measured, meas)

@@ -33,6 +33,9 @@ type Verdict struct {
 	// interval containing 0, no decided pairs); Agrees is then false and
 	// the claim counts as neither agreeing nor disagreeing.
 	Inconclusive bool
+	// Facts are the test's numbers for report.json (nil: only the words;
+	// see jsonout.go).
+	Facts *Facts
 }
 
 // Word is the verdict's word in reports: agrees, disagrees or
@@ -328,6 +331,7 @@ func (b *builder) predictions(m config.Model, init int, est predict.Estimates) e
 				Claim:  fmt.Sprintf("%s (%s, init %d): the order-%d prediction of the expected test loss holds for ηT ≤ %g", o.Label, m.Key(), init, k+1, b.opt.EtaTLimit),
 				Test:   "Bonferroni z-test per learning rate",
 				Result: res, Agrees: ag,
+				Facts: zFacts(fmt.Sprintf("order%d.test_loss.%s", k+1, o.Label), meas, pred[k], predSE[k], okT, xs).on(m.Key(), init, b.opt.EtaTLimit, o.Label),
 			})
 		}
 		if ag, _, worst, n := agreement(gapMeas, gapPred, gapPredSE, okT, xs); n > 0 && !math.IsNaN(gapPred[0]) {
@@ -335,6 +339,7 @@ func (b *builder) predictions(m config.Model, init int, est predict.Estimates) e
 				Claim:  fmt.Sprintf("%s (%s, init %d): the order-2 prediction of the generalisation gap holds for ηT ≤ %g (Corollary 2, un-resummed)", o.Label, m.Key(), init, b.opt.EtaTLimit),
 				Test:   "Bonferroni z-test per learning rate",
 				Result: fmt.Sprintf("worst z %+.2f over %d learning rates", worst, n), Agrees: ag,
+				Facts: zFacts("order2.gen_gap."+o.Label, gapMeas, gapPred, gapPredSE, okT, xs).on(m.Key(), init, b.opt.EtaTLimit, o.Label),
 			})
 		}
 		_ = oi
