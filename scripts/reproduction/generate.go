@@ -168,10 +168,11 @@ func Generate(opt Options) ([]byte, error) {
 			continue
 		}
 		text, err := execute(p.Result, struct {
-			C     map[string]report.JSONTest
-			S     Cost
-			Scale int
-		}{cited, cost, p.Scale})
+			C      map[string]report.JSONTest
+			S      Cost
+			Scale  int
+			Subset []report.JSONGain
+		}{cited, cost, p.Scale, rep.Subset})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: result: %w", name, err))
 			continue

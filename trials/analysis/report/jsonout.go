@@ -155,6 +155,26 @@ type JSONFile struct {
 	Disagree     int        `json:"disagree"`
 	Inconclusive int        `json:"inconclusive"`
 	Tests        []JSONTest `json:"tests"`
+	// Subset is the measured gain of the subset test-loss estimate per
+	// model and η, for runs that used it.
+	Subset []JSONGain `json:"subset,omitempty"`
+}
+
+// JSONGain is a summary.SubsetGain in report.json: variances of the test
+// loss across trials, costs in worker-seconds per trial.
+type JSONGain struct {
+	Model       string  `json:"model"`
+	Eta         float64 `json:"eta"`
+	M           int     `json:"m"`
+	Trials      int     `json:"trials"`
+	VarSubset   Num     `json:"var_subset"`
+	MeanSE2     Num     `json:"mean_se2"`
+	VarExact    Num     `json:"var_exact"`
+	CostSubset  Num     `json:"cost_subset_s"`
+	CostExact   Num     `json:"cost_exact_s"`
+	Speedup     Num     `json:"speedup"`
+	BestM       Num     `json:"best_m"`
+	BestSpeedup Num     `json:"best_speedup"`
 }
 
 // JSONTest is one verdict in report.json. Verdict is the report's word:
@@ -231,6 +251,10 @@ func (r *Report) JSONData() JSONFile {
 			}
 			out.Tests = append(out.Tests, t)
 		}
+	}
+	for _, g := range r.Gains {
+		out.Subset = append(out.Subset, JSONGain{g.Model, g.Eta, g.M, g.Trials, Num(g.VarSubset), Num(g.MeanSE2), Num(g.VarExact),
+			Num(g.CostSubset), Num(g.CostExact), Num(g.Speedup), Num(g.BestM), Num(g.BestSpeedup)})
 	}
 	return out
 }

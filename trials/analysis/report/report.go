@@ -10,6 +10,7 @@ import (
 	"gonum.org/v1/gonum/stat/distuv"
 
 	"github.com/perturb/perturb/trials/analysis/predict"
+	"github.com/perturb/perturb/trials/analysis/summary"
 	"github.com/perturb/perturb/trials/config"
 )
 
@@ -94,6 +95,9 @@ type Section struct {
 type Report struct {
 	Title    string
 	Sections []Section
+	// Gains are the measured gains of the subset test-loss estimate of the
+	// runs that used it (summary.SubsetGains).
+	Gains []summary.SubsetGain
 }
 
 // Build analyses the runs and saves figures into dir.
@@ -120,6 +124,7 @@ func Build(runs []*Run, dir string, opt Options) (*Report, error) {
 		}
 		if s, ok := subsetSection(one); ok {
 			rep.Sections = append(rep.Sections, s)
+			rep.Gains = append(rep.Gains, summary.SubsetGains(one.Rows)...)
 		}
 	}
 	return rep, nil
