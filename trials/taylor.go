@@ -203,7 +203,8 @@ func (r *Runner) Taylor(t Trial) ([4]float64, error) {
 		return [4]float64{}, err
 	}
 	defer closeOracle(o)
-	return r.taylor(o, t)
+	c, _, err := r.taylor(o, t)
+	return c, err
 }
 
 // SetTaylorSubset makes Taylor and TaylorMean read the test-loss jets of
@@ -253,14 +254,16 @@ func (r *Runner) taylorRows(t Trial) []int {
 	return TestSubset(r.cfg, t, r.taylorSubset, r.data.Len())
 }
 
-// taylor is Taylor with an oracle at t's initialisation.
-func (r *Runner) taylor(o stats.Oracle, t Trial) ([4]float64, error) {
+// taylor is Taylor with an oracle at t's initialisation, with the
+// standard errors of the coefficients over the draw of t's subset (zero
+// over the pool).
+func (r *Runner) taylor(o stats.Oracle, t Trial) (c, se [4]float64, err error) {
 	var loss0 float64
 	rows := r.taylorRows(t)
 	if rows != nil {
 		st, err := r.newWorker(DefaultMaxBytes, 1).init(t.Model, t.Init)
 		if err != nil {
-			return [4]float64{}, err
+			return c, se, err
 		}
 		loss0 = st.loss
 	}
@@ -270,21 +273,38 @@ func (r *Runner) taylor(o stats.Oracle, t Trial) ([4]float64, error) {
 // taylorOn is taylor with the test-loss jets over rows (nil: the pool)
 // and, for rows, the exact pool loss loss0 at the initialisation as c₀:
 // with the control variate l_x(θ₀), the subset's c₀ is
-// loss0 + mean_x [l_x(θ₀) − l_x(θ₀)] = loss0.
-func (r *Runner) taylorOn(so seriesOracle, t Trial, rows []int, loss0 float64) ([4]float64, error) {
+// loss0 + mean_x [l_x(θ₀) − l_x(θ₀)] = loss0. Over rows, the jets run on
+// the G = min(10, M) groups of subsetGroupBounds, and c₁..c₃ and their
+// standard errors over the draw come from the group means by
+// subsetCombine, as perturb run's subset estimates do (testloss.go).
+func (r *Runner) taylorOn(so seriesOracle, t Trial, rows []int, loss0 float64) (c, se [4]float64, err error) {
 	dirs, err := r.taylorDirections(so, t)
 	if err != nil {
-		return [4]float64{}, err
+		return c, se, err
 	}
 	j := make([][4]float64, len(dirs))
-	if err := so.TestJets(dirs, rows, j); err != nil {
-		return [4]float64{}, err
+	if rows == nil {
+		if err := so.TestJets(dirs, nil, j); err != nil {
+			return c, se, err
+		}
+		return taylorCoeffs(j), se, nil
 	}
-	c := taylorCoeffs(j)
-	if rows != nil {
-		c[0] = loss0
+	b := subsetGroupBounds(len(rows))
+	var groups [4][]float64
+	for g := 0; g+1 < len(b); g++ {
+		if err := so.TestJets(dirs, rows[b[g]:b[g+1]], j); err != nil {
+			return c, se, err
+		}
+		cg := taylorCoeffs(j)
+		for k := 1; k < len(groups); k++ {
+			groups[k] = append(groups[k], cg[k])
+		}
 	}
-	return c, nil
+	c[0] = loss0
+	for k := 1; k < len(groups); k++ {
+		c[k], se[k] = subsetCombine(groups[k], b)
+	}
+	return c, se, nil
 }
 
 // taylorDirections runs the recurrences for t and returns the directions
@@ -352,6 +372,12 @@ func taylorCoeffs(j [][4]float64) [4]float64 {
 type TaylorStats struct {
 	Sets     int
 	Mean, SE [4]float64
+	// SubsetSE is the part of SE from the draws of the sets' subsets
+	// (SetTaylorSubset; 0 over the pool): √(Σ_i se_i²)/sets, with se_i set
+	// i's standard error over its draw. The draws are independent of each
+	// other and of the training sets, so SubsetSE²/SE² estimates the
+	// share of the subsets in the variance of the mean.
+	SubsetSE [4]float64
 	NBE      [3]int // N, B, E of the optimiser (GD: B = N, E = T)
 }
 
@@ -383,9 +409,9 @@ func (r *Runner) TaylorMean(model string, init int, opt config.Optimizer, sets, 
 	if err != nil {
 		return st, err
 	}
-	cs := make([][4]float64, sets)
+	cs, ses := make([][4]float64, sets), make([][4]float64, sets)
 	err = r.eachWithOracle(context.Background(), model, theta, sets, workers, func(o stats.Oracle, i int) (err error) {
-		cs[i], err = r.taylor(o, Trial{Model: model, Init: init, Opt: opt, Index: i})
+		cs[i], ses[i], err = r.taylor(o, Trial{Model: model, Init: init, Opt: opt, Index: i})
 		return err
 	}, progress)
 	if err != nil {
@@ -393,6 +419,11 @@ func (r *Runner) TaylorMean(model string, init int, opt config.Optimizer, sets, 
 	}
 	for k := range st.Mean {
 		st.Mean[k], st.SE[k] = stats.MeanSE(sets, func(i int) float64 { return cs[i][k] })
+		var v float64
+		for i := range ses {
+			v += ses[i][k] * ses[i][k]
+		}
+		st.SubsetSE[k] = math.Sqrt(v) / float64(sets)
 	}
 	return st, nil
 }

@@ -54,7 +54,9 @@ func closeTo(a, b, tol float64) bool { return math.Abs(a-b) <= tol*(1+math.Abs(b
 //     ten times over across jet chunks, a draw with replacement, one
 //     example);
 //   - a subset's c₀ is exactly the pool loss at θ₀ (the control variate),
-//     which equals the pool jets' c₀.
+//     which equals the pool jets' c₀;
+//   - a subset's standard errors are subsetCombine's of the group means
+//     of the per-example coefficients.
 func TestTaylorSubsetExact(t *testing.T) {
 	const n = 60
 	c := mustConfig(t, taylorSubsetConfig)
@@ -121,14 +123,31 @@ func TestTaylorSubsetExact(t *testing.T) {
 			{"draw with repeats", draw},
 			{"one example", []int{17}},
 		} {
-			got, err := r.taylorOn(io, tr, tc.rows, st.loss)
+			got, se, err := r.taylorOn(io, tr, tc.rows, st.loss)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var want [4]float64
+			var want, wantSE [4]float64
 			for _, x := range tc.rows {
 				for k := range want {
 					want[k] += cx[x][k] / float64(len(tc.rows))
+				}
+			}
+			// The standard error over the draw: group means of the
+			// per-example coefficients over subsetGroupBounds.
+			b := subsetGroupBounds(len(tc.rows))
+			for k := 1; k < 4; k++ {
+				var gm []float64
+				for g := 0; g+1 < len(b); g++ {
+					var m float64
+					for _, x := range tc.rows[b[g]:b[g+1]] {
+						m += cx[x][k] / float64(b[g+1]-b[g])
+					}
+					gm = append(gm, m)
+				}
+				_, wantSE[k] = subsetCombine(gm, b)
+				if !(closeTo(se[k], wantSE[k], 1e-9) || math.IsNaN(se[k]) && math.IsNaN(wantSE[k])) {
+					t.Errorf("%s %s: standard error of c%d %.15g, from the per-example group means %.15g", tr.Opt.Label, tc.name, k, se[k], wantSE[k])
 				}
 			}
 			want[0] = st.loss
@@ -161,10 +180,13 @@ func TestTaylorSubsetExact(t *testing.T) {
 //     the pool variance of the per-example coefficients, to a ratio in
 //     [0.75, 1.3] (its estimate over 700 sets of heavy-tailed products
 //     scatters by about 10%);
+//   - the sets' squared standard errors over their draws (from the
+//     group means; nine degrees of freedom each, heavy-tailed) average
+//     to the same prediction, to a ratio in [0.8, 1.25];
 //   - c₀ is the pool loss at θ₀ for every set;
 //   - TaylorMean with the subset on two workers gives the mean of the
-//     per-set values, and its standard error includes the subset noise
-//     (larger than the pool's).
+//     per-set values, its standard error includes the subset noise
+//     (larger than the pool's), and SubsetSE is √(Σ se²)/sets.
 func TestTaylorSubsetUnbiased(t *testing.T) {
 	if testing.Short() {
 		t.Skip("700 training sets")
@@ -192,7 +214,7 @@ func TestTaylorSubsetUnbiased(t *testing.T) {
 	gd := c.Optimizers[1]
 	d := make([][]float64, 4)
 	var predicted [4]float64
-	sub := make([][4]float64, sets)
+	sub, subSE := make([][4]float64, sets), make([][4]float64, sets)
 	pool := make([][4]float64, sets)
 	for i := 0; i < sets; i++ {
 		tr := Trial{Model: "logistic", Init: 2, Opt: gd, Index: i}
@@ -200,14 +222,14 @@ func TestTaylorSubsetUnbiased(t *testing.T) {
 			if err := r.SetTaylorSubset(mm); err != nil {
 				t.Fatal(err)
 			}
-			cs, err := r.taylor(o, tr)
+			cs, se, err := r.taylor(o, tr)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if mm == 0 {
 				pool[i] = cs
 			} else {
-				sub[i] = cs
+				sub[i], subSE[i] = cs, se
 			}
 		}
 		if sub[i][0] != st.loss {
@@ -231,12 +253,19 @@ func TestTaylorSubsetUnbiased(t *testing.T) {
 	for k := 1; k < 4; k++ {
 		mean, v := meanVar(d[k])
 		se := math.Sqrt(v / sets)
-		t.Logf("c%d: subset − pool %.3g ± %.2g; variance %.3g, predicted %.3g", k, mean, se, v, predicted[k])
+		var se2 float64
+		for i := range subSE {
+			se2 += subSE[i][k] * subSE[i][k] / sets
+		}
+		t.Logf("c%d: subset − pool %.3g ± %.2g; variance %.3g, predicted %.3g, mean se² %.3g", k, mean, se, v, predicted[k], se2)
 		if math.Abs(mean) > 4*se {
 			t.Errorf("c%d: subset − pool %g ± %g: biased", k, mean, se)
 		}
 		if ratio := v / predicted[k]; ratio < 0.75 || ratio > 1.3 {
 			t.Errorf("c%d: variance of subset − pool %g, predicted σ²/M %g (ratio %.2f)", k, v, predicted[k], ratio)
+		}
+		if ratio := se2 / predicted[k]; ratio < 0.8 || ratio > 1.25 {
+			t.Errorf("c%d: mean squared standard error over the draw %g, predicted σ²/M %g (ratio %.2f)", k, se2, predicted[k], ratio)
 		}
 	}
 	if err := r.SetTaylorSubset(m); err != nil {
@@ -251,6 +280,13 @@ func TestTaylorSubsetUnbiased(t *testing.T) {
 		_, vp := meanVar(column(pool, k))
 		if !closeTo(ts.Mean[k], ms, 1e-12) || !closeTo(ts.SE[k], math.Sqrt(vs/sets), 1e-9) {
 			t.Errorf("TaylorMean c%d = %g ± %g, per-set mean %g ± %g", k, ts.Mean[k], ts.SE[k], ms, math.Sqrt(vs/sets))
+		}
+		var se2 float64
+		for i := range subSE {
+			se2 += subSE[i][k] * subSE[i][k]
+		}
+		if want := math.Sqrt(se2) / sets; !closeTo(ts.SubsetSE[k], want, 1e-9) {
+			t.Errorf("TaylorMean c%d: subset part of the standard error %g, want %g", k, ts.SubsetSE[k], want)
 		}
 		if k > 0 && !(vs > vp) {
 			t.Errorf("c%d: spread over sets with the subset %g, not above the pool's %g", k, vs, vp)

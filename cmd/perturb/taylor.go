@@ -43,7 +43,8 @@ examples instead (trials.TestSubset: the subset "perturb run" uses for the
 trial index), with the control variate at the initialisation: c0 is the
 exact pool loss at theta0 and c1..c3 are subset means of the per-example
 coefficients, unbiased for the pool's; the subset noise is inside the
-standard errors over training sets. Without the flag, M is the config's
+standard errors over training sets, and stderr says its share of their
+variance (JSON: subset_stderr). Without the flag, M is the config's
 trials.test subset when it has one, else 0 (the whole pool). Landscapes
 have no pool and take only 0.
 
@@ -67,6 +68,9 @@ type taylorRow struct {
 	TestSubset int        `json:"test_subset"`
 	Mean       [4]float64 `json:"mean"`
 	SE         [4]float64 `json:"stderr"`
+	// SubsetSE is the part of SE from the subsets' draws
+	// (trials.TaylorStats.SubsetSE; zero over the pool).
+	SubsetSE [4]float64 `json:"subset_stderr"`
 	// Proposition 2's c1, c2 and their standard errors, when statistics
 	// are available.
 	Prop2 *[4]float64 `json:"prop2,omitempty"`
@@ -149,7 +153,12 @@ func taylorCmd(args []string, stdout, stderr io.Writer) error {
 					return err
 				}
 				fmt.Fprintf(stderr, "  %.1fs\n", time.Since(start).Seconds())
-				row := taylorRow{Model: mod.Key(), Init: init, Optimizer: o.Label, N: ts.NBE[0], B: ts.NBE[1], E: ts.NBE[2], Sets: k, TestSubset: runner.TaylorSubset(), Mean: ts.Mean, SE: ts.SE}
+				if runner.TaylorSubset() > 0 {
+					fmt.Fprintf(stderr, "  share of the subsets' draws in the variance of the mean: c1 %.0f%%, c2 %.0f%%, c3 %.0f%%\n",
+						100*sq(ts.SubsetSE[1]/ts.SE[1]), 100*sq(ts.SubsetSE[2]/ts.SE[2]), 100*sq(ts.SubsetSE[3]/ts.SE[3]))
+				}
+				row := taylorRow{Model: mod.Key(), Init: init, Optimizer: o.Label, N: ts.NBE[0], B: ts.NBE[1], E: ts.NBE[2], Sets: k,
+					TestSubset: runner.TaylorSubset(), Mean: ts.Mean, SE: ts.SE, SubsetSE: ts.SubsetSE}
 				if sf != nil {
 					for _, e := range sf.Entries {
 						if e.Model == mod.Key() && e.Init == init {
@@ -209,3 +218,5 @@ func taylorSubset(fs *flag.FlagSet, value int, cfg *config.Config) int {
 	}
 	return 0
 }
+
+func sq(x float64) float64 { return x * x }
