@@ -221,11 +221,13 @@ func (r *Runner) Taylor(t Trial) ([4]float64, error) {
 // subset means of the per-example jet coefficients, each unbiased over
 // the draw of S_t for the pool's c_k. The draw's noise is independent
 // across training sets, so it is inside the spread of the coefficients
-// over sets that TaylorMean's standard errors measure. A jet pass costs
-// m/pool of the pool's (the convnet: about 50 s per set on the pool).
+// over sets that TaylorMean's standard errors measure (TaylorStats.SubsetSE
+// is its part). A jet pass costs m/pool of the pool's (the convnet: about
+// 50 s per set on the pool).
 //
 // Landscapes have no pool: SetTaylorSubset refuses m > 0 when the config
-// has a landscape model.
+// has a landscape model. Call it before Taylor or TaylorMean, not while
+// they run.
 func (r *Runner) SetTaylorSubset(m int) error {
 	if m < 0 {
 		return fmt.Errorf("taylor subset %d: give a positive number of pool examples per training set, or 0 for the whole pool", m)
