@@ -82,6 +82,10 @@ type Runner struct {
 	inits    map[initKey]*initState
 	controls map[controlKey]*controlState // subset estimates' control variates (testloss.go)
 	sharp    sharpState                   // sharpness at initialisation and the pool subset (sharpness.go)
+
+	// taylorSubset is M of the test-loss jets of Taylor mode (0: the
+	// whole pool; SetTaylorSubset).
+	taylorSubset int
 }
 
 // model is one config model: an image architecture or a landscape.

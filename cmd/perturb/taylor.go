@@ -13,12 +13,13 @@ import (
 
 	"github.com/perturb/perturb/trials"
 	"github.com/perturb/perturb/trials/analysis/stats"
+	"github.com/perturb/perturb/trials/config"
 )
 
 func init() {
 	register(&command{
 		name:  "taylor",
-		args:  "RUN|CONFIG [--sets K] [--json] [--workers N] [--data DIR] [--stats DIR] [--scale K] [--set KEY=VALUE]... [--device auto|cpu|gpu]",
+		args:  "RUN|CONFIG [--sets K] [--test-subset M] [--json] [--workers N] [--data DIR] [--stats DIR] [--scale K] [--set KEY=VALUE]... [--device auto|cpu|gpu]",
 		short: "exact Taylor coefficients of the test loss in eta, averaged over training sets",
 		long: `For every (model, initialisation, optimiser) of CONFIG (sgd and gd), propagates
 a power series in eta through the optimiser's steps (Taylor mode through
@@ -36,7 +37,16 @@ coefficients that Proposition 2 predicts from those statistics, and the
 difference in units of the combined standard error.
 
 The test loss is the mean over the whole pool, so image models take one
-pass of jets over the pool per training set (slow for the convnet).
+pass of jets over the pool per training set (about 50 s for the convnet).
+--test-subset M reads each training set's jets off its own M pool
+examples instead (trials.TestSubset: the subset "perturb run" uses for the
+trial index), with the control variate at the initialisation: c0 is the
+exact pool loss at theta0 and c1..c3 are subset means of the per-example
+coefficients, unbiased for the pool's; the subset noise is inside the
+standard errors over training sets, and stderr says its share of their
+variance (JSON: subset_stderr). Without the flag, M is the config's
+trials.test subset when it has one, else 0 (the whole pool). Landscapes
+have no pool and take only 0.
 
 --device gpu (or auto, with a usable GPU) runs the jets on the GPU
 (graph.NewDeviceJets through the walker) for a float32 config; a float64
@@ -47,15 +57,20 @@ See docs/gpu.md.`,
 }
 
 type taylorRow struct {
-	Model     string     `json:"model"`
-	Init      int        `json:"init"`
-	Optimizer string     `json:"optimizer"`
-	N         int        `json:"n"`
-	B         int        `json:"batch"`
-	E         int        `json:"epochs"`
-	Sets      int        `json:"sets"`
-	Mean      [4]float64 `json:"mean"`
-	SE        [4]float64 `json:"stderr"`
+	Model     string `json:"model"`
+	Init      int    `json:"init"`
+	Optimizer string `json:"optimizer"`
+	N         int    `json:"n"`
+	B         int    `json:"batch"`
+	E         int    `json:"epochs"`
+	Sets      int    `json:"sets"`
+	// TestSubset is M of the test-loss jets (0: the whole pool).
+	TestSubset int        `json:"test_subset"`
+	Mean       [4]float64 `json:"mean"`
+	SE         [4]float64 `json:"stderr"`
+	// SubsetSE is the part of SE from the subsets' draws
+	// (trials.TaylorStats.SubsetSE; zero over the pool).
+	SubsetSE [4]float64 `json:"subset_stderr"`
 	// Proposition 2's c1, c2 and their standard errors, when statistics
 	// are available.
 	Prop2 *[4]float64 `json:"prop2,omitempty"`
@@ -65,6 +80,7 @@ func taylorCmd(args []string, stdout, stderr io.Writer) error {
 	c := commands["taylor"]
 	fs := flag.NewFlagSet("taylor", flag.ContinueOnError)
 	sets := fs.Int("sets", 0, "training sets to average over (default: the config's trial count)")
+	subset := fs.Int("test-subset", 0, "pool examples per training set for the test-loss jets, 0 for the whole pool (default: the config's trials.test subset, else 0)")
 	statsDir := fs.String("stats", "", "with a CONFIG: the run directory holding stats.json (default runs/NAME)")
 	scale := fs.Int("scale", 1, "with a CONFIG: divide its trial count as perturb run --scale does (a RUN has its own)")
 	overrides := setFlag(fs)
@@ -112,28 +128,40 @@ func taylorCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	m := taylorSubset(fs, *subset, cfg)
+	if err := runner.SetTaylorSubset(m); err != nil {
+		return fmt.Errorf("--test-subset %d: %w", m, err)
+	}
+	if m > 0 {
+		fmt.Fprintf(stderr, "test-loss jets over each training set's own %d pool examples, control variate at the initialisation\n", m)
+	}
 	release, err := rd.attachFor(cfg, runner, "the jets", true, stderr)
 	if err != nil {
 		return err
 	}
 	defer release()
 	var rows []taylorRow
-	for _, m := range cfg.Models {
-		for _, init := range m.Inits {
+	for _, mod := range cfg.Models {
+		for _, init := range mod.Inits {
 			for _, o := range cfg.Optimizers {
-				fmt.Fprintf(stderr, "%s init %d %s: %d training sets\n", m.Key(), init, o.Label, k)
+				fmt.Fprintf(stderr, "%s init %d %s: %d training sets\n", mod.Key(), init, o.Label, k)
 				prog := newProgress(stderr, k, "sets")
 				start := time.Now()
-				ts, err := runner.TaylorMean(m.Key(), init, o, k, *workers, prog.update)
+				ts, err := runner.TaylorMean(mod.Key(), init, o, k, *workers, prog.update)
 				prog.finish()
 				if err != nil {
 					return err
 				}
 				fmt.Fprintf(stderr, "  %.1fs\n", time.Since(start).Seconds())
-				row := taylorRow{Model: m.Key(), Init: init, Optimizer: o.Label, N: ts.NBE[0], B: ts.NBE[1], E: ts.NBE[2], Sets: k, Mean: ts.Mean, SE: ts.SE}
+				if runner.TaylorSubset() > 0 {
+					fmt.Fprintf(stderr, "  share of the subsets' draws in the variance of the mean: c1 %.0f%%, c2 %.0f%%, c3 %.0f%%\n",
+						100*sq(ts.SubsetSE[1]/ts.SE[1]), 100*sq(ts.SubsetSE[2]/ts.SE[2]), 100*sq(ts.SubsetSE[3]/ts.SE[3]))
+				}
+				row := taylorRow{Model: mod.Key(), Init: init, Optimizer: o.Label, N: ts.NBE[0], B: ts.NBE[1], E: ts.NBE[2], Sets: k,
+					TestSubset: runner.TaylorSubset(), Mean: ts.Mean, SE: ts.SE, SubsetSE: ts.SubsetSE}
 				if sf != nil {
 					for _, e := range sf.Entries {
-						if e.Model == m.Key() && e.Init == init {
+						if e.Model == mod.Key() && e.Init == init {
 							p1, p1se, p2, p2se, err := stats.Prop2(row.N, row.B, row.E, e.Estimates)
 							if err != nil {
 								return err
@@ -175,3 +203,20 @@ func zScore(diff, se1, se2 float64) string {
 	}
 	return fmt.Sprintf("%+.1f", diff/se)
 }
+
+// taylorSubset is M of the test-loss jets: --test-subset (value) when
+// given, else the config's trials.test subset ("perturb run"'s estimator)
+// when it has one, else 0, the whole pool.
+func taylorSubset(fs *flag.FlagSet, value int, cfg *config.Config) int {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "test-subset" })
+	switch {
+	case given:
+		return value
+	case cfg.Trials.Test != nil:
+		return cfg.Trials.Test.Subset
+	}
+	return 0
+}
+
+func sq(x float64) float64 { return x * x }
