@@ -46,6 +46,9 @@ type Panel struct {
 	// Result is a text/template for the table's result column; .C.ALIAS
 	// is the cited test (report.JSONTest), .S the run's cost.
 	Result string `toml:"result"`
+	// Figures are PNGs of the run's report (paths relative to the run
+	// folder) shown under the run's commands: copied to Options.ImgDir.
+	Figures []string `toml:"figures"`
 }
 
 // Options of a generation.
@@ -54,6 +57,9 @@ type Options struct {
 	Manifest     string // manifest.toml
 	Template     string // template.md
 	AllowMissing bool
+	// ImgDir, when set, receives a copy of each panel's figures (named
+	// after the file), and the page shows them from ImgLink/NAME.
+	ImgDir, ImgLink string
 }
 
 // Cost is what the sessions of a run folder cost.
@@ -83,6 +89,7 @@ type runInfo struct {
 	Commands    []string
 	Cost        Cost
 	Missing     bool
+	Figures     []string // Markdown image links
 }
 
 // Doc is what template.md sees.
@@ -158,6 +165,10 @@ func Generate(opt Options) ([]byte, error) {
 			continue
 		}
 		info.Cost = cost
+		if err := figures(opt, dir, p.Figures, info); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			continue
+		}
 		if cost.Recorded {
 			cores = append(cores, strings.Split(cost.Cores, " and ")...)
 			dates = append(dates, cost.FirstDate, cost.Date)
@@ -515,6 +526,9 @@ func commands(runs []*runInfo) string {
 		for _, c := range r.Commands {
 			b.WriteString("    " + c + "\n")
 		}
+		for _, f := range r.Figures {
+			b.WriteString("\n" + f + "\n")
+		}
 	}
 	return b.String()
 }
@@ -595,4 +609,29 @@ func thousands(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// figures copies the run's figures (paths relative to its folder dir)
+// into opt.ImgDir and records their links in info; without an ImgDir the
+// figures are left out of the page.
+func figures(opt Options, dir string, figs []string, info *runInfo) error {
+	if opt.ImgDir == "" || len(info.Figures) > 0 {
+		return nil
+	}
+	if err := os.MkdirAll(opt.ImgDir, 0o755); err != nil {
+		return err
+	}
+	for _, f := range figs {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			return fmt.Errorf("figure: %w (run perturb report on the run)", err)
+		}
+		name := filepath.Base(f)
+		if err := os.WriteFile(filepath.Join(opt.ImgDir, name), b, 0o644); err != nil {
+			return err
+		}
+		alt := strings.TrimSuffix(name, filepath.Ext(name))
+		info.Figures = append(info.Figures, fmt.Sprintf("![%s](%s/%s)", alt, opt.ImgLink, name))
+	}
+	return nil
 }

@@ -89,3 +89,53 @@ func TestRepositoryManifest(t *testing.T) {
 		t.Errorf("%d rows not run in an empty root, want every row with a run", n)
 	}
 }
+
+// TestFigures: a panel's figures are copied into ImgDir and shown under
+// the run's commands; a missing figure is an error naming it.
+func TestFigures(t *testing.T) {
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS("testdata")); err != nil {
+		t.Fatal(err)
+	}
+	fig := filepath.Join(root, "runs", "a", "report", "fig.png")
+	if err := os.WriteFile(fig, []byte("png bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	man := filepath.Join(root, "manifest.toml")
+	b, err := os.ReadFile(man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(b), `run = "runs/a"`, `run = "runs/a"`+"\nfigures = [\"report/fig.png\"]", 1)
+	for _, tc := range []struct {
+		name, figures string
+		wantErr       string
+	}{
+		{"copied", text, ""},
+		{"missing", strings.ReplaceAll(text, "report/fig.png", "report/none.png"), "none.png"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(man, []byte(tc.figures), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			img := filepath.Join(t.TempDir(), "img")
+			opt := Options{Root: root, Manifest: man, Template: filepath.Join(root, "template.md"), AllowMissing: true, ImgDir: img, ImgLink: "img/x"}
+			page, err := Generate(opt)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one naming %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := os.ReadFile(filepath.Join(img, "fig.png")); err != nil || string(got) != "png bytes" {
+				t.Errorf("copy: %q, %v", got, err)
+			}
+			if !bytes.Contains(page, []byte("![fig](img/x/fig.png)")) {
+				t.Errorf("page lacks the figure link:\n%s", page)
+			}
+		})
+	}
+}

@@ -24,6 +24,8 @@ func main() {
 	flag.StringVar(&opt.Manifest, "manifest", "scripts/reproduction/manifest.toml", "the manifest")
 	flag.StringVar(&opt.Template, "template", "scripts/reproduction/template.md", "the prose around the table")
 	flag.BoolVar(&opt.AllowMissing, "allow-missing", false, `write a "not run" row for a run folder without report/report.json instead of failing`)
+	flag.StringVar(&opt.ImgDir, "img", "docs/img/reproduction", `folder the panels' figures are copied to ("" leaves them out)`)
+	flag.StringVar(&opt.ImgLink, "img-link", "img/reproduction", "the figures' folder as the page links it")
 	out := flag.String("out", "docs/reproduction.md", "the page to write (- for stdout)")
 	flag.Parse()
 	if flag.NArg() > 0 {

@@ -35,7 +35,7 @@ type TestLoss struct {
 // DefaultSubset is M when trials.test = "subset" does not give it.
 // Measured on the Fashion-MNIST panels (docs/statistics.md, "Subset
 // estimates of the test loss"), the best M is about 900–1,400 for the
-// convnet at the paper's learning rates and about 1,500 for the logistic
+// convnet at the paper's learning rates and about 2,500 for the logistic
 // model, and the effective speed-up is flat around it: 2,000 gives
 // within about 10% of the best for both while adding at most about 15%
 // to the trial-to-trial variance.
