@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/perturb/perturb/trials/config"
 )
 
 // taylorSubsetConfig: the logistic model, float64, a training set of 4,
@@ -60,24 +62,7 @@ func closeTo(a, b, tol float64) bool { return math.Abs(a-b) <= tol*(1+math.Abs(b
 func TestTaylorSubsetExact(t *testing.T) {
 	const n = 60
 	c := mustConfig(t, taylorSubsetConfig)
-	r, err := NewRunner(c, smallPool(t, n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	theta, err := r.InitTheta("logistic", 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := r.newWorker(DefaultMaxBytes, 1).init("logistic", 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := r.Oracle("logistic", theta)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeOracle(o)
-	io := o.(*imageOracle)
+	r, st, io := taylorSubsetSetup(t, c, n)
 	rng := rand.New(rand.NewPCG(1, 2))
 	tens := make([]int, 10*n)
 	for i := range tens {
@@ -193,24 +178,7 @@ func TestTaylorSubsetUnbiased(t *testing.T) {
 	}
 	const n, m, sets = 200, 10, 700
 	c := mustConfig(t, taylorSubsetConfig)
-	r, err := NewRunner(c, smallPool(t, n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	theta, err := r.InitTheta("logistic", 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := r.newWorker(DefaultMaxBytes, 1).init("logistic", 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := r.Oracle("logistic", theta)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeOracle(o)
-	io := o.(*imageOracle)
+	r, st, io := taylorSubsetSetup(t, c, n)
 	gd := c.Optimizers[1]
 	d := make([][]float64, 4)
 	var predicted [4]float64
@@ -222,7 +190,7 @@ func TestTaylorSubsetUnbiased(t *testing.T) {
 			if err := r.SetTaylorSubset(mm); err != nil {
 				t.Fatal(err)
 			}
-			cs, se, err := r.taylor(o, tr)
+			cs, se, err := r.taylor(io, tr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -353,4 +321,29 @@ steps = 2
 	if err := o.(seriesOracle).TestJets([][]float64{{1}}, []int{0}, make([][4]float64, 1)); err == nil || !strings.Contains(err.Error(), "no pool") {
 		t.Errorf("landscape TestJets over rows: %v", err)
 	}
+}
+
+// taylorSubsetSetup is a runner of c on a synthetic pool of n images, the
+// state of its logistic init 2 and an image oracle at that init (closed
+// when the test ends).
+func taylorSubsetSetup(t *testing.T, c *config.Config, n int) (*Runner, *initState, *imageOracle) {
+	t.Helper()
+	r, err := NewRunner(c, smallPool(t, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	theta, err := r.InitTheta("logistic", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.newWorker(DefaultMaxBytes, 1).init("logistic", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := r.Oracle("logistic", theta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeOracle(o) })
+	return r, st, o.(*imageOracle)
 }
