@@ -381,6 +381,9 @@ type TaylorStats struct {
 	// share of the subsets in the variance of the mean.
 	SubsetSE [4]float64
 	NBE      [3]int // N, B, E of the optimiser (GD: B = N, E = T)
+	// PerSet are the coefficients of each training set (trial index i),
+	// for paired differences between optimisers on the same sets.
+	PerSet [][4]float64
 }
 
 // NBE returns the (N, B, E) of an sgd or gd optimiser for Proposition 2.
@@ -427,5 +430,6 @@ func (r *Runner) TaylorMean(model string, init int, opt config.Optimizer, sets, 
 		}
 		st.SubsetSE[k] = math.Sqrt(v) / float64(sets)
 	}
+	st.PerSet = cs
 	return st, nil
 }

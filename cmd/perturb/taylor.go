@@ -74,6 +74,24 @@ type taylorRow struct {
 	// Proposition 2's c1, c2 and their standard errors, when statistics
 	// are available.
 	Prop2 *[4]float64 `json:"prop2,omitempty"`
+	// PairedAgainst is the first optimiser of the (model, init), and
+	// PairedMean ± PairedSE the mean over the training sets of this
+	// optimiser's coefficients minus that one's on the same set (absent
+	// for the first).
+	PairedAgainst string      `json:"paired_against,omitempty"`
+	PairedMean    *[4]float64 `json:"paired_mean,omitempty"`
+	PairedSE      *[4]float64 `json:"paired_stderr,omitempty"`
+}
+
+// pairTaylor sets r's paired difference against the per-set coefficients
+// base of optimiser label: the same training sets, so the sets' shared
+// noise cancels (e.g. GD − SGD).
+func pairTaylor(r *taylorRow, label string, base, sets [][4]float64) {
+	var m, se [4]float64
+	for k := range m {
+		m[k], se[k] = stats.MeanSE(len(sets), func(i int) float64 { return sets[i][k] - base[i][k] })
+	}
+	r.PairedAgainst, r.PairedMean, r.PairedSE = label, &m, &se
 }
 
 func taylorCmd(args []string, stdout, stderr io.Writer) error {
@@ -143,6 +161,8 @@ func taylorCmd(args []string, stdout, stderr io.Writer) error {
 	var rows []taylorRow
 	for _, mod := range cfg.Models {
 		for _, init := range mod.Inits {
+			var base [][4]float64
+			var baseLabel string
 			for _, o := range cfg.Optimizers {
 				fmt.Fprintf(stderr, "%s init %d %s: %d training sets\n", mod.Key(), init, o.Label, k)
 				prog := newProgress(stderr, k, "sets")
@@ -159,6 +179,11 @@ func taylorCmd(args []string, stdout, stderr io.Writer) error {
 				}
 				row := taylorRow{Model: mod.Key(), Init: init, Optimizer: o.Label, N: ts.NBE[0], B: ts.NBE[1], E: ts.NBE[2], Sets: k,
 					TestSubset: runner.TaylorSubset(), Mean: ts.Mean, SE: ts.SE, SubsetSE: ts.SubsetSE}
+				if base == nil {
+					base, baseLabel = ts.PerSet, o.Label
+				} else {
+					pairTaylor(&row, baseLabel, base, ts.PerSet)
+				}
 				if sf != nil {
 					for _, e := range sf.Entries {
 						if e.Model == mod.Key() && e.Init == init {
@@ -190,6 +215,20 @@ func taylorCmd(args []string, stdout, stderr io.Writer) error {
 		} else {
 			fmt.Fprint(tw, "-\t\t\t-\t\t\t\n")
 		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "\npaired differences on the same training sets (optimizer − first optimizer):")
+	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "model\tinit\tdifference\tsets\tc1\ts.e.\tc2\ts.e.\tc3\ts.e.\t")
+	for _, r := range rows {
+		if r.PairedMean == nil {
+			continue
+		}
+		m, se := r.PairedMean, r.PairedSE
+		fmt.Fprintf(tw, "%s\t%d\t%s − %s\t%d\t%.5g\t%.2g\t%.5g\t%.2g\t%.5g\t%.2g\t\n", r.Model, r.Init, r.Optimizer, r.PairedAgainst, r.Sets,
+			m[1], se[1], m[2], se[2], m[3], se[3])
 	}
 	return tw.Flush()
 }

@@ -90,6 +90,9 @@ inits = [1]
 [[optimizer]]
 name = "gd"
 steps = 2
+[[optimizer]]
+name = "sgd"
+batch = 1
 `)
 	var c0 []float64
 	for _, tc := range []struct {
@@ -98,7 +101,7 @@ steps = 2
 	}{{nil, 50}, {[]string{"--test-subset", "80"}, 80}} {
 		code, js, stderr := perturb(t, append([]string{"taylor", cfg, "--json", "--workers", "2", "--stats", filepath.Join(dir, "run")}, tc.args...)...)
 		var rows []taylorRow
-		if code != 0 || json.Unmarshal([]byte(js), &rows) != nil || len(rows) != 1 {
+		if code != 0 || json.Unmarshal([]byte(js), &rows) != nil || len(rows) != 2 {
 			t.Fatalf("%v: exit %d: %s\n%s", tc.args, code, js, stderr)
 		}
 		r := rows[0]
@@ -109,6 +112,18 @@ steps = 2
 			t.Errorf("%v: subset part of the standard error of c2 %g (of %g)", tc.args, sub, r.SE[2])
 		}
 		c0 = append(c0, r.Mean[0])
+		// SGD − GD on the same sets: its mean is the difference of the
+		// means; its error is smaller than the unpaired one (the sets'
+		// noise is shared).
+		p := rows[1]
+		if p.PairedAgainst != "gd" || p.PairedMean == nil || rows[0].PairedMean != nil {
+			t.Fatalf("%v: paired %+v", tc.args, p)
+		}
+		for k := 1; k < 4; k++ {
+			if d := p.Mean[k] - r.Mean[k]; math.Abs(p.PairedMean[k]-d) > 1e-9*(1+math.Abs(d)) || !(p.PairedSE[k] < math.Hypot(p.SE[k], r.SE[k])) {
+				t.Errorf("%v: c%d paired %g ± %g, unpaired %g ± %g", tc.args, k, p.PairedMean[k], p.PairedSE[k], d, math.Hypot(p.SE[k], r.SE[k]))
+			}
+		}
 	}
 	for _, v := range c0[1:] {
 		if math.Abs(v-c0[0]) > 1e-10*c0[0] {
