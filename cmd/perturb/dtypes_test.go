@@ -146,7 +146,8 @@ func TestRunDTypeSweep(t *testing.T) {
 }
 
 // show prints a row for comparison (NaN equal to NaN).
-func show(r results.Row) string { return fmt.Sprintf("%+v", r) }
+// show formats a row's results (its costs left out) for comparison.
+func show(r results.Row) string { return fmt.Sprintf("%+v", r.Results()) }
 
 // TestRunDTypeSweepDevice runs a float32+float64 sweep with --device gpu
 // against a fake GPU (the float32 CPU twin): the float32 trials run on it,

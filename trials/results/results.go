@@ -142,6 +142,14 @@ type Row struct {
 	Seconds, TestSeconds, PoolSeconds float64
 }
 
+// Results is r without its cost measurements (Seconds, TestSeconds,
+// PoolSeconds), which depend on the machine and its load: two runs of one
+// trial, in any batch, worker or shard, have equal Results.
+func (r Row) Results() Row {
+	r.Seconds, r.TestSeconds, r.PoolSeconds = 0, 0, 0
+	return r
+}
+
 // Estimator is r.TestEstimator with "" read as "pool".
 func (r Row) Estimator() string {
 	if r.TestEstimator == "" {
