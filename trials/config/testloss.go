@@ -38,7 +38,7 @@ type TestLoss struct {
 // convnet at the paper's learning rates and about 2,500 for the logistic
 // model, and the effective speed-up is flat around it: 2,000 gives
 // within about 10% of the best for both, while adding 15–32% (convnet)
-// and 28% (logistic) to the trial-to-trial variance.
+// and 27% (logistic) to the trial-to-trial variance.
 const DefaultSubset = 2000
 
 // Controls are the known values of trials.test.control.

@@ -153,3 +153,63 @@ func TestFitString(t *testing.T) {
 		}
 	}
 }
+
+func TestFitLeadingPowerLaw(t *testing.T) {
+	etas := []float64{0.002, 0.004, 0.006, 0.01, 0.015, 0.02, 0.025, 0.05}
+	t.Run("exact", func(t *testing.T) {
+		y := make([]float64, len(etas))
+		for i, x := range etas {
+			y[i] = -3 * x * x * (1 - 4*x)
+		}
+		f, err := FitLeadingPowerLaw(etas, y, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(f.Slope-2) > 1e-6 || math.Abs(f.A+3) > 1e-4 || math.Abs(f.B-12) > 1e-3 || f.N != len(etas) || !f.Covers(2) {
+			t.Errorf("slope %.12g [%g, %g], a %g, b %g over %d, want 2, −3, 12 over %d", f.Slope, f.Lo, f.Hi, f.A, f.B, f.N, len(etas))
+		}
+	})
+	t.Run("coverage", func(t *testing.T) {
+		// y = a η²(1 + b η) measured with 0.3% relative noise: the plain
+		// log-log slope's interval excludes 2, the leading one covers it
+		// about 95% of the time.
+		r := rand.New(rand.NewPCG(8, 9))
+		const reps = 400
+		var plain, lead int
+		y, se := make([]float64, len(etas)), make([]float64, len(etas))
+		for range reps {
+			for i, x := range etas {
+				mean := 13 * x * x * (1 + 6*x)
+				se[i] = 0.003 * mean
+				y[i] = mean + se[i]*r.NormFloat64()
+			}
+			p, err := FitPowerLaw(etas, y, se)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(p.Slope-2) <= 1.96*p.SlopeSE {
+				plain++
+			}
+			f, err := FitLeadingPowerLaw(etas, y, se)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Covers(2) {
+				lead++
+			}
+		}
+		if plain > reps/10 {
+			t.Errorf("plain slope covered 2 in %d of %d replicates; the test needs a resolved η³ term", plain, reps)
+		}
+		// The profile interval covers about 95% (a little more when a
+		// replicate's χ² scales it up): accept 90–99%.
+		if lead < reps*90/100 || lead > reps*99/100 {
+			t.Errorf("leading slope covered 2 in %d of %d replicates, want about 95%%", lead, reps)
+		}
+	})
+	t.Run("too few points", func(t *testing.T) {
+		if _, err := FitLeadingPowerLaw(etas[:3], []float64{1, 2, 3}, nil); err == nil || !strings.Contains(err.Error(), "at least 4") {
+			t.Errorf("error %v, want one asking for 4 points", err)
+		}
+	})
+}

@@ -91,6 +91,8 @@ func TestReportJSONMatchesMarkdown(t *testing.T) {
 		t.Errorf("result %q lacks %q", o3.Result, b)
 	}
 	if x := ids["gd_minus_sgd.slope"]; true {
+		// Three η: too few for the leading-exponent fit, so the plain
+		// log-log slope over all η (TestLeadingExponentClaim has more).
 		want := fmt.Sprintf("slope %.2f, 95%% CI [%.2f, %.2f]", float64(x.Estimate), float64(x.CILo), float64(x.CIHi))
 		if !strings.Contains(x.Result, want) || math.IsNaN(float64(x.SE)) {
 			t.Errorf("slope result %q, JSON gives %q (s.e. %g)", x.Result, want, float64(x.SE))
