@@ -63,6 +63,7 @@ type group struct {
 	model, opt string
 	steps      int
 	todo       []trials.Trial
+	k          int     // trials per batch (K)
 	batches    int     // batches of up to K trials the run will make
 	calib      int     // trials run to calibrate
 	fixed      float64 // seconds per batch, whatever its size
@@ -87,7 +88,7 @@ type estimate struct {
 // which gives the evaluator every CPU, as a full run's workers together
 // have. A batch costs a fixed part (the pass over the pool, the graphs)
 // plus a part per trial: the first group of each model is timed at 1 and
-// at 3 to 16 trials (after a warm-up trial) to split the two, and the
+// at 3 trials to a whole batch (after a warm-up trial) to split the two, and the
 // other groups at 2 trials, split in the same proportion. Each group's estimate is its
 // batches of up to K trials times the fixed part plus its trials times the
 // per-trial part. Groups left when the budget is spent take the same
@@ -123,6 +124,7 @@ func calibrate(ctx context.Context, runner *trials.Runner, cfg *config.Config, s
 		if k <= 0 {
 			k = trials.AutoK(models[g.model], maxBytes/int64(workers))
 		}
+		g.k = k
 		perInit := map[int]int{}
 		for _, t := range g.todo {
 			perInit[t.Init]++
@@ -180,11 +182,15 @@ func calibrate(ctx context.Context, runner *trials.Runner, cfg *config.Config, s
 		first := !ok && len(todo) >= 3
 		if first {
 			// Warm up (initial state, first graphs), then 1 trial and n:
-			// as many as take about 1.5 s, 3 to 16.
+			// as many as take about 3 s, 3 to a whole batch (K): a
+			// batch of a few trials hides the per-trial cost behind
+			// the fixed one (a 16-trial batch of the convnet cost no
+			// more than 1 trial, and a run of 64-trial batches took 3×
+			// the estimate).
 			if _, err = timeRun(todo[:1]); err == nil {
 				var t1 float64
 				if t1, err = timeRun(todo[:1]); err == nil {
-					n = min(len(todo), 16, max(3, int(1.5/max(t1, 1e-3))))
+					n = min(len(todo), max(g.k, 3), max(3, int(3/max(t1, 1e-3))))
 					t, err = timeRun(todo[:n])
 					per := max((t-t1)/float64(n-1), 0)
 					sp = split{fixed: max(t1-per, 0), per: per}
