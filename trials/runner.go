@@ -48,6 +48,11 @@ type Settings struct {
 	Shard Shard
 	// Skip lists trials already recorded (a resumed run).
 	Skip map[results.Key]bool
+	// Only, if not nil, lists the trials to run (trials of the plan, as
+	// Plan gives them) in place of the whole plan: a few trials of a large
+	// sweep without planning it (the wall-time calibration). Skip still
+	// applies.
+	Only []Trial
 	// Progress, if set, is called after every finished batch with the
 	// number of trials done and the total to run (from one goroutine at a
 	// time).
@@ -536,7 +541,11 @@ func (r *Runner) Run(ctx context.Context, rec Recorder, s Settings) error {
 		return r.runSweep(ctx, rec, s)
 	}
 	var todo []Trial
-	for _, t := range ShardPlan(r.cfg, s.Shard) {
+	plan := s.Only
+	if plan == nil {
+		plan = ShardPlan(r.cfg, s.Shard)
+	}
+	for _, t := range plan {
 		if !s.Skip[r.key(t)] {
 			todo = append(todo, t)
 		}

@@ -354,6 +354,57 @@ func TestSkip(t *testing.T) {
 	}
 }
 
+// TestOnly checks that Settings.Only runs exactly the listed trials, with
+// the rows the whole plan gives them, and that Skip still applies.
+func TestOnly(t *testing.T) {
+	pool := smallPool(t, 20)
+	c := mustConfig(t, base)
+	r, _ := NewRunner(c, pool)
+	var all collect
+	if err := r.Run(context.Background(), &all, Settings{Workers: 1}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[results.Key]results.Row{}
+	for _, row := range all.rows {
+		want[row.Key()] = row
+	}
+	plan := Plan(c)
+	only := []Trial{plan[len(plan)-1], plan[1], plan[2]}
+	tests := []struct {
+		name string
+		skip map[results.Key]bool
+		n    int
+	}{
+		{"only", nil, 3},
+		{"only less skip", map[results.Key]bool{r.key(plan[1]): true}, 2},
+		{"empty", nil, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			list := only
+			if tc.n == 0 {
+				list = []Trial{}
+			}
+			var col collect
+			if err := r.Run(context.Background(), &col, Settings{Workers: 2, K: 2, Only: list, Skip: tc.skip}); err != nil {
+				t.Fatal(err)
+			}
+			if len(col.rows) != tc.n {
+				t.Fatalf("ran %d trials, want %d", len(col.rows), tc.n)
+			}
+			for _, row := range col.rows {
+				w, ok := want[row.Key()]
+				// The same trial in another batch: equal to rounding (the
+				// evaluation's sums depend on the batch's shape).
+				close := func(a, b float64) bool { return math.Abs(a-b) <= 1e-12*math.Max(1, math.Abs(b)) }
+				if !ok || tc.skip[row.Key()] || row.Status != w.Status || !close(row.TestLoss, w.TestLoss) || !close(row.TrainLoss, w.TrainLoss) || row.TestAcc != w.TestAcc {
+					t.Errorf("row %v: %+v, want %+v from the whole plan", row.Key(), row.Results(), w.Results())
+				}
+			}
+		})
+	}
+}
+
 // TestCIFARShapedConvnet runs the convnet through the runner on a small
 // 3×32×32 pool (CIFAR-10's shape) in float32: SGD must lower the train loss.
 func TestCIFARShapedConvnet(t *testing.T) {

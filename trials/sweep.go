@@ -47,9 +47,21 @@ func (r *Runner) sub(dt string) (*Runner, error) {
 // count over all of them.
 func (r *Runner) runSweep(ctx context.Context, rec Recorder, s Settings) error {
 	todo := make([]int, len(r.subs))
+	only := make([][]Trial, len(r.subs))
 	total := 0
 	for i, sub := range r.subs {
-		for _, t := range ShardPlan(sub.cfg, s.Shard) {
+		plan := ShardPlan
+		if s.Only != nil { // the listed trials of this dtype, as its plan gives them
+			only[i] = []Trial{}
+			for _, t := range s.Only {
+				if t.DType == sub.cfg.DType {
+					t.DType = ""
+					only[i] = append(only[i], t)
+				}
+			}
+			plan = func(*config.Config, Shard) []Trial { return only[i] }
+		}
+		for _, t := range plan(sub.cfg, s.Shard) {
 			if !s.Skip[sub.key(t)] {
 				todo[i]++
 			}
@@ -59,6 +71,7 @@ func (r *Runner) runSweep(ctx context.Context, rec Recorder, s Settings) error {
 	before := 0
 	for i, sub := range r.subs {
 		ss := s
+		ss.Only = only[i]
 		if s.Progress != nil {
 			off := before
 			ss.Progress = func(done, _ int) { s.Progress(off+done, total) }

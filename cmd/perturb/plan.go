@@ -12,7 +12,6 @@ import (
 
 	"github.com/perturb/perturb/trials"
 	"github.com/perturb/perturb/trials/config"
-	"github.com/perturb/perturb/trials/results"
 )
 
 // Calibration of the wall-time estimate.
@@ -86,13 +85,13 @@ type estimate struct {
 // calibrate runs a few trials of each (model, optimizer) group of todo for
 // real (their rows are discarded: nothing is written) with one worker,
 // which gives the evaluator every CPU, as a full run's workers together
-// have. A batch costs a fixed part (the pass over the pool, the graphs)
-// plus a part per trial: the first group of each model is timed at 1 and
-// at 3 trials to a whole batch (after a warm-up trial) to split the two, and the
-// other groups at 2 trials, split in the same proportion. Each group's estimate is its
-// batches of up to K trials times the fixed part plus its trials times the
-// per-trial part. Groups left when the budget is spent take the same
-// model's costs scaled by their steps.
+// have, and runs only the timed trials (Settings.Only: the sweep is not
+// planned each time, as a real run plans it once). Every group is timed,
+// after a warm-up trial, on one whole batch of K trials
+// (its estimate is then its batches times that), or on as many trials as
+// take about 3 s (then its trials times the time per trial). Groups left
+// when the budget is spent take the same model's costs scaled by their
+// steps.
 func calibrate(ctx context.Context, runner *trials.Runner, cfg *config.Config, shard trials.Shard, todo []trials.Trial, s trials.Settings) (*estimate, error) {
 	start := time.Now()
 	byKey := map[[2]string]*group{}
@@ -133,29 +132,17 @@ func calibrate(ctx context.Context, runner *trials.Runner, cfg *config.Config, s
 			g.batches += (n + k - 1) / k
 		}
 	}
-	plan := trials.ShardPlan(cfg, shard)
-	// timeRun runs trials ts and returns the seconds it took.
-	timeRun := func(ts []trials.Trial) (float64, error) {
-		run := map[results.Key]bool{}
-		for _, t := range ts {
-			run[trials.Key(cfg, t)] = true
-		}
-		skip := map[results.Key]bool{}
-		for _, t := range plan {
-			if k := trials.Key(cfg, t); !run[k] {
-				skip[k] = true
-			}
+	// timeRun runs trials ts (Settings.Only: the sweep is not planned
+	// again) in batches of at most k trials (0: the run's K) and returns
+	// the seconds it took.
+	timeRun := func(ts []trials.Trial, k int) (float64, error) {
+		if k == 0 {
+			k = s.K
 		}
 		t0 := time.Now()
-		err := runner.Run(ctx, &discard{}, trials.Settings{Workers: 1, K: s.K, MaxBytes: maxBytes, Shard: shard, Skip: skip})
+		err := runner.Run(ctx, &discard{}, trials.Settings{Workers: 1, K: k, MaxBytes: maxBytes, Shard: shard, Only: ts})
 		return time.Since(t0).Seconds(), err
 	}
-	// split is a model's cost of a batch: fixed and per trial.
-	type split struct {
-		fixed float64 // seconds per batch
-		per   float64 // seconds per trial
-	}
-	splits := map[string]split{}
 	for _, g := range groups {
 		if time.Since(start) > calibBudget {
 			break
@@ -171,48 +158,36 @@ func calibrate(ctx context.Context, runner *trials.Runner, cfg *config.Config, s
 					rest = append(rest, t)
 				}
 			}
-			if len(rest) >= 3 {
+			if len(rest) >= 2 {
 				todo = rest
 			}
 		}
-		sp, ok := splits[g.model]
-		var t float64
-		var n int
-		var err error
-		first := !ok && len(todo) >= 3
-		if first {
-			// Warm up (initial state, first graphs), then 1 trial and n:
-			// as many as take about 3 s, 3 to a whole batch (K): a
-			// batch of a few trials hides the per-trial cost behind
-			// the fixed one (a 16-trial batch of the convnet cost no
-			// more than 1 trial, and a run of 64-trial batches took 3×
-			// the estimate).
-			if _, err = timeRun(todo[:1]); err == nil {
-				var t1 float64
-				if t1, err = timeRun(todo[:1]); err == nil {
-					n = min(len(todo), max(g.k, 3), max(3, int(3/max(t1, 1e-3))))
-					t, err = timeRun(todo[:n])
-					per := max((t-t1)/float64(n-1), 0)
-					sp = split{fixed: max(t1-per, 0), per: per}
-					splits[g.model] = sp
-				}
-			}
-		} else {
-			n = min(2, len(todo))
-			t, err = timeRun(todo[:n])
+		// Warm up (initial state, the group's graphs) and time one
+		// trial; then one batch as the run makes them: K trials, or as
+		// many as take about 3 s (at least 2). A batch of a few trials
+		// hides the per-trial cost behind the fixed one, and the
+		// optimisers' per-trial costs differ (GDC's per-example
+		// Hessian-vector products), so every group is timed on its own.
+		_, err := timeRun(todo[:1], 0)
+		var t1, t float64
+		if err == nil {
+			t1, err = timeRun(todo[:1], 0)
+		}
+		n := min(len(todo), g.k)
+		if t1 > 0 {
+			n = max(min(n, int(3/t1)), min(2, len(todo)))
+		}
+		if err == nil {
+			t, err = timeRun(todo[:n], n)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("calibrate on %s %s: %w", g.model, g.opt, err)
 		}
 		g.calib, g.measured = n, true
-		if model := sp.fixed + float64(n)*sp.per; ok || first {
-			if model > 0 {
-				g.fixed, g.perTrial = t*sp.fixed/model, t*sp.per/model
-			} else {
-				g.fixed = t
-			}
+		if n == g.k {
+			g.fixed = t // a whole batch
 		} else {
-			g.perTrial = t / float64(n) // no split known: every trial pays in full
+			g.perTrial = t / float64(n)
 		}
 	}
 	// Groups left: the same model's measured costs per step.
