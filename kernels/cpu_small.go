@@ -20,8 +20,9 @@ import (
 //   - small N (≤ smallSide), A transposed: the same for
 //     Cᵀ = op(B)ᵀ·op(A)ᵀ, op(A)ᵀ (K × M) read in place, and the blocks
 //     written back transposed;
-//   - small N, A not transposed: C's rows as kernel rows, packed from A,
-//     times a padded copy of op(B) (cpu_smallrows.go).
+//   - small N, neither transposed: C's rows as kernel rows, packed from
+//     A, times a padded copy of B (cpu_smallrows.go); A·Bᵀ (the
+//     convolutions' weight gradients) goes to the BLAS.
 
 // smallSide is the largest small side of a product for the micro-kernel.
 const smallSide = 20
@@ -68,6 +69,9 @@ func gemmSmall[T float](w int, g Gemm, cs, as, bb []T) bool {
 			})
 		return true
 	case g.N <= smallSide && g.M > smallSide && !g.TransA:
+		if g.TransB {
+			return false // BLAS (see cpu_smallrows.go)
+		}
 		gemmSmallN(w, g, c32, a32, b32) // see cpu_smallrows.go
 		return true
 	case g.N <= smallSide && g.M > smallSide:
