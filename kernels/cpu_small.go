@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"github.com/perturb/perturb/nets/blas"
 	"github.com/perturb/perturb/nets/fastmath"
 )
 
@@ -20,9 +21,10 @@ import (
 //   - small N (≤ smallSide), A transposed: the same for
 //     Cᵀ = op(B)ᵀ·op(A)ᵀ, op(A)ᵀ (K × M) read in place, and the blocks
 //     written back transposed;
-//   - small N, neither transposed: C's rows as kernel rows, packed from
-//     A, times a padded copy of B (cpu_smallrows.go); A·Bᵀ (the
-//     convolutions' weight gradients) goes to the BLAS.
+//   - small N, A not transposed: C's rows as kernel rows, packed from A,
+//     times a padded copy of op(B) (cpu_smallrows.go); A·Bᵀ (the
+//     convolutions' weight gradients) goes to OpenBLAS where it is
+//     linked.
 
 // smallSide is the largest small side of a product for the micro-kernel.
 const smallSide = 20
@@ -69,8 +71,8 @@ func gemmSmall[T float](w int, g Gemm, cs, as, bb []T) bool {
 			})
 		return true
 	case g.N <= smallSide && g.M > smallSide && !g.TransA:
-		if g.TransB {
-			return false // BLAS (see cpu_smallrows.go)
+		if g.TransB && blas.Name() == "openblas" {
+			return false // see cpu_smallrows.go
 		}
 		gemmSmallN(w, g, c32, a32, b32) // see cpu_smallrows.go
 		return true
