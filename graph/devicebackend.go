@@ -227,7 +227,10 @@ func (e *DeviceBackend) Grad(theta [][]float64, pts [][]nets.Sample, loss []floa
 	return nil
 }
 
-// HVP sets out[k] = Σ_n ∇²l(theta[k]; pts[k][n]) · v[k].
+// HVP sets out[k] = Σ_n ∇²l(theta[k]; pts[k][n]) · v[k]. A call at
+// the parameters and samples of the previous HVP call of the same shape
+// (a new direction, as in Lanczos) reruns only the steps that depend on
+// the direction (see DeviceNet), with the same results.
 func (e *DeviceBackend) HVP(theta [][]float64, pts [][]nets.Sample, v, out [][]float64) error {
 	rows, kk, b, err := e.prepare(theta, pts, map[string][][]float64{"parameter": theta, "direction": v, "output": out})
 	if err != nil || kk == 0 {

@@ -75,12 +75,22 @@ func (dd *DeviceData) Close() error {
 // gathered from the device-resident pool, the stacked parameters uploaded,
 // the walked program run, and the gradients (or Hessian-vector products)
 // and losses downloaded.
+//
+// A BatchHVP net keeps the parameters and samples of its last call: a call
+// with bitwise the same ones (a new direction at the same point, as in
+// Lanczos) uploads the direction alone and reruns only the steps that
+// depend on it (Program.Rerun), with the same results.
 type DeviceNet struct {
 	*BatchNet
 	Prog *Program
 	data *DeviceData
 	idx  []int32
 	host []float64
+	// theta and rows are the parameters and samples of the last HVP
+	// call, valid when primal is set.
+	theta  [][]float64
+	rows   [][]int
+	primal bool
 }
 
 // NewDeviceNet compiles the graph of kind for k trials of b samples and
@@ -98,7 +108,12 @@ func NewDeviceNet(arch *nets.Arch, data *DeviceData, k, b int, kind BatchKind) (
 	if n.losses != nil {
 		outs = append(outs, n.losses)
 	}
-	p, err := n.Compile(data.Dev, outs...)
+	var p *Program
+	if kind == BatchHVP {
+		p, err = n.CompileRerun(data.Dev, n.tangents, outs...)
+	} else {
+		p, err = n.Compile(data.Dev, outs...)
+	}
 	if err != nil {
 		n.Close()
 		return nil, err
@@ -205,12 +220,24 @@ func (d *DeviceNet) HVP(theta [][]float64, rows [][]int, v, out [][]float64) err
 	d.check(theta, rows)
 	d.checkOut("direction", v)
 	d.checkOut("output", out)
+	if d.primal && sameVecs(d.theta, theta) && sameRows(d.rows, rows) {
+		if err := d.uploadTangents(v); err != nil {
+			return err
+		}
+		if err := d.Prog.Rerun(); err != nil {
+			d.primal = false
+			return fmt.Errorf("device Hessian-vector product of %s: %w", d.Arch.Name, err)
+		}
+		return d.download(out)
+	}
+	d.primal = false
 	if err := d.upload(rows, append(append([]*G.Node{}, d.params...), d.tangents...), theta, v); err != nil {
 		return err
 	}
 	if err := d.Prog.Run(); err != nil {
 		return fmt.Errorf("device Hessian-vector product of %s: %w", d.Arch.Name, err)
 	}
+	d.keep(theta, rows)
 	return d.download(out)
 }
 

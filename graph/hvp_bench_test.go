@@ -14,11 +14,14 @@ import (
 // BenchmarkHVP measures one batched Hessian-vector product of K float32
 // trials over the same B Fashion-MNIST-shaped images through the gorgonia
 // graph (ImageBackend.HVP, kind BatchHVP), through the walker on the CPU
-// device (DeviceBackend.HVP on kernels.NewCPU(F32)) and through the hand-written
-// HVPEvaluator on one goroutine (the graph runs on one too), and reports
-// the time per image and trial ("us/image-trial"). "hand" repeats the
-// product at the same parameters, as Lanczos does, reusing the cached
-// primal values after the first call; "hand-nocache" recomputes them;
+// device (DeviceBackend.HVP on kernels.NewCPU(F32): "walker" on the
+// device's default goroutines, "walker-serial" on one) and through the
+// hand-written HVPEvaluator on one goroutine (the graph runs on one too),
+// and reports the time per image and trial ("us/image-trial"). Every
+// call is at the same parameters and samples, as in Lanczos: "hand"
+// reuses the cached primal values after the first call, the walker reruns
+// only the steps that depend on the direction; "hand-nocache" recomputes
+// them;
 // "forward" is the pool evaluator's loss over the same images and trials,
 // for scale:
 //
@@ -64,28 +67,35 @@ func BenchmarkHVP(b *testing.B) {
 			}
 			report(b)
 		})
-		b.Run(fmt.Sprintf("%s/walker/K=%d/B=%d", model, k, imgs), func(b *testing.B) {
-			dd, err := UploadData(kernels.NewCPU(kernels.F32), d)
-			if err != nil {
-				b.Fatal(err)
+		for _, workers := range []int{0, 1} {
+			name := "walker"
+			if workers == 1 {
+				name = "walker-serial"
 			}
-			defer dd.Close()
-			be, err := NewDeviceBackend(a, dd, k)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer be.Close()
-			if err := be.HVP(theta, pts, v, out); err != nil { // compile
-				b.Fatal(err)
-			}
-			b.ResetTimer()
-			for range b.N {
-				if err := be.HVP(theta, pts, v, out); err != nil {
+			b.Run(fmt.Sprintf("%s/%s/K=%d/B=%d", model, name, k, imgs), func(b *testing.B) {
+				dev, _ := kernels.WithWorkers(kernels.NewCPU(kernels.F32), workers)
+				dd, err := UploadData(dev, d)
+				if err != nil {
 					b.Fatal(err)
 				}
-			}
-			report(b)
-		})
+				defer dd.Close()
+				be, err := NewDeviceBackend(a, dd, k)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer be.Close()
+				if err := be.HVP(theta, pts, v, out); err != nil { // compile
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				for range b.N {
+					if err := be.HVP(theta, pts, v, out); err != nil {
+						b.Fatal(err)
+					}
+				}
+				report(b)
+			})
+		}
 		for _, cache := range []int64{-1, 0} {
 			name := "hand"
 			if cache < 0 {

@@ -46,6 +46,9 @@ type Program struct {
 	elements int64
 	// scratch serves the tanh jet steps (jetwalk.go).
 	scratch jetScratch
+	// rerun lists, in order, the steps that depend on the inputs given
+	// to CompileRerun (nil for a program compiled without).
+	rerun []int
 }
 
 // slot is the storage of one or more nodes (a node and its reshapes).
@@ -80,6 +83,12 @@ func (n *BatchNet) Compile(dev kernels.Device, outs ...*G.Node) (*Program, error
 // graph of batchops.go's and jetops.go's kernels and the gorgonia
 // operations listed on Program); what names the graph in errors.
 func compileGraph(g *G.ExprGraph, what string, dev kernels.Device, outs ...*G.Node) (*Program, error) {
+	return compileProgram(g, what, dev, nil, outs)
+}
+
+// compileProgram is compileGraph; with changed (inputs of g), it also
+// prepares Rerun for new values of those inputs (see CompileRerun).
+func compileProgram(g *G.ExprGraph, what string, dev kernels.Device, changed []*G.Node, outs []*G.Node) (*Program, error) {
 	p := &Program{dev: dev, g: g, slots: map[int64]*slot{}, uniform: map[int64]float64{}}
 	sorted, err := G.Sort(g.ExactSubgraphRoots(outs...))
 	if err != nil {
@@ -98,6 +107,12 @@ func compileGraph(g *G.ExprGraph, what string, dev kernels.Device, outs ...*G.No
 			return nil, err
 		}
 		p.slots[o.ID()].pinned = true
+	}
+	if changed != nil {
+		if err := p.planRerun(changed); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("device program of %s on %s: %w", what, dev.Name(), err)
+		}
 	}
 	if err := p.assign(); err != nil {
 		p.Close()

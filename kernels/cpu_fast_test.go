@@ -49,9 +49,11 @@ func TestCPUGemmPaths(t *testing.T) {
 		{Batch: 3, M: 10, N: 300, K: 25, TransA: true, Alpha: 1},           // conv, small M
 		{Batch: 3, M: 10, N: 37, K: 250, TransA: true, Alpha: 1, Beta: 1},  // small M, beta
 		{Batch: 2, M: 7, N: 20, K: 9, Alpha: 0.5},                          // small M, plain A
-		{Batch: 3, M: 77, N: 10, K: 40, Alpha: 1},                          // small N, transpose of A
+		{Batch: 3, M: 77, N: 10, K: 40, Alpha: 1},                          // small N, A's rows packed
+		{Batch: 2, M: 41, N: 18, K: 50, Alpha: 0.5, Beta: 1},               // small N, two column blocks
 		{Batch: 2, M: 50, N: 10, K: 30, TransA: true, Alpha: 2, Beta: 0.5}, // small N, A in place
-		{Batch: 2, M: 33, N: 6, K: 12, TransB: true, Alpha: 1},             // small N, op(B) packed
+		{Batch: 2, M: 33, N: 6, K: 12, TransB: true, Alpha: 1},             // small N, Bᵀ: OpenBLAS or op(B) packed
+		{Batch: 2, M: 41, N: 18, K: 50, TransB: true, Alpha: 2, Beta: 0.5}, // the same, two column blocks
 		{Batch: 2, M: 300, N: 40, K: 30, Alpha: 1},                         // BLAS, row blocks
 		{Batch: 2, M: 10, N: 30, K: 20, TransB: true, Alpha: 1},            // BLAS (small M, Bᵀ)
 	} {

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"github.com/perturb/perturb/nets/blas"
 	"github.com/perturb/perturb/nets/fastmath"
 )
 
@@ -17,10 +18,13 @@ import (
 //
 //   - small M (≤ smallSide), B not transposed: blocks of 5 rows of op(A)
 //     (packed k-major) times 16 columns of B, read in place;
-//   - small N (≤ smallSide), otherwise: the same for Cᵀ = op(B)ᵀ·op(A)ᵀ,
-//     op(A)ᵀ (K × M) read in place when A is transposed, else transposed
-//     into scratch (once for a shared A), and the blocks written back
-//     transposed.
+//   - small N (≤ smallSide), A transposed: the same for
+//     Cᵀ = op(B)ᵀ·op(A)ᵀ, op(A)ᵀ (K × M) read in place, and the blocks
+//     written back transposed;
+//   - small N, A not transposed: C's rows as kernel rows, packed from A,
+//     times a padded copy of op(B) (cpu_smallrows.go); A·Bᵀ (the
+//     convolutions' weight gradients) goes to OpenBLAS where it is
+//     linked.
 
 // smallSide is the largest small side of a product for the micro-kernel.
 const smallSide = 20
@@ -66,8 +70,15 @@ func gemmSmall[T float](w int, g Gemm, cs, as, bb []T) bool {
 				}
 			})
 		return true
+	case g.N <= smallSide && g.M > smallSide && !g.TransA:
+		if g.TransB && blas.Name() == "openblas" {
+			return false // see cpu_smallrows.go
+		}
+		gemmSmallN(w, g, c32, a32, b32) // see cpu_smallrows.go
+		return true
 	case g.N <= smallSide && g.M > smallSide:
-		// Cᵀ (N × M) = op(B)ᵀ·op(A)ᵀ: kernel rows are C's columns.
+		// Cᵀ (N × M) = op(B)ᵀ·op(A)ᵀ: kernel rows are C's columns, op(A)ᵀ
+		// read in place (A transposed).
 		pack := func(e, j int, dst []float32) { // column j of op(B_e), k-major
 			b := b32[e*g.StrideB:]
 			for k := 0; k < g.K; k++ {
@@ -79,31 +90,7 @@ func gemmSmall[T float](w int, g Gemm, cs, as, bb []T) bool {
 			}
 		}
 		at := func(e int) ([]float32, int) { return a32[e*g.StrideA:], g.M }
-		padded := false
-		if !g.TransA { // op(A)ᵀ in scratch, rows padded to 16: once when shared
-			ld := (g.M + 15) &^ 15
-			n, stride := g.Batch, ld*g.K
-			if g.StrideA == 0 {
-				n = 1
-			}
-			t := make([]float32, n*stride)
-			parallel(w, n*g.M, units(g.K), func(lo, hi int) {
-				for u := lo; u < hi; u++ {
-					e, i := u/g.M, u%g.M
-					for k, v := range a32[e*g.StrideA+i*g.K : e*g.StrideA+(i+1)*g.K] {
-						t[e*stride+k*ld+i] = v
-					}
-				}
-			})
-			at = func(e int) ([]float32, int) {
-				if g.StrideA == 0 {
-					return t, ld
-				}
-				return t[e*stride:], ld
-			}
-			padded = true
-		}
-		smallBlocks(w, g, g.N, g.M, padded, pack, at, nil, func(e, j, i0 int, v []float32) {
+		smallBlocks(w, g, g.N, g.M, false, pack, at, nil, func(e, j, i0 int, v []float32) {
 			for i, x := range v {
 				at := e*g.StrideC + (i0+i)*g.N + j
 				c32[at] = combine(g, x, c32[at])
