@@ -300,6 +300,9 @@ func NewDeviceEval(arch *nets.Arch, data *DeviceData, k, chunk int) (*DeviceEval
 	e := &DeviceEval{arch: arch, data: data, k: k}
 	devs := []kernels.Device{data.Dev}
 	if serial, ok := kernels.WithWorkers(data.Dev, 1); ok {
+		// Every product through the micro-kernel: the loss does not
+		// depend on the chunk length nor on the shared input.
+		serial, _ = kernels.WithUniformProducts(serial)
 		c, err := e.cpuChunk(serial)
 		if err != nil {
 			return nil, err

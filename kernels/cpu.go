@@ -29,6 +29,9 @@ type CPU[T float] struct {
 	// (math.Tanh, math.Exp), as the CUDA kernels do when compiled for the
 	// CPU (kernels/cudaemu), instead of the vector kernels.
 	exact bool
+	// uniform sends every product with a small side through the
+	// micro-kernel (WithUniformProducts).
+	uniform bool
 }
 
 // NewExactCPU is NewCPU with the float32 tanh and exp correctly rounded

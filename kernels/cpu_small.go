@@ -15,30 +15,65 @@ import (
 // independent of the batch, the split over workers, the chunk length and
 // the element's position.
 //
-//   - small M (≤ smallSide), B not transposed: blocks of 5 rows of op(A)
-//     (packed k-major) times 16 columns of B, read in place;
-//   - small N (≤ smallSide), otherwise: the same for Cᵀ = op(B)ᵀ·op(A)ᵀ,
-//     op(A)ᵀ (K × M) read in place when A is transposed, else transposed
-//     into scratch (once for a shared A), and the blocks written back
-//     transposed.
+//   - small M (≤ smallSide), B not transposed, wide N (≥ smallWide):
+//     blocks of 5 rows of op(A) (packed k-major) times 16 columns of B,
+//     read in place;
+//   - small N (≤ smallSide), A shared by the batch (StrideA = 0): the same
+//     for Cᵀ = op(B)ᵀ·op(A)ᵀ, op(A)ᵀ (K × M) read in place when A is
+//     transposed, else transposed into scratch once, and the blocks
+//     written back transposed.
+//
+// The other products with a small side (those of a training step: a few
+// samples per trial, outer products of K = 1 for the weight gradients, N
+// = 10 classes) go to the BLAS, one call per entry, which measured 1.5–10×
+// faster on them (a 16-column block padded from 10 columns, a transposed
+// scatter of C, or a per-entry transposition of A cost more than the
+// product). The choice depends only on the product's shape and strides,
+// never on the batch size, so a trial's results stay independent of K.
+
+// A device made by WithUniformProducts keeps every product with a small
+// side on the micro-kernel (small M with any N; small N with A transposed
+// into scratch per entry when not shared), so that an element's value does
+// not depend on the length of the wide side either: graph's DeviceEval
+// uses it, so that the test loss does not depend on the chunk length nor
+// on whether the chunk is shared by the trials.
+
+// WithUniformProducts returns d sending every product with a small side
+// through the micro-kernel (see above) when d is a CPU device, and whether
+// it is.
+func WithUniformProducts(d Device) (Device, bool) {
+	switch c := d.(type) {
+	case CPU[float32]:
+		c.uniform = true
+		return c, true
+	case CPU[float64]:
+		c.uniform = true
+		return c, true
+	}
+	return d, false
+}
 
 // smallSide is the largest small side of a product for the micro-kernel.
 const smallSide = 20
+
+// smallWide is the least wide side (N) of a small-M product for the
+// micro-kernel: narrower products go to the BLAS.
+const smallWide = 128
 
 // smallCols is the number of columns of C (of the kernel's product) in
 // one unit of work.
 const smallCols = 512
 
-// gemmSmall computes g with the micro-kernel when it applies and reports
-// whether it did.
-func gemmSmall[T float](w int, g Gemm, cs, as, bb []T) bool {
+// gemmSmall computes g with the micro-kernel when it applies (to every
+// product with a small side when uniform) and reports whether it did.
+func gemmSmall[T float](w int, uniform bool, g Gemm, cs, as, bb []T) bool {
 	c32, ok := any(cs).([]float32)
 	if !ok || !fastmath.HaveAVX2 {
 		return false
 	}
 	a32, b32 := any(as).([]float32), any(bb).([]float32)
 	switch {
-	case g.M <= smallSide && !g.TransB:
+	case g.M <= smallSide && !g.TransB && (uniform || g.N >= smallWide):
 		// C (M × N) = op(A)·B: kernel rows are C's rows.
 		pack := func(e, r int, dst []float32) { // row r of op(A_e), k-major
 			a := a32[e*g.StrideA:]
@@ -66,7 +101,7 @@ func gemmSmall[T float](w int, g Gemm, cs, as, bb []T) bool {
 				}
 			})
 		return true
-	case g.N <= smallSide && g.M > smallSide:
+	case g.N <= smallSide && g.M > smallSide && (uniform || g.StrideA == 0):
 		// Cᵀ (N × M) = op(B)ᵀ·op(A)ᵀ: kernel rows are C's columns.
 		pack := func(e, j int, dst []float32) { // column j of op(B_e), k-major
 			b := b32[e*g.StrideB:]
