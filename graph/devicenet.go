@@ -135,35 +135,86 @@ func (d *DeviceNet) upload(rows [][]int, nodes []*G.Node, src ...[][]float64) er
 	if err := dev.Gather(xb, yb, d.data.X, d.data.Y, d.idx, d.data.Dim, d.data.Classes); err != nil {
 		return fmt.Errorf("gather samples: %w", err)
 	}
-	for s, vecs := range src {
-		for i, p := range d.Arch.Params {
-			b, err := d.Prog.Buffer(nodes[s*len(d.Arch.Params)+i])
-			if err != nil {
-				return err
-			}
-			off, size := d.offsets[i], p.Size()
-			for k, v := range vecs {
-				if err := dev.Upload(b, k*size, v[off:off+size]); err != nil {
+	np := len(d.Arch.Params)
+	bufs := make([]kernels.Buffer, len(src)*np)
+	for j := range bufs {
+		b, err := d.Prog.Buffer(nodes[j])
+		if err != nil {
+			return err
+		}
+		bufs[j] = b
+	}
+	return d.eachTrial(len(rows), func(k int) error {
+		for s, vecs := range src {
+			for i, p := range d.Arch.Params {
+				off, size := d.offsets[i], p.Size()
+				if err := dev.Upload(bufs[s*np+i], k*size, vecs[k][off:off+size]); err != nil {
 					return fmt.Errorf("upload %s: %w", p.Name, err)
 				}
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // download copies the stacked gradient buffers into out[k].
 func (d *DeviceNet) download(out [][]float64) error {
-	for i, p := range d.Arch.Params {
+	bufs := make([]kernels.Buffer, len(d.Arch.Params))
+	for i := range bufs {
 		b, err := d.Prog.Buffer(d.grads[i])
 		if err != nil {
 			return err
 		}
-		off, size := d.offsets[i], p.Size()
-		for k, o := range out {
-			if err := d.data.Dev.Download(o[off:off+size], b, k*size); err != nil {
+		bufs[i] = b
+	}
+	return d.eachTrial(len(out), func(k int) error {
+		for i, p := range d.Arch.Params {
+			off, size := d.offsets[i], p.Size()
+			if err := d.data.Dev.Download(out[k][off:off+size], bufs[i], k*size); err != nil {
 				return fmt.Errorf("download gradient of %s: %w", p.Name, err)
 			}
+		}
+		return nil
+	})
+}
+
+// parallelCopy is the least number of elements (all trials) whose copy
+// between host vectors and a CPU device is spread over goroutines.
+const parallelCopy = 1 << 15
+
+// eachTrial calls f for the trials 0..n-1: on a CPU device, when the
+// trials' vectors are long enough, spread over kernels.Workers()
+// goroutines in contiguous ranges of trials (the conversions are
+// elementwise, so the result does not depend on the split); else in
+// order. It returns the first error.
+func (d *DeviceNet) eachTrial(n int, f func(k int) error) error {
+	w := 1
+	if kernels.IsCPU(d.data.Dev) && n*d.Arch.NumParams() >= parallelCopy {
+		w = min(kernels.Workers(), n)
+	}
+	if w <= 1 {
+		for k := range n {
+			if err := f(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	errs := make([]error, w)
+	var wg sync.WaitGroup
+	for i := range w {
+		wg.Go(func() {
+			for k := n * i / w; k < n*(i+1)/w; k++ {
+				if errs[i] = f(k); errs[i] != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
 		}
 	}
 	return nil

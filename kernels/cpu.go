@@ -124,10 +124,22 @@ func (CPU[T]) Upload(dst Buffer, off int, src []float64) error {
 	if off < 0 || off+len(src) > len(d) {
 		return fmt.Errorf("cpu: upload of %d elements at %d into %d", len(src), off, len(d))
 	}
-	for i, v := range src {
-		d[off+i] = T(v)
-	}
+	convert(d[off:off+len(src)], src)
 	return nil
+}
+
+// convert sets dst[i] = T(src[i]) (len(dst) = len(src)), four at a time.
+func convert[T float, S float](dst []T, src []S) {
+	n := len(src)
+	dst = dst[:n]
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		s, d := src[i:i+4:i+4], dst[i:i+4:i+4]
+		d[0], d[1], d[2], d[3] = T(s[0]), T(s[1]), T(s[2]), T(s[3])
+	}
+	for ; i < n; i++ {
+		dst[i] = T(src[i])
+	}
 }
 
 // Upload32 copies src into dst[off:].
@@ -139,9 +151,7 @@ func (CPU[T]) Upload32(dst Buffer, off int, src []float32) error {
 	if off < 0 || off+len(src) > len(d) {
 		return fmt.Errorf("cpu: upload of %d elements at %d into %d", len(src), off, len(d))
 	}
-	for i, v := range src {
-		d[off+i] = T(v)
-	}
+	convert(d[off:off+len(src)], src)
 	return nil
 }
 
@@ -154,9 +164,7 @@ func (CPU[T]) Download(dst []float64, src Buffer, off int) error {
 	if off < 0 || off+len(dst) > len(s) {
 		return fmt.Errorf("cpu: download of %d elements at %d from %d", len(dst), off, len(s))
 	}
-	for i := range dst {
-		dst[i] = float64(s[off+i])
-	}
+	convert(dst, s[off:off+len(dst)])
 	return nil
 }
 

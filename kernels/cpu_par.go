@@ -38,6 +38,17 @@ func WithWorkers(d Device, n int) (Device, bool) {
 	return d, false
 }
 
+// IsCPU reports whether d is a CPU device: its Upload and Download
+// calls on disjoint ranges may then run concurrently (graph's DeviceNet
+// converts the trials' vectors on several goroutines).
+func IsCPU(d Device) bool {
+	switch d.(type) {
+	case CPU[float32], CPU[float64]:
+		return true
+	}
+	return false
+}
+
 // w is the number of goroutines of the device.
 func (c CPU[T]) w() int {
 	if c.workers > 0 {
