@@ -183,14 +183,14 @@ func (d *DeviceNet) download(out [][]float64) error {
 const parallelCopy = 1 << 15
 
 // eachTrial calls f for the trials 0..n-1: on a CPU device, when the
-// trials' vectors are long enough, spread over kernels.Workers()
-// goroutines in contiguous ranges of trials (the conversions are
+// trials' vectors are long enough, spread over the device's goroutines
+// (kernels.HostWorkers) in contiguous ranges of trials (the conversions are
 // elementwise, so the result does not depend on the split); else in
 // order. It returns the first error.
 func (d *DeviceNet) eachTrial(n int, f func(k int) error) error {
 	w := 1
-	if kernels.IsCPU(d.data.Dev) && n*d.Arch.NumParams() >= parallelCopy {
-		w = min(kernels.Workers(), n)
+	if n*d.Arch.NumParams() >= parallelCopy {
+		w = min(kernels.HostWorkers(d.data.Dev), n)
 	}
 	if w <= 1 {
 		for k := range n {

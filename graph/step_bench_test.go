@@ -15,8 +15,9 @@ import (
 // of K float32 trials, B samples each) through the two engines that can
 // train: the gorgonia TapeMachine over the batched graph (ImageBackend,
 // "graph") and the walker over the CPU device (DeviceBackend on
-// kernels.NewCPU(F32), "walker"), side by side in one run, and reports the
-// time per trial-step ("us/trial-step"):
+// kernels.NewCPU(F32), "walker", and the same on one goroutine, "walker1",
+// as each of the runner's workers would be), side by side in one run, and
+// reports the time per trial-step ("us/trial-step"):
 //
 //	go test -tags openblas -run '^$' -bench 'TrainStep$' ./graph/
 func BenchmarkTrainStep(b *testing.B) {
@@ -46,8 +47,9 @@ func BenchmarkTrainStep(b *testing.B) {
 				}
 				report(b)
 			})
-			b.Run(fmt.Sprintf("%s/walker/K=%d/B=%d", model, k, bs), func(b *testing.B) {
-				dd, err := UploadData(kernels.NewCPU(kernels.F32), d)
+			walker := func(b *testing.B, workers int) {
+				dev, _ := kernels.WithWorkers(kernels.NewCPU(kernels.F32), workers)
+				dd, err := UploadData(dev, d)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -67,7 +69,9 @@ func BenchmarkTrainStep(b *testing.B) {
 					}
 				}
 				report(b)
-			})
+			}
+			b.Run(fmt.Sprintf("%s/walker/K=%d/B=%d", model, k, bs), func(b *testing.B) { walker(b, 0) })
+			b.Run(fmt.Sprintf("%s/walker1/K=%d/B=%d", model, k, bs), func(b *testing.B) { walker(b, 1) })
 		}
 	}
 }

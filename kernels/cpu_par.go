@@ -38,15 +38,19 @@ func WithWorkers(d Device, n int) (Device, bool) {
 	return d, false
 }
 
-// IsCPU reports whether d is a CPU device: its Upload and Download
-// calls on disjoint ranges may then run concurrently (graph's DeviceNet
-// converts the trials' vectors on several goroutines).
-func IsCPU(d Device) bool {
-	switch d.(type) {
-	case CPU[float32], CPU[float64]:
-		return true
+// HostWorkers returns the number of goroutines of d when d is a CPU
+// device (its own WithWorkers setting, else the SetWorkers default), and
+// 0 otherwise. On a CPU device, Upload and Download calls on disjoint
+// ranges may run concurrently (graph's DeviceNet converts the trials'
+// vectors on that many goroutines).
+func HostWorkers(d Device) int {
+	switch c := d.(type) {
+	case CPU[float32]:
+		return c.w()
+	case CPU[float64]:
+		return c.w()
 	}
-	return false
+	return 0
 }
 
 // w is the number of goroutines of the device.
