@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 
+	"github.com/perturb/perturb/nets/fastmath"
 	"github.com/perturb/perturb/nets/precision"
 )
 
@@ -128,8 +129,22 @@ func (CPU[T]) Upload(dst Buffer, off int, src []float64) error {
 	return nil
 }
 
-// convert sets dst[i] = T(src[i]) (len(dst) = len(src)), four at a time.
+// convert sets dst[i] = T(src[i]) (len(dst) = len(src)): float64 ↔
+// float32 through nets/fastmath's vector conversions (bitwise Go's), else
+// four at a time.
 func convert[T float, S float](dst []T, src []S) {
+	switch d := any(dst).(type) {
+	case []float32:
+		if s, ok := any(src).([]float64); ok {
+			fastmath.Narrow32(d, s)
+			return
+		}
+	case []float64:
+		if s, ok := any(src).([]float32); ok {
+			fastmath.Widen32(d, s)
+			return
+		}
+	}
 	n := len(src)
 	dst = dst[:n]
 	i := 0
