@@ -55,6 +55,15 @@ func UploadData(dev kernels.Device, d *Data) (_ *DeviceData, err error) {
 	return dd, nil
 }
 
+// On returns the pool seen through dev, another handle on the device that
+// holds it (a kernels.WithWorkers view of a CPU device): the buffers are
+// shared, so close only the original.
+func (dd *DeviceData) On(dev kernels.Device) *DeviceData {
+	v := *dd
+	v.Dev = dev
+	return &v
+}
+
 // Close frees the pool's device buffers (once) and returns the first
 // error of the frees.
 func (dd *DeviceData) Close() error {
