@@ -167,11 +167,13 @@ const cpuNets = 16
 // cpuBackend returns the training backend of an image model without a
 // device: the walker (graph.DeviceBackend) on the CPU twin in the config's
 // dtype, on the worker's share of the CPUs (kernels.WithWorkers), without
-// padding (on the CPU a padded trial costs as much as a real one). It
-// measured faster than the TapeMachine over the same batched graph
-// (graph.ImageBackend) on every case of graph's BenchmarkTrainStep
-// (docs/engine.md); a trial's results still depend only on its own
-// parameters and samples.
+// padding (on the CPU a padded trial costs as much as a real one), for
+// the gradients: it measured faster than the TapeMachine over the same
+// batched graph (graph.ImageBackend) on every case of graph's
+// BenchmarkTrainStep (docs/engine.md). The Hessian-vector products stay on
+// the TapeMachine (cpuTrainer): the walker's are faster for the convnet
+// but slower for logistic regression (BenchmarkTrainHVP). A trial's
+// results still depend only on its own parameters and samples.
 func (w *worker) cpuBackend(arch *nets.Arch) optim.Backend {
 	data, err := w.r.cpuTwin()
 	if err != nil {
@@ -183,7 +185,20 @@ func (w *worker) cpuBackend(arch *nets.Arch) optim.Backend {
 		panic(err) // the pool and the models were checked by NewRunner
 	}
 	b.MaxNets = cpuNets
-	return b
+	return cpuTrainer{DeviceBackend: b, hvp: graph.NewImageBackend(arch, w.r.dt, w.r.data)}
+}
+
+// cpuTrainer is the CPU training backend of an image model: gradients
+// (and Round, NumParams) through the walker, Hessian-vector products (gdc,
+// igr, smith, stic) through the TapeMachine, not slower for any model.
+type cpuTrainer struct {
+	*graph.DeviceBackend
+	hvp *graph.ImageBackend
+}
+
+// HVP is graph.ImageBackend.HVP.
+func (c cpuTrainer) HVP(theta [][]float64, pts [][]nets.Sample, v, out [][]float64) error {
+	return c.hvp.HVP(theta, pts, v, out)
 }
 
 // walkTestLoss is testLoss, without a device, of a model the pool
