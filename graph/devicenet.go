@@ -359,6 +359,9 @@ type evalPart struct {
 func NewDeviceEval(arch *nets.Arch, data *DeviceData, k, chunk int) (*DeviceEval, error) {
 	e := &DeviceEval{arch: arch, data: data, k: k}
 	devs := []kernels.Device{data.Dev}
+	if u, ok := kernels.WithUniformProducts(data.Dev); ok {
+		devs[0] = u // the CUDA emulator: its products are the CPU's
+	}
 	if serial, ok := kernels.WithWorkers(data.Dev, 1); ok {
 		// Every product through the micro-kernel: the loss does not
 		// depend on the chunk length nor on the shared input.

@@ -38,9 +38,18 @@ import (
 // uses it, so that the test loss does not depend on the chunk length nor
 // on whether the chunk is shared by the trials.
 
+// UniformProducter is a device whose products are the CPU device's (the
+// CUDA emulator, kernels/cudaemu): it can route them as
+// WithUniformProducts does.
+type UniformProducter interface {
+	// WithUniformProducts returns the device with its products routed as
+	// on a CPU device made by WithUniformProducts.
+	WithUniformProducts() Device
+}
+
 // WithUniformProducts returns d sending every product with a small side
-// through the micro-kernel (see above) when d is a CPU device, and whether
-// it is.
+// through the micro-kernel (see above) when d is a CPU device or a
+// UniformProducter, and whether it is.
 func WithUniformProducts(d Device) (Device, bool) {
 	switch c := d.(type) {
 	case CPU[float32]:
@@ -49,6 +58,8 @@ func WithUniformProducts(d Device) (Device, bool) {
 	case CPU[float64]:
 		c.uniform = true
 		return c, true
+	case UniformProducter:
+		return c.WithUniformProducts(), true
 	}
 	return d, false
 }
