@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 
+	"github.com/perturb/perturb/nets/fastmath"
 	"github.com/perturb/perturb/nets/precision"
 )
 
@@ -29,6 +30,9 @@ type CPU[T float] struct {
 	// (math.Tanh, math.Exp), as the CUDA kernels do when compiled for the
 	// CPU (kernels/cudaemu), instead of the vector kernels.
 	exact bool
+	// uniform sends every product with a small side through the
+	// micro-kernel (WithUniformProducts).
+	uniform bool
 }
 
 // NewExactCPU is NewCPU with the float32 tanh and exp correctly rounded
@@ -121,10 +125,36 @@ func (CPU[T]) Upload(dst Buffer, off int, src []float64) error {
 	if off < 0 || off+len(src) > len(d) {
 		return fmt.Errorf("cpu: upload of %d elements at %d into %d", len(src), off, len(d))
 	}
-	for i, v := range src {
-		d[off+i] = T(v)
-	}
+	convert(d[off:off+len(src)], src)
 	return nil
+}
+
+// convert sets dst[i] = T(src[i]) (len(dst) = len(src)): float64 ↔
+// float32 through nets/fastmath's vector conversions (bitwise Go's), else
+// four at a time.
+func convert[T float, S float](dst []T, src []S) {
+	switch d := any(dst).(type) {
+	case []float32:
+		if s, ok := any(src).([]float64); ok {
+			fastmath.Narrow32(d, s)
+			return
+		}
+	case []float64:
+		if s, ok := any(src).([]float32); ok {
+			fastmath.Widen32(d, s)
+			return
+		}
+	}
+	n := len(src)
+	dst = dst[:n]
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		s, d := src[i:i+4:i+4], dst[i:i+4:i+4]
+		d[0], d[1], d[2], d[3] = T(s[0]), T(s[1]), T(s[2]), T(s[3])
+	}
+	for ; i < n; i++ {
+		dst[i] = T(src[i])
+	}
 }
 
 // Upload32 copies src into dst[off:].
@@ -136,9 +166,7 @@ func (CPU[T]) Upload32(dst Buffer, off int, src []float32) error {
 	if off < 0 || off+len(src) > len(d) {
 		return fmt.Errorf("cpu: upload of %d elements at %d into %d", len(src), off, len(d))
 	}
-	for i, v := range src {
-		d[off+i] = T(v)
-	}
+	convert(d[off:off+len(src)], src)
 	return nil
 }
 
@@ -151,9 +179,7 @@ func (CPU[T]) Download(dst []float64, src Buffer, off int) error {
 	if off < 0 || off+len(dst) > len(s) {
 		return fmt.Errorf("cpu: download of %d elements at %d from %d", len(dst), off, len(s))
 	}
-	for i := range dst {
-		dst[i] = float64(s[off+i])
-	}
+	convert(dst, s[off:off+len(dst)])
 	return nil
 }
 

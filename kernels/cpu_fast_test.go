@@ -41,10 +41,17 @@ func gemmRef(g Gemm, c, a, b []float64) []float64 {
 // small-N micro-kernel paths, with and without transposes and shared
 // operands, and the BLAS row blocks) against the float64 reference, with
 // NaN in C for Beta = 0, and checks that an entry's result is bitwise the
-// same alone as in a batch and with 1 or 3 workers.
+// same alone as in a batch and with 1 or 3 workers, on the default device
+// and on WithUniformProducts (every small product on the micro-kernel).
 func TestCPUGemmPaths(t *testing.T) {
+	uniform, _ := WithUniformProducts(NewCPU(F32))
+	for _, d := range []Device{NewCPU(F32), uniform} {
+		cpuGemmPaths(t, d)
+	}
+}
+
+func cpuGemmPaths(t *testing.T, d Device) {
 	r := rand.New(rand.NewSource(11))
-	d := NewCPU(F32)
 	for _, g := range []Gemm{
 		{Batch: 3, M: 10, N: 300, K: 25, TransA: true, Alpha: 1},           // conv, small M
 		{Batch: 3, M: 10, N: 37, K: 250, TransA: true, Alpha: 1, Beta: 1},  // small M, beta
@@ -54,6 +61,9 @@ func TestCPUGemmPaths(t *testing.T) {
 		{Batch: 2, M: 50, N: 10, K: 30, TransA: true, Alpha: 2, Beta: 0.5}, // small N, A in place
 		{Batch: 2, M: 33, N: 6, K: 12, TransB: true, Alpha: 1},             // small N, Bᵀ: OpenBLAS or op(B) packed
 		{Batch: 2, M: 41, N: 18, K: 50, TransB: true, Alpha: 2, Beta: 0.5}, // the same, two column blocks
+		{Batch: 3, M: 10, N: 150, K: 250, TransA: true, Alpha: 1, Beta: 1}, // small M, beta
+		{Batch: 2, M: 7, N: 130, K: 9, Alpha: 0.5},                         // small M, plain A
+		{Batch: 2, M: 784, N: 10, K: 1, TransA: true, Alpha: 0.5},          // outer product (weight gradient): BLAS
 		{Batch: 2, M: 300, N: 40, K: 30, Alpha: 1},                         // BLAS, row blocks
 		{Batch: 2, M: 10, N: 30, K: 20, TransB: true, Alpha: 1},            // BLAS (small M, Bᵀ)
 	} {

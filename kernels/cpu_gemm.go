@@ -45,7 +45,7 @@ func (d CPU[T]) Gemm(g Gemm, c, a, b Buffer) error {
 	if len(as) < need(g.StrideA, g.M*g.K) || len(bb) < need(g.StrideB, g.K*g.N) || len(cs) < need(g.StrideC, g.M*g.N) {
 		return fmt.Errorf("cpu: gemm %+v on buffers of %d, %d, %d", g, len(as), len(bb), len(cs))
 	}
-	if !gemmSmall(d.w(), g, cs, as, bb) {
+	if !gemmSmall(d.w(), d.uniform, g, cs, as, bb) {
 		gemmBatched(d.w(), g, cs, as, bb)
 	}
 	return nil

@@ -38,6 +38,21 @@ func WithWorkers(d Device, n int) (Device, bool) {
 	return d, false
 }
 
+// HostWorkers returns the number of goroutines of d when d is a CPU
+// device (its own WithWorkers setting, else the SetWorkers default), and
+// 0 otherwise. On a CPU device, Upload and Download calls on disjoint
+// ranges may run concurrently (graph's DeviceNet converts the trials'
+// vectors on that many goroutines).
+func HostWorkers(d Device) int {
+	switch c := d.(type) {
+	case CPU[float32]:
+		return c.w()
+	case CPU[float64]:
+		return c.w()
+	}
+	return 0
+}
+
 // w is the number of goroutines of the device.
 func (c CPU[T]) w() int {
 	if c.workers > 0 {

@@ -22,27 +22,77 @@ import (
 //     Cᵀ = op(B)ᵀ·op(A)ᵀ, op(A)ᵀ (K × M) read in place, and the blocks
 //     written back transposed;
 //   - small N, A not transposed: C's rows as kernel rows, packed from A,
-//     times a padded copy of op(B) (cpu_smallrows.go); A·Bᵀ (the
-//     convolutions' weight gradients) goes to OpenBLAS where it is
-//     linked.
+//     times a padded copy of op(B) (cpu_smallrows.go).
+//
+// Where OpenBLAS is linked, the products of a training step go to it
+// instead, one call per entry, which measured 1.5–10× faster on them (a
+// 16-column block padded from 10 columns, a transposed scatter of C or a
+// per-entry packing of A cost more than the product): small-M products
+// narrower than smallWide, and small-N products whose A is not shared by
+// the batch (the weight gradients: A·Bᵀ of the convolutions, outer
+// products of K = 1). gonum's pure-Go BLAS is 4–5× slower than the
+// micro-kernel there, so without OpenBLAS they stay on it. The choice
+// depends only on the product's shape and strides, never on the batch
+// size, so a trial's results stay independent of K.
+
+// A device made by WithUniformProducts keeps every product with a small
+// side on the micro-kernel (small M with any N; small N with A transposed
+// into scratch per entry when not shared), so that an element's value does
+// not depend on the length of the wide side either: graph's DeviceEval
+// uses it, so that the test loss does not depend on the chunk length nor
+// on whether the chunk is shared by the trials.
+
+// UniformProducter is a device whose products are the CPU device's (the
+// CUDA emulator, kernels/cudaemu): it can route them as
+// WithUniformProducts does.
+type UniformProducter interface {
+	// WithUniformProducts returns the device with its products routed as
+	// on a CPU device made by WithUniformProducts.
+	WithUniformProducts() Device
+}
+
+// WithUniformProducts returns d sending every product with a small side
+// through the micro-kernel (see above) when d is a CPU device or a
+// UniformProducter, and whether it is.
+func WithUniformProducts(d Device) (Device, bool) {
+	switch c := d.(type) {
+	case CPU[float32]:
+		c.uniform = true
+		return c, true
+	case CPU[float64]:
+		c.uniform = true
+		return c, true
+	case UniformProducter:
+		return c.WithUniformProducts(), true
+	}
+	return d, false
+}
 
 // smallSide is the largest small side of a product for the micro-kernel.
 const smallSide = 20
+
+// smallWide is the least wide side (N) of a small-M product for the
+// micro-kernel: narrower products go to the BLAS.
+const smallWide = 128
 
 // smallCols is the number of columns of C (of the kernel's product) in
 // one unit of work.
 const smallCols = 512
 
-// gemmSmall computes g with the micro-kernel when it applies and reports
-// whether it did.
-func gemmSmall[T float](w int, g Gemm, cs, as, bb []T) bool {
+// gemmSmall computes g with the micro-kernel when it applies (to every
+// product with a small side when uniform) and reports whether it did.
+func gemmSmall[T float](w int, uniform bool, g Gemm, cs, as, bb []T) bool {
 	c32, ok := any(cs).([]float32)
 	if !ok || !fastmath.HaveAVX2 {
 		return false
 	}
 	a32, b32 := any(as).([]float32), any(bb).([]float32)
+	// toBLAS: the training step's products go to the BLAS where OpenBLAS
+	// is linked (gonum's pure-Go BLAS is 4–5× slower than the
+	// micro-kernel on them).
+	toBLAS := !uniform && blas.Name() == "openblas"
 	switch {
-	case g.M <= smallSide && !g.TransB:
+	case g.M <= smallSide && !g.TransB && (!toBLAS || g.N >= smallWide):
 		// C (M × N) = op(A)·B: kernel rows are C's rows.
 		pack := func(e, r int, dst []float32) { // row r of op(A_e), k-major
 			a := a32[e*g.StrideA:]
@@ -70,10 +120,9 @@ func gemmSmall[T float](w int, g Gemm, cs, as, bb []T) bool {
 				}
 			})
 		return true
+	case g.N <= smallSide && g.M > smallSide && toBLAS && g.StrideA != 0:
+		return false // one BLAS call per entry
 	case g.N <= smallSide && g.M > smallSide && !g.TransA:
-		if g.TransB && blas.Name() == "openblas" {
-			return false // see cpu_smallrows.go
-		}
 		gemmSmallN(w, g, c32, a32, b32) // see cpu_smallrows.go
 		return true
 	case g.N <= smallSide && g.M > smallSide:

@@ -142,26 +142,74 @@ func (w *worker) deviceTestLoss(name string, theta [][]float64, loss, acc []floa
 	return w.walkedTestLoss(w.devState().evals, w.r.dev.data, name, w.capTrials(name), theta, loss, acc)
 }
 
-// walkTestLoss is testLoss, without a device, of a model the pool
-// evaluator does not cover: the walked forward pass (graph.DeviceTestLoss)
-// on the CPU twin in the config's dtype, over the pool uploaded to it once
-// per runner and shared by the workers (the CPU twin keeps no state and
-// its buffers are Go slices: the workers only read the pool, each through
-// its own programs). The result is a trial's own: it depends on neither K
-// nor the chunk length.
-func (w *worker) walkTestLoss(name string, theta [][]float64, loss, acc []float64) error {
-	r := w.r
+// cpuTwin returns the pool on the CPU twin in the config's dtype,
+// uploaded on first use, once per runner, and shared by the workers (the
+// CPU twin keeps no state and its buffers are Go slices: the workers only
+// read the pool, each through its own programs).
+func (r *Runner) cpuTwin() (*graph.DeviceData, error) {
 	r.walk.once.Do(func() {
 		dt := kernels.F64
 		if r.dt == tensor.Float32 {
 			dt = kernels.F32
 		}
 		if r.walk.data, r.walk.err = graph.UploadData(kernels.NewCPU(dt), r.data); r.walk.err != nil {
-			r.walk.err = fmt.Errorf("test loss through the walker: upload the pool to the CPU twin: %w", r.walk.err)
+			r.walk.err = fmt.Errorf("upload the pool to the CPU twin: %w", r.walk.err)
 		}
 	})
-	if r.walk.err != nil {
-		return r.walk.err
+	return r.walk.data, r.walk.err
+}
+
+// cpuNets is the number of programs a worker's CPU backend keeps per
+// model: one per (trials, samples, kind) a run meets, as the TapeMachine
+// backend did (full and short batches, retried halves, train losses).
+const cpuNets = 16
+
+// cpuBackend returns the training backend of an image model without a
+// device: the walker (graph.DeviceBackend) on the CPU twin in the config's
+// dtype, on the worker's share of the CPUs (kernels.WithWorkers), without
+// padding (on the CPU a padded trial costs as much as a real one), for
+// the gradients: it measured faster than the TapeMachine over the same
+// batched graph (graph.ImageBackend) on every case of graph's
+// BenchmarkTrainStep (docs/engine.md). The Hessian-vector products stay on
+// the TapeMachine (cpuTrainer): the walker's are faster for the convnet
+// but slower for logistic regression (BenchmarkTrainHVP). A trial's
+// results still depend only on its own parameters and samples.
+func (w *worker) cpuBackend(arch *nets.Arch) optim.Backend {
+	data, err := w.r.cpuTwin()
+	if err != nil {
+		panic(fmt.Sprintf("training backend of %s: %v", arch.Name, err)) // Go slices: cannot fail
+	}
+	dev, _ := kernels.WithWorkers(data.Dev, w.threads)
+	b, err := graph.NewDeviceBackend(arch, data.On(dev), 1)
+	if err != nil {
+		panic(err) // the pool and the models were checked by NewRunner
+	}
+	b.MaxNets = cpuNets
+	return cpuTrainer{DeviceBackend: b, hvp: graph.NewImageBackend(arch, w.r.dt, w.r.data)}
+}
+
+// cpuTrainer is the CPU training backend of an image model: gradients
+// (and Round, NumParams) through the walker, Hessian-vector products (gdc,
+// igr, smith, stic) through the TapeMachine, not slower for any model.
+type cpuTrainer struct {
+	*graph.DeviceBackend
+	hvp *graph.ImageBackend
+}
+
+// HVP is graph.ImageBackend.HVP.
+func (c cpuTrainer) HVP(theta [][]float64, pts [][]nets.Sample, v, out [][]float64) error {
+	return c.hvp.HVP(theta, pts, v, out)
+}
+
+// walkTestLoss is testLoss, without a device, of a model the pool
+// evaluator does not cover: the walked forward pass (graph.DeviceTestLoss)
+// on the CPU twin in the config's dtype, over the pool uploaded to it once
+// per runner (cpuTwin). The result is a trial's own: it depends on neither K
+// nor the chunk length.
+func (w *worker) walkTestLoss(name string, theta [][]float64, loss, acc []float64) error {
+	r := w.r
+	if _, err := r.cpuTwin(); err != nil {
+		return err
 	}
 	if w.walks == nil {
 		w.walks = map[string]*graph.DeviceTestLoss{}

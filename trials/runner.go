@@ -71,8 +71,9 @@ type Runner struct {
 	models map[string]*model
 
 	dev *runnerDevice // image models on a device (UseDevice), or nil
-	// walk is the pool on the CPU twin for the test loss of the models
-	// the pool evaluator does not cover (walkTestLoss), uploaded once.
+	// walk is the pool on the CPU twin, uploaded once, for the training
+	// steps without a device (cpuBackend) and the test loss of the models
+	// the pool evaluator does not cover (walkTestLoss).
 	walk struct {
 		once sync.Once
 		data *graph.DeviceData
@@ -254,7 +255,7 @@ func (w *worker) backend(name string) optim.Backend {
 	case w.r.dev != nil:
 		b = w.deviceBackend(name, m.arch)
 	default:
-		b = graph.NewImageBackend(m.arch, w.r.dt, w.r.data)
+		b = w.cpuBackend(m.arch)
 	}
 	w.backends[name] = b
 	return b

@@ -487,6 +487,34 @@ func (d *Device) Gemm(g kernels.Gemm, c, a, b kernels.Buffer) error {
 	return nil
 }
 
+// WithUniformProducts returns the emulator with its products routed as on
+// kernels.WithUniformProducts's CPU device (graph's DeviceEval asks for
+// it), so that the emulator's test loss stays the CPU twin's bit for bit.
+func (d *Device) WithUniformProducts() kernels.Device { return uniformDevice{d} }
+
+// uniformDevice is the emulator with the CPU twin's uniform routing of
+// products.
+type uniformDevice struct{ *Device }
+
+// uniformCPU is the CPU device whose products uniformDevice runs.
+var uniformCPU, _ = kernels.WithUniformProducts(kernels.NewCPU(kernels.F32))
+
+// Gemm runs uniformCPU's product on the buffers' memory.
+func (d uniformDevice) Gemm(g kernels.Gemm, c, a, b kernels.Buffer) error {
+	gs, _, err := bufs(c, a, b)
+	if err != nil {
+		return err
+	}
+	w := make([]kernels.Buffer, 3)
+	for i, x := range gs {
+		w[i] = kernels.WrapCPU(x.f32())
+	}
+	if err := uniformCPU.Gemm(g, w[0], w[1], w[2]); err != nil {
+		return fmt.Errorf("cudaemu: %w", err)
+	}
+	return nil
+}
+
 // Gather copies pool rows and one-hot labels; the indices go through a
 // scratch array, as on the GPU.
 func (d *Device) Gather(x, y, pool, labels kernels.Buffer, idx []int32, dim, classes int) error {

@@ -9,8 +9,10 @@ import "github.com/perturb/perturb/nets"
 // only on its own theta[k] and pts[k]: never on K or on the other trials of
 // the batch.
 //
-// Implementations: graph.ImageBackend (logistic, convnet) and
-// nets/landscape (Gauss, Archimedes, Mean Estimation).
+// Implementations: graph.DeviceBackend (image models through the walker,
+// on the CPU device or a GPU: the runner's training path),
+// graph.ImageBackend (the TapeMachine; the runner's CPU Hessian-vector
+// products) and nets/landscape (Gauss, Archimedes, Mean Estimation).
 type Backend interface {
 	// NumParams is the length of every theta[k].
 	NumParams() int

@@ -1,0 +1,361 @@
+package graph
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/perturb/perturb/kernels"
+	"github.com/perturb/perturb/nets"
+)
+
+// DeviceEval is the test-loss evaluation on a device: the forward pass of
+// K trials over chunks of the pool (the walked forward part of the batched
+// graph), then the fused log-sum-exp cross-entropy kernel; the
+// per-example losses and hits are added in float64 on the host in example
+// order, so the result does not depend on the chunk size. Where the model
+// allows (see sharedInput), the chunk is copied once and the first layer
+// reads it for every trial. On a CPU device (kernels.WithWorkers) the
+// chunks are at most evalCPUBytes of buffers (so that a chunk's live
+// buffers stay in cache) and run in parallel, one program per worker on a
+// serial device, so that workers do not meet at every operation.
+type DeviceEval struct {
+	arch *nets.Arch
+	data *DeviceData
+	k    int
+	// lanes holds, per worker, the programs for each chunk length.
+	lanes [][]*evalPart
+	// exLoss and exCorr hold the per-example values (trial-major) when
+	// several lanes run.
+	exLoss, exCorr []float64
+}
+
+// evalCPUBytes bounds the per-example buffers of one chunk's program on a
+// CPU device. The program's allocation overcounts what a chunk touches
+// (the input and the first patches are allocated for K trials but, with
+// sharedInput, written once), so this is several times a core's share of
+// the caches: it gives chunks of about 12 examples for the convnet and
+// 160 for logistic regression at K = 64 (measured best on 2 EPYC cores).
+const evalCPUBytes = 32 << 20
+
+// cpuChunk is the longest chunk whose program's per-example buffers for
+// k trials stay within evalCPUBytes on dev, from the sizes of one- and
+// two-example programs.
+func (e *DeviceEval) cpuChunk(dev kernels.Device) (int, error) {
+	var size [2]int64
+	for b := range size {
+		p, err := e.part(dev, b+1)
+		if err != nil {
+			return 0, err
+		}
+		size[b] = p.prog.Elements() * int64(dev.DType().Size())
+		if err := p.close(); err != nil {
+			return 0, err
+		}
+	}
+	per := max(size[1]-size[0], 1)
+	return int(min(max(evalCPUBytes/per, 1), 4096)), nil
+}
+
+// evalPart is the program for one chunk length.
+type evalPart struct {
+	dev                   kernels.Device
+	net                   *BatchNet
+	prog                  *Program
+	logits                *G.Node
+	y, loss, corr, labels kernels.Buffer
+	rows, chunks          int
+	// shared is set when the program reads one copy of the chunk for all
+	// trials (see sharedInput).
+	shared *sharedInput
+	// rowLoss and rowCorr receive the chunk's per-example values.
+	rowLoss, rowCorr []float64
+	idx              []int32
+}
+
+// NewDeviceEval prepares the evaluation of k trials over the whole pool in
+// chunks of at most chunk examples.
+func NewDeviceEval(arch *nets.Arch, data *DeviceData, k, chunk int) (*DeviceEval, error) {
+	e := &DeviceEval{arch: arch, data: data, k: k}
+	devs := []kernels.Device{data.Dev}
+	if u, ok := kernels.WithUniformProducts(data.Dev); ok {
+		devs[0] = u // the CUDA emulator: its products are the CPU's
+	}
+	if serial, ok := kernels.WithWorkers(data.Dev, 1); ok {
+		// Every product through the micro-kernel: the loss does not
+		// depend on the chunk length nor on the shared input.
+		serial, _ = kernels.WithUniformProducts(serial)
+		c, err := e.cpuChunk(serial)
+		if err != nil {
+			return nil, err
+		}
+		chunk = max(min(chunk, c), 1)
+		n := min(kernels.Workers(), (data.N+chunk-1)/chunk)
+		devs = devs[:0]
+		for range max(n, 1) {
+			devs = append(devs, serial)
+		}
+	}
+	chunk = max(min(chunk, data.N), 1)
+	full := data.N / chunk
+	for _, dev := range devs {
+		var lane []*evalPart
+		for _, pr := range [][2]int{{chunk, full}, {data.N - full*chunk, 1}} {
+			if pr[0] == 0 || pr[1] == 0 {
+				continue
+			}
+			p, err := e.part(dev, pr[0])
+			if err != nil {
+				for _, q := range lane {
+					q.close()
+				}
+				e.Close()
+				return nil, err
+			}
+			p.chunks = pr[1]
+			lane = append(lane, p)
+		}
+		e.lanes = append(e.lanes, lane)
+	}
+	if len(e.lanes) > 1 {
+		e.exLoss, e.exCorr = make([]float64, k*data.N), make([]float64, k*data.N)
+	}
+	return e, nil
+}
+
+func (e *DeviceEval) part(dev kernels.Device, b int) (_ *evalPart, err error) {
+	dt := tensor.Float32
+	if dev.DType() == kernels.F64 {
+		dt = tensor.Float64
+	}
+	n, err := CompileBatch(e.arch, dt, e.k, b, BatchGrad)
+	if err != nil {
+		return nil, err
+	}
+	p := &evalPart{dev: dev, net: n, rows: b, rowLoss: make([]float64, e.k*b), rowCorr: make([]float64, e.k*b)}
+	defer func() {
+		if err != nil {
+			p.close() // nothing stays allocated on error
+		}
+	}()
+	if p.logits, err = n.logits(); err != nil {
+		return nil, err
+	}
+	pdev := dev
+	if evalShareInput && n.sharesInput(p.logits) {
+		p.shared = &sharedInput{Device: dev, trials: e.k}
+		pdev = p.shared
+	} else {
+		p.idx = make([]int32, e.k*b)
+	}
+	if p.prog, err = n.Compile(pdev, p.logits); err != nil {
+		return nil, err
+	}
+	if p.shared != nil {
+		if p.shared.x, err = p.prog.Buffer(n.x); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range []struct {
+		b *kernels.Buffer
+		n int
+	}{{&p.y, e.k * b * e.arch.Classes}, {&p.loss, e.k * b}, {&p.corr, e.k * b}, {&p.labels, b}} {
+		if *a.b, err = dev.Alloc(a.n); err != nil {
+			return nil, fmt.Errorf("device evaluation buffers: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// close frees p's program, buffers and graph, and returns the first
+// error.
+func (p *evalPart) close() error {
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	if p.prog != nil {
+		keep(p.prog.Close())
+		p.prog = nil
+	}
+	for _, b := range []*kernels.Buffer{&p.y, &p.loss, &p.corr, &p.labels} {
+		if *b != nil {
+			keep(p.dev.Free(*b))
+			*b = nil
+		}
+	}
+	if p.net != nil {
+		keep(p.net.Close())
+		p.net = nil
+	}
+	return first
+}
+
+// Close frees the device buffers and returns the first error of the frees.
+func (e *DeviceEval) Close() error {
+	var first error
+	for _, lane := range e.lanes {
+		for _, p := range lane {
+			if err := p.close(); err != nil && first == nil {
+				first = fmt.Errorf("device evaluation: %w", err)
+			}
+		}
+	}
+	e.lanes = nil
+	return first
+}
+
+// TestLoss sets loss[k] and acc[k] to the mean loss and accuracy of
+// theta[k] over the whole pool.
+func (e *DeviceEval) TestLoss(theta [][]float64, loss, acc []float64) error {
+	if len(theta) != e.k || len(loss) != e.k || len(acc) != e.k {
+		return fmt.Errorf("device evaluation of %d trials with %d vectors", e.k, len(theta))
+	}
+	clear(loss)
+	clear(acc)
+	for _, lane := range e.lanes {
+		for _, p := range lane {
+			if err := e.upload(p, theta); err != nil {
+				return err
+			}
+		}
+	}
+	// The chunks in pool order: (part index, first example).
+	type chunk struct{ part, from int }
+	var chunks []chunk
+	from := 0
+	for i, p := range e.lanes[0] {
+		for range p.chunks {
+			chunks = append(chunks, chunk{i, from})
+			from += p.rows
+		}
+	}
+	if len(e.lanes) == 1 {
+		// Per-example values are added on the host in example order, so
+		// a trial's loss does not depend on the chunk size (nor,
+		// therefore, on K or the memory budget).
+		for _, c := range chunks {
+			p := e.lanes[0][c.part]
+			if err := e.run(p, c.from); err != nil {
+				return err
+			}
+			for k := 0; k < e.k; k++ {
+				for j := 0; j < p.rows; j++ {
+					loss[k] += p.rowLoss[k*p.rows+j]
+					acc[k] += p.rowCorr[k*p.rows+j]
+				}
+			}
+		}
+	} else {
+		// Lanes take chunks in turn and store per-example values; the sums
+		// run afterwards in example order (the same as one lane's).
+		var next atomic.Int64
+		errs := make([]error, len(e.lanes))
+		var wg sync.WaitGroup
+		for l, lane := range e.lanes {
+			wg.Go(func() {
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= len(chunks) || errs[l] != nil {
+						return
+					}
+					c := chunks[i]
+					p := lane[c.part]
+					if errs[l] = e.run(p, c.from); errs[l] != nil {
+						next.Store(int64(len(chunks))) // stop the others
+						return
+					}
+					for k := 0; k < e.k; k++ {
+						copy(e.exLoss[k*e.data.N+c.from:][:p.rows], p.rowLoss[k*p.rows:(k+1)*p.rows])
+						copy(e.exCorr[k*e.data.N+c.from:][:p.rows], p.rowCorr[k*p.rows:(k+1)*p.rows])
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return err
+			}
+		}
+		for k := 0; k < e.k; k++ {
+			for _, v := range e.exLoss[k*e.data.N : (k+1)*e.data.N] {
+				loss[k] += v
+			}
+			for _, v := range e.exCorr[k*e.data.N : (k+1)*e.data.N] {
+				acc[k] += v
+			}
+		}
+	}
+	for k := range loss {
+		loss[k] /= float64(e.data.N)
+		acc[k] /= float64(e.data.N)
+	}
+	return nil
+}
+
+// upload copies the stacked parameters into p's program.
+func (e *DeviceEval) upload(p *evalPart, theta [][]float64) error {
+	for i, par := range e.arch.Params {
+		b, err := p.prog.Buffer(p.net.params[i])
+		if err != nil {
+			return err
+		}
+		off, size := p.net.offsets[i], par.Size()
+		for k, v := range theta {
+			if err := p.dev.Upload(b, k*size, v[off:off+size]); err != nil {
+				return fmt.Errorf("upload %s: %w", par.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// run evaluates the chunk of p.rows examples at from into p.rowLoss and
+// p.rowCorr (trial-major).
+func (e *DeviceEval) run(p *evalPart, from int) error {
+	dev := p.dev
+	xb, err := p.prog.Buffer(p.net.x)
+	if err != nil {
+		return err
+	}
+	lb, err := p.prog.Buffer(p.logits)
+	if err != nil {
+		return err
+	}
+	if p.shared != nil { // one copy of the chunk serves every trial
+		if err := dev.Copy(xb, 0, e.data.X, from*e.data.Dim, p.rows*e.data.Dim); err != nil {
+			return fmt.Errorf("copy chunk at %d: %w", from, err)
+		}
+	} else {
+		for k := 0; k < e.k; k++ {
+			for j := 0; j < p.rows; j++ {
+				p.idx[k*p.rows+j] = int32(from + j)
+			}
+		}
+		if err := dev.Gather(xb, p.y, e.data.X, e.data.Y, p.idx, e.data.Dim, e.data.Classes); err != nil {
+			return fmt.Errorf("gather chunk at %d: %w", from, err)
+		}
+	}
+	if err := dev.Copy(p.labels, 0, e.data.Y, from, p.rows); err != nil {
+		return err
+	}
+	if err := p.prog.Run(); err != nil {
+		return fmt.Errorf("device forward pass of %s: %w", e.arch.Name, err)
+	}
+	if err := dev.CrossEntropy(p.loss, p.corr, lb, p.labels, e.k, p.rows, e.arch.Classes); err != nil {
+		return err
+	}
+	if err := dev.Download(p.rowLoss, p.loss, 0); err != nil {
+		return fmt.Errorf("download losses: %w", err)
+	}
+	if err := dev.Download(p.rowCorr, p.corr, 0); err != nil {
+		return fmt.Errorf("download accuracies: %w", err)
+	}
+	return nil
+}
