@@ -22,7 +22,9 @@ type DeviceData struct {
 	labels  []float64
 }
 
-// UploadData copies d to dev. On error nothing stays allocated.
+// UploadData copies d to dev (on a CPU device of the pool's dtype it
+// shares the pool's slice instead: kernels.HostView). On error nothing
+// stays allocated.
 func UploadData(dev kernels.Device, d *Data) (_ *DeviceData, err error) {
 	n := d.Len()
 	dd := &DeviceData{Dev: dev, N: n, Dim: d.Dim, Classes: d.Classes, labels: make([]float64, n)}
@@ -31,19 +33,25 @@ func UploadData(dev kernels.Device, d *Data) (_ *DeviceData, err error) {
 			dd.Close()
 		}
 	}()
-	if dd.X, err = dev.Alloc(max(n*d.Dim, 1)); err != nil {
-		return nil, fmt.Errorf("upload data pool of %d×%d: %w", n, d.Dim, err)
-	}
 	if dd.Y, err = dev.Alloc(max(n, 1)); err != nil {
 		return nil, fmt.Errorf("upload data labels: %w", err)
 	}
-	if d.X32 != nil {
-		err = dev.Upload32(dd.X, 0, d.X32)
+	// On a CPU device of the pool's dtype the programs read the host
+	// slice itself (they only gather from it): no copy of the pool.
+	if x, ok := kernels.HostView(dev, d.X32, d.X64); ok && n*d.Dim > 0 {
+		dd.X = x
 	} else {
-		err = dev.Upload(dd.X, 0, d.X64)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("upload data pool: %w", err)
+		if dd.X, err = dev.Alloc(max(n*d.Dim, 1)); err != nil {
+			return nil, fmt.Errorf("upload data pool of %d×%d: %w", n, d.Dim, err)
+		}
+		if d.X32 != nil {
+			err = dev.Upload32(dd.X, 0, d.X32)
+		} else {
+			err = dev.Upload(dd.X, 0, d.X64)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("upload data pool: %w", err)
+		}
 	}
 	for i, y := range d.Y {
 		dd.labels[i] = float64(y)

@@ -507,3 +507,23 @@ func (CPU[T]) Sync() error { return nil }
 
 // Close does nothing.
 func (CPU[T]) Close() error { return nil }
+
+// HostView returns a buffer of dev that is the host slice itself, without
+// a copy, when dev is a CPU device (or a kernels.WithWorkers view of one)
+// of the slice's dtype: x32 for F32, x64 for F64 (the other may be nil).
+// The device must only read it: graph.UploadData uses it for the data
+// pool, which the programs gather from and never write. It reports false
+// for any other device.
+func HostView(dev Device, x32 []float32, x64 []float64) (Buffer, bool) {
+	switch dev.(type) {
+	case CPU[float32]:
+		if x32 != nil {
+			return &cpuBuf[float32]{d: x32}, true
+		}
+	case CPU[float64]:
+		if x64 != nil {
+			return &cpuBuf[float64]{d: x64}, true
+		}
+	}
+	return nil, false
+}

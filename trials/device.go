@@ -170,10 +170,10 @@ const cpuNets = 16
 // padding (on the CPU a padded trial costs as much as a real one), for
 // the gradients: it measured faster than the TapeMachine over the same
 // batched graph (graph.ImageBackend) on every case of graph's
-// BenchmarkTrainStep (docs/engine.md). The Hessian-vector products stay on
-// the TapeMachine (cpuTrainer): the walker's are faster for the convnet
-// but slower for logistic regression (BenchmarkTrainHVP). A trial's
-// results still depend only on its own parameters and samples.
+// BenchmarkTrainStep, and so are its Hessian-vector products (gdc, igr,
+// smith, stic; BenchmarkTrainHVP) since the small-N products pack A's rows
+// (docs/engine.md). A trial's results still depend only on its own
+// parameters and samples.
 func (w *worker) cpuBackend(arch *nets.Arch) optim.Backend {
 	data, err := w.r.cpuTwin()
 	if err != nil {
@@ -185,20 +185,26 @@ func (w *worker) cpuBackend(arch *nets.Arch) optim.Backend {
 		panic(err) // the pool and the models were checked by NewRunner
 	}
 	b.MaxNets = cpuNets
-	return cpuTrainer{DeviceBackend: b, hvp: graph.NewImageBackend(arch, w.r.dt, w.r.data)}
+	return cpuTrainer{DeviceBackend: b, graph: graph.NewImageBackend(arch, w.r.dt, w.r.data)}
 }
 
-// cpuTrainer is the CPU training backend of an image model: gradients
-// (and Round, NumParams) through the walker, Hessian-vector products (gdc,
-// igr, smith, stic) through the TapeMachine, not slower for any model.
+// cpuTrainer is the CPU training backend of an image model: gradients and
+// Hessian-vector products through the walker (DeviceBackend), and beside
+// it the model's batched graph, from which the sharpness measures build
+// the hand-written Hessian-vector products (graph.HVPBackend: the walker's
+// are still slower there for the convnet, docs/engine.md).
 type cpuTrainer struct {
 	*graph.DeviceBackend
-	hvp *graph.ImageBackend
+	graph *graph.ImageBackend
 }
 
-// HVP is graph.ImageBackend.HVP.
-func (c cpuTrainer) HVP(theta [][]float64, pts [][]nets.Sample, v, out [][]float64) error {
-	return c.hvp.HVP(theta, pts, v, out)
+// Close releases both backends.
+func (c cpuTrainer) Close() error {
+	err := c.DeviceBackend.Close()
+	if err2 := c.graph.Close(); err == nil {
+		err = err2
+	}
+	return err
 }
 
 // walkTestLoss is testLoss, without a device, of a model the pool

@@ -181,12 +181,15 @@ func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample,
 
 // sharpBackend returns the backend of the sharpness measures of a model
 // and whether it is the fast one: for an image model that
-// graph.HVPEvaluator supports, the worker's ImageBackend with the
-// hand-written Hessian-vector products (graph.HVPBackend, cached next to
+// graph.HVPEvaluator supports, the worker's ImageBackend (beside the
+// walker in a cpuTrainer) with the hand-written Hessian-vector products (graph.HVPBackend, cached next to
 // it); otherwise the worker's backend (the gorgonia graph, a landscape).
 func (w *worker) sharpBackend(model string) (optim.Backend, bool) {
 	b := w.backend(model)
 	ib, ok := b.(*graph.ImageBackend)
+	if t, isT := b.(cpuTrainer); isT {
+		ib, ok = t.graph, true
+	}
 	if !ok {
 		return b, false
 	}
