@@ -26,6 +26,10 @@ type DeviceEval struct {
 	arch *nets.Arch
 	data *DeviceData
 	k    int
+	// group is the number of trials one program run evaluates (k on a
+	// GPU; on a CPU device a few, so that a chunk's buffers for them stay
+	// in a core's cache), groups the runs per chunk.
+	group, groups int
 	// lanes holds, per worker, the programs for each chunk length.
 	lanes [][]*evalPart
 	// exLoss and exCorr hold the per-example values (trial-major) when
@@ -33,13 +37,18 @@ type DeviceEval struct {
 	exLoss, exCorr []float64
 }
 
-// evalCPUBytes bounds the per-example buffers of one chunk's program on a
-// CPU device. The program's allocation overcounts what a chunk touches
-// (the input and the first patches are allocated for K trials but, with
-// sharedInput, written once), so this is several times a core's share of
-// the caches: it gives chunks of about 12 examples for the convnet and
-// 160 for logistic regression at K = 64 (measured best on 2 EPYC cores).
-const evalCPUBytes = 32 << 20
+// evalCPUBytes bounds the per-example buffers of one chunk's program (of
+// evalCPUGroup trials) on a CPU device. The program's allocation
+// overcounts what a chunk touches (the input and the first patches are
+// allocated for every trial but, with sharedInput, written once): it gives
+// chunks of 26 examples for the convnet and 330 for logistic regression.
+const evalCPUBytes = 16 << 20
+
+// evalCPUGroup is the number of trials of one program run on a CPU device:
+// a chunk is copied once and the runs take the groups' parameters in turn,
+// so that one run's buffers stay in a core's caches (measured best of
+// 2–32 trials with 1–32 MiB on 2 EPYC cores: 16 trials, 16 MiB).
+const evalCPUGroup = 16
 
 // cpuChunk is the longest chunk whose program's per-example buffers for
 // k trials stay within evalCPUBytes on dev, from the sizes of one- and
@@ -71,15 +80,20 @@ type evalPart struct {
 	// shared is set when the program reads one copy of the chunk for all
 	// trials (see sharedInput).
 	shared *sharedInput
-	// rowLoss and rowCorr receive the chunk's per-example values.
+	// rowLoss and rowCorr receive the chunk's per-example values of all
+	// k trials, runLoss and runCorr those of one run's group.
 	rowLoss, rowCorr []float64
+	runLoss, runCorr []float64
 	idx              []int32
+	// all holds, per parameter, the groups·group trials' values when a
+	// chunk takes several runs: each run copies its group's from it.
+	all []kernels.Buffer
 }
 
 // NewDeviceEval prepares the evaluation of k trials over the whole pool in
 // chunks of at most chunk examples.
 func NewDeviceEval(arch *nets.Arch, data *DeviceData, k, chunk int) (*DeviceEval, error) {
-	e := &DeviceEval{arch: arch, data: data, k: k}
+	e := &DeviceEval{arch: arch, data: data, k: k, group: k, groups: 1}
 	devs := []kernels.Device{data.Dev}
 	if u, ok := kernels.WithUniformProducts(data.Dev); ok {
 		devs[0] = u // the CUDA emulator: its products are the CPU's
@@ -88,6 +102,8 @@ func NewDeviceEval(arch *nets.Arch, data *DeviceData, k, chunk int) (*DeviceEval
 		// Every product through the micro-kernel: the loss does not
 		// depend on the chunk length nor on the shared input.
 		serial, _ = kernels.WithUniformProducts(serial)
+		e.group = min(k, evalCPUGroup)
+		e.groups = (k + e.group - 1) / e.group
 		c, err := e.cpuChunk(serial)
 		if err != nil {
 			return nil, err
@@ -131,11 +147,13 @@ func (e *DeviceEval) part(dev kernels.Device, b int) (_ *evalPart, err error) {
 	if dev.DType() == kernels.F64 {
 		dt = tensor.Float64
 	}
-	n, err := CompileBatch(e.arch, dt, e.k, b, BatchGrad)
+	kg := e.group
+	n, err := CompileBatch(e.arch, dt, kg, b, BatchGrad)
 	if err != nil {
 		return nil, err
 	}
-	p := &evalPart{dev: dev, net: n, rows: b, rowLoss: make([]float64, e.k*b), rowCorr: make([]float64, e.k*b)}
+	p := &evalPart{dev: dev, net: n, rows: b, rowLoss: make([]float64, e.k*b), rowCorr: make([]float64, e.k*b),
+		runLoss: make([]float64, kg*b), runCorr: make([]float64, kg*b)}
 	defer func() {
 		if err != nil {
 			p.close() // nothing stays allocated on error
@@ -146,10 +164,10 @@ func (e *DeviceEval) part(dev kernels.Device, b int) (_ *evalPart, err error) {
 	}
 	pdev := dev
 	if evalShareInput && n.sharesInput(p.logits) {
-		p.shared = &sharedInput{Device: dev, trials: e.k}
+		p.shared = &sharedInput{Device: dev, trials: kg}
 		pdev = p.shared
 	} else {
-		p.idx = make([]int32, e.k*b)
+		p.idx = make([]int32, kg*b)
 	}
 	if p.prog, err = n.Compile(pdev, p.logits); err != nil {
 		return nil, err
@@ -162,9 +180,18 @@ func (e *DeviceEval) part(dev kernels.Device, b int) (_ *evalPart, err error) {
 	for _, a := range []struct {
 		b *kernels.Buffer
 		n int
-	}{{&p.y, e.k * b * e.arch.Classes}, {&p.loss, e.k * b}, {&p.corr, e.k * b}, {&p.labels, b}} {
+	}{{&p.y, kg * b * e.arch.Classes}, {&p.loss, kg * b}, {&p.corr, kg * b}, {&p.labels, b}} {
 		if *a.b, err = dev.Alloc(a.n); err != nil {
 			return nil, fmt.Errorf("device evaluation buffers: %w", err)
+		}
+	}
+	if e.groups > 1 {
+		for _, par := range e.arch.Params {
+			buf, err := dev.Alloc(e.groups * kg * par.Size())
+			if err != nil {
+				return nil, fmt.Errorf("device evaluation parameters: %w", err)
+			}
+			p.all = append(p.all, buf)
 		}
 	}
 	return p, nil
@@ -189,6 +216,10 @@ func (p *evalPart) close() error {
 			*b = nil
 		}
 	}
+	for _, b := range p.all {
+		keep(p.dev.Free(b))
+	}
+	p.all = nil
 	if p.net != nil {
 		keep(p.net.Close())
 		p.net = nil
@@ -299,15 +330,23 @@ func (e *DeviceEval) TestLoss(theta [][]float64, loss, acc []float64) error {
 	return nil
 }
 
-// upload copies the stacked parameters into p's program.
+// upload copies the stacked parameters into p's program, or, when a
+// chunk takes several runs, into p.all (the last group padded with the
+// last trial).
 func (e *DeviceEval) upload(p *evalPart, theta [][]float64) error {
 	for i, par := range e.arch.Params {
-		b, err := p.prog.Buffer(p.net.params[i])
-		if err != nil {
-			return err
+		b := kernels.Buffer(nil)
+		if e.groups > 1 {
+			b = p.all[i]
+		} else {
+			var err error
+			if b, err = p.prog.Buffer(p.net.params[i]); err != nil {
+				return err
+			}
 		}
 		off, size := p.net.offsets[i], par.Size()
-		for k, v := range theta {
+		for k := range e.groups * e.group {
+			v := theta[min(k, len(theta)-1)]
 			if err := p.dev.Upload(b, k*size, v[off:off+size]); err != nil {
 				return fmt.Errorf("upload %s: %w", par.Name, err)
 			}
@@ -319,7 +358,7 @@ func (e *DeviceEval) upload(p *evalPart, theta [][]float64) error {
 // run evaluates the chunk of p.rows examples at from into p.rowLoss and
 // p.rowCorr (trial-major).
 func (e *DeviceEval) run(p *evalPart, from int) error {
-	dev := p.dev
+	dev, kg := p.dev, e.group
 	xb, err := p.prog.Buffer(p.net.x)
 	if err != nil {
 		return err
@@ -333,7 +372,7 @@ func (e *DeviceEval) run(p *evalPart, from int) error {
 			return fmt.Errorf("copy chunk at %d: %w", from, err)
 		}
 	} else {
-		for k := 0; k < e.k; k++ {
+		for k := 0; k < kg; k++ {
 			for j := 0; j < p.rows; j++ {
 				p.idx[k*p.rows+j] = int32(from + j)
 			}
@@ -345,17 +384,34 @@ func (e *DeviceEval) run(p *evalPart, from int) error {
 	if err := dev.Copy(p.labels, 0, e.data.Y, from, p.rows); err != nil {
 		return err
 	}
-	if err := p.prog.Run(); err != nil {
-		return fmt.Errorf("device forward pass of %s: %w", e.arch.Name, err)
-	}
-	if err := dev.CrossEntropy(p.loss, p.corr, lb, p.labels, e.k, p.rows, e.arch.Classes); err != nil {
-		return err
-	}
-	if err := dev.Download(p.rowLoss, p.loss, 0); err != nil {
-		return fmt.Errorf("download losses: %w", err)
-	}
-	if err := dev.Download(p.rowCorr, p.corr, 0); err != nil {
-		return fmt.Errorf("download accuracies: %w", err)
+	for g := range e.groups {
+		if e.groups > 1 {
+			for i, par := range e.arch.Params {
+				b, err := p.prog.Buffer(p.net.params[i])
+				if err != nil {
+					return err
+				}
+				size := par.Size()
+				if err := dev.Copy(b, 0, p.all[i], g*kg*size, kg*size); err != nil {
+					return fmt.Errorf("parameters of group %d: %w", g, err)
+				}
+			}
+		}
+		if err := p.prog.Run(); err != nil {
+			return fmt.Errorf("device forward pass of %s: %w", e.arch.Name, err)
+		}
+		if err := dev.CrossEntropy(p.loss, p.corr, lb, p.labels, kg, p.rows, e.arch.Classes); err != nil {
+			return err
+		}
+		if err := dev.Download(p.runLoss, p.loss, 0); err != nil {
+			return fmt.Errorf("download losses: %w", err)
+		}
+		if err := dev.Download(p.runCorr, p.corr, 0); err != nil {
+			return fmt.Errorf("download accuracies: %w", err)
+		}
+		n := min(kg, e.k-g*kg) * p.rows
+		copy(p.rowLoss[g*kg*p.rows:][:n], p.runLoss)
+		copy(p.rowCorr[g*kg*p.rows:][:n], p.runCorr)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,7 +38,8 @@ import (
 //
 // $PERTURB_EVAL_CHUNK sets the evaluation's chunk (default: the pool,
 // which NewDeviceEval caps for the CPU's caches), $PERTURB_BENCH_POOL the
-// number of examples (default all). Each line is also printed as it is
+// number of examples (default all), $PERTURB_BENCH_MODELS the models
+// (default convnet,logistic). Each line is also printed as it is
 // measured. It skips without the data set.
 func BenchmarkDeviceEvalVsGemm(b *testing.B) {
 	pool, err := netsdata.LoadFashionMNIST("")
@@ -52,7 +54,11 @@ func BenchmarkDeviceEvalVsGemm(b *testing.B) {
 		gemm0 := benchGemm2048()
 		logf(b, "gemm 2048³ float32 (%s, %d threads): %.1f GFLOP/s", kblas.Name(), runtime.NumCPU(), gemm0)
 		rates := map[string]float64{}
-		for _, model := range []string{"convnet", "logistic"} {
+		models := []string{"convnet", "logistic"}
+		if m := os.Getenv("PERTURB_BENCH_MODELS"); m != "" {
+			models = strings.Split(m, ",")
+		}
+		for _, model := range models {
 			a, err := nets.New(model, 1, 28, 28, 10)
 			if err != nil {
 				b.Fatal(err)

@@ -1,6 +1,10 @@
 package kernels
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/perturb/perturb/nets/fastmath"
+)
 
 // The CPU device's patch matrices: loops over patch rows, images and
 // output positions (no per-element divisions), patch rows (Im2col) or
@@ -55,19 +59,21 @@ func (c Conv) strides() (sT, sJ, sC int) {
 
 // offsets returns the offset in an image plane of every output position
 // (y, x) of a patch's first pixel: the gather pattern of im2col.
-func (c Conv) offsets() []int {
+func (c Conv) offsets() []int32 {
 	oh, ow := c.Out()
-	o := make([]int, 0, oh*ow)
+	o := make([]int32, 0, oh*ow)
 	for y := 0; y < oh; y++ {
 		for x := 0; x < ow; x++ {
-			o = append(o, y*c.Stride*c.W+x*c.Stride)
+			o = append(o, int32(y*c.Stride*c.W+x*c.Stride))
 		}
 	}
 	return o
 }
 
 // im2col fills cols from images, one patch row (trial, channel, ky, kx)
-// at a time, each image's positions through the offsets table.
+// at a time, each image's positions through the offsets table (float32:
+// fastmath.GatherRows32, AVX2 gathers; stride 2 with output rows of a
+// multiple of 4 pixels, fastmath.GatherStride2Rows32, AVX2 permutations).
 func im2col[T float](w int, c Conv, cols, images []T) {
 	oh, ow := c.Out()
 	p := oh * ow
@@ -76,12 +82,28 @@ func im2col[T float](w int, c Conv, cols, images []T) {
 	f := c.C * ss
 	sT, sJ, sC := c.strides()
 	offs := c.offsets()
-	span := offs[len(offs)-1] + 1
+	span := int(offs[len(offs)-1]) + 1
+	c32, _ := any(cols).([]float32)
+	i32, _ := any(images).([]float32)
+	var rowOff []int32 // stride 2: the offsets of the output rows
+	if c.Stride == 2 && ow%4 == 0 {
+		for y := range oh {
+			rowOff = append(rowOff, offs[y*ow])
+		}
+	}
 	parallel(w, c.Trials*f, units(q), func(lo, hi int) {
 		for u := lo; u < hi; u++ {
 			t, fi := u/f, u%f
 			ch, k := fi/ss, fi%ss
 			base := t*sT + ch*sC + (k/c.Size)*c.W + k%c.Size
+			switch {
+			case c32 != nil && rowOff != nil:
+				fastmath.GatherStride2Rows32(c32[u*q:(u+1)*q], i32[base:], rowOff, ow, c.Images, sJ)
+				continue
+			case c32 != nil:
+				fastmath.GatherRows32(c32[u*q:(u+1)*q], i32[base:base+(c.Images-1)*sJ+span], offs, c.Images, sJ)
+				continue
+			}
 			row := cols[u*q : (u+1)*q]
 			for j := 0; j < c.Images; j++ {
 				src := images[base+j*sJ : base+j*sJ+span]

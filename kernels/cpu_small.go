@@ -94,14 +94,12 @@ func gemmSmall[T float](w int, uniform bool, g Gemm, cs, as, bb []T) bool {
 	switch {
 	case g.M <= smallSide && !g.TransB && (!toBLAS || g.N >= smallWide):
 		// C (M × N) = op(A)·B: kernel rows are C's rows.
-		pack := func(e, r int, dst []float32) { // row r of op(A_e), k-major
+		pack := func(e, r0, rows int, ap []float32) { // rows r0… of op(A_e), k-major
 			a := a32[e*g.StrideA:]
-			for k := 0; k < g.K; k++ {
-				if g.TransA {
-					dst[k*5] = a[k*g.M+r]
-				} else {
-					dst[k*5] = a[r*g.K+k]
-				}
+			if g.TransA {
+				packAcross(ap, a[r0:], g.M, g.K, rows)
+			} else {
+				packAlong(ap, a[r0*g.K:], g.K, g.K, rows)
 			}
 		}
 		var direct func(e, r0, c0 int) []float32
@@ -128,14 +126,12 @@ func gemmSmall[T float](w int, uniform bool, g Gemm, cs, as, bb []T) bool {
 	case g.N <= smallSide && g.M > smallSide:
 		// Cᵀ (N × M) = op(B)ᵀ·op(A)ᵀ: kernel rows are C's columns, op(A)ᵀ
 		// read in place (A transposed).
-		pack := func(e, j int, dst []float32) { // column j of op(B_e), k-major
+		pack := func(e, j0, cols int, ap []float32) { // columns j0… of op(B_e), k-major
 			b := b32[e*g.StrideB:]
-			for k := 0; k < g.K; k++ {
-				if g.TransB {
-					dst[k*5] = b[j*g.K+k]
-				} else {
-					dst[k*5] = b[k*g.N+j]
-				}
+			if g.TransB {
+				packAlong(ap, b[j0*g.K:], g.K, g.K, cols)
+			} else {
+				packAcross(ap, b[j0:], g.N, g.K, cols)
 			}
 		}
 		at := func(e int) ([]float32, int) { return a32[e*g.StrideA:], g.M }
@@ -161,6 +157,39 @@ func combine(g Gemm, v, c float32) float32 {
 	return v
 }
 
+// packAcross packs rows (≤ 5) values at a time, k-major: ap[k·5 + r] =
+// src[k·ld + r] for k < kk (the rows lie side by side in src).
+func packAcross(ap, src []float32, ld, kk, rows int) {
+	if rows == 5 {
+		for k := 0; k < kk; k++ {
+			d, v := ap[k*5:k*5+5:k*5+5], src[k*ld:k*ld+5:k*ld+5]
+			d[0], d[1], d[2], d[3], d[4] = v[0], v[1], v[2], v[3], v[4]
+		}
+		return
+	}
+	for k := 0; k < kk; k++ {
+		copy(ap[k*5:k*5+rows], src[k*ld:k*ld+rows])
+	}
+}
+
+// packAlong packs rows (≤ 5) rows of src, each kk values along it at a
+// stride of ld, k-major: ap[k·5 + r] = src[r·ld + k].
+func packAlong(ap, src []float32, ld, kk, rows int) {
+	if rows == 5 {
+		a0, a1, a2, a3, a4 := src[:kk], src[ld:ld+kk], src[2*ld:2*ld+kk], src[3*ld:3*ld+kk], src[4*ld:4*ld+kk]
+		for k := range a0 {
+			p := ap[k*5 : k*5+5 : k*5+5]
+			p[0], p[1], p[2], p[3], p[4] = a0[k], a1[k], a2[k], a3[k], a4[k]
+		}
+		return
+	}
+	for r := 0; r < rows; r++ {
+		for k, v := range src[r*ld : r*ld+kk] {
+			ap[k*5+r] = v
+		}
+	}
+}
+
 // smallBlocks runs the micro-kernel over every entry of g: rows (m of
 // them) packed by pack, columns (n) read from wide(e) (K rows at a
 // stride), each row segment of the kernel's product handed to put(e, row,
@@ -169,21 +198,25 @@ func combine(g Gemm, v, c float32) float32 {
 // The units (entry, group of 5 rows, smallCols columns) are spread over
 // the workers; wide(e) is called once per unit. With padded, the rows of
 // wide(e) are readable up to a multiple of 16 columns.
-func smallBlocks(w int, g Gemm, m, n int, padded bool, pack func(e, r int, dst []float32), wide func(e int) ([]float32, int), direct func(e, r0, c0 int) []float32, put func(e, r, c0 int, v []float32)) {
+func smallBlocks(w int, g Gemm, m, n int, padded bool, pack func(e, r0, rows int, ap []float32), wide func(e int) ([]float32, int), direct func(e, r0, c0 int) []float32, put func(e, r, c0 int, v []float32)) {
 	groups := (m + 4) / 5
 	chunks := (n + smallCols - 1) / smallCols
 	per := groups * chunks
 	parallel(w, g.Batch*per, max(1<<18/max(2*5*smallCols*g.K, 1), 1), func(lo, hi int) {
-		ap := make([]float32, 5*g.K)
-		tail := make([]float32, 16*g.K)
+		sp := getScratch32(21 * g.K) // scratch between calls: the evaluation makes many small products
+		defer scratch32.Put(sp)
+		ap, tail := (*sp)[:5*g.K], (*sp)[5*g.K:21*g.K]
 		var out [80]float32
+		packed := -1 // the unit whose rows ap holds (the next chunks reuse them)
 		for u := lo; u < hi; u++ {
 			e, gr, ch := u/per, u%per/chunks, u%chunks
 			r0 := gr * 5
-			clear(ap)
-			for r := r0; r < min(r0+5, m); r++ {
-				sub := ap[r-r0:]
-				pack(e, r, sub)
+			if p := u - ch; p != packed {
+				if r0+5 > m {
+					clear(ap) // pack writes only the rows it has
+				}
+				pack(e, r0, min(5, m-r0), ap)
+				packed = p
 			}
 			b, ldb := wide(e)
 			for c0 := ch * smallCols; c0 < min((ch+1)*smallCols, n); c0 += 16 {

@@ -32,13 +32,10 @@ var scratch32 sync.Pool
 // getScratch32 returns a buffer of n float32s (contents undefined); give
 // it back with scratch32.Put.
 func getScratch32(n int) *[]float32 {
-	if p, ok := scratch32.Get().(*[]float32); ok {
-		if cap(*p) >= n {
-			*p = (*p)[:n]
-			return p
-		}
-		scratch32.Put(p)
-	}
+	if p, ok := scratch32.Get().(*[]float32); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	} // a smaller one is dropped: the pool's buffers grow to the largest use
 	s := make([]float32, n)
 	return &s
 }
@@ -46,6 +43,10 @@ func getScratch32(n int) *[]float32 {
 // gemmSmallN computes g (g.N small, A not transposed) with the
 // micro-kernel.
 func gemmSmallN(w int, g Gemm, c32, a32, b32 []float32) {
+	if g.StrideA == 0 && g.StrideB != 0 && g.Batch > 1 {
+		gemmSmallNShared(w, g, c32, a32, b32)
+		return
+	}
 	ld := (g.N + 15) &^ 15
 	n, stride := g.Batch, ld*g.K
 	if g.StrideB == 0 {
@@ -71,12 +72,20 @@ func gemmSmallN(w int, g Gemm, c32, a32, b32 []float32) {
 		}
 	})
 	groups := (g.M + 4) / 5
-	parallel(w, g.Batch*groups, 1, func(lo, hi int) {
-		ap := make([]float32, 5*g.K)
+	// With A shared by the entries (stride 0), a unit is a group of rows
+	// packed once for all entries; otherwise an (entry, group).
+	entries, units := 1, g.Batch*groups
+	if g.StrideA == 0 {
+		entries, units = g.Batch, groups
+	}
+	parallel(w, units, 1, func(lo, hi int) {
+		sp := getScratch32(5 * g.K)
+		defer scratch32.Put(sp)
+		ap := *sp
 		var out [80]float32
 		for u := lo; u < hi; u++ {
 			e, r0 := u/groups, (u%groups)*5
-			rows := min(5, g.M-r0)
+			e0, rows := e, min(5, g.M-r0)
 			a := a32[e*g.StrideA+r0*g.K:]
 			if rows == 5 { // rows r0..r0+4 of A_e, k-major
 				a0, a1, a2, a3, a4 := a[:g.K], a[g.K:2*g.K], a[2*g.K:3*g.K], a[3*g.K:4*g.K], a[4*g.K:5*g.K]
@@ -92,17 +101,84 @@ func gemmSmallN(w int, g Gemm, c32, a32, b32 []float32) {
 					}
 				}
 			}
-			b := wide
-			if g.StrideB != 0 {
-				b = wide[e*stride:]
+			for e := e; e < min(e0+entries, g.Batch); e++ {
+				b := wide
+				if g.StrideB != 0 {
+					b = wide[e*stride:]
+				}
+				for c0 := 0; c0 < g.N; c0 += 16 {
+					fastmath.Sgemm5x16(g.K, &ap[0], &b[c0], ld, &out[0], 16)
+					cols := min(16, g.N-c0)
+					for r := 0; r < rows; r++ {
+						dst := c32[e*g.StrideC+(r0+r)*g.N+c0:][:cols]
+						for j, x := range out[r*16 : r*16+cols] {
+							dst[j] = combine(g, x, dst[j])
+						}
+					}
+				}
 			}
-			for c0 := 0; c0 < g.N; c0 += 16 {
-				fastmath.Sgemm5x16(g.K, &ap[0], &b[c0], ld, &out[0], 16)
-				cols := min(16, g.N-c0)
-				for r := 0; r < rows; r++ {
-					dst := c32[e*g.StrideC+(r0+r)*g.N+c0:][:cols]
-					for j, x := range out[r*16 : r*16+cols] {
-						dst[j] = combine(g, x, dst[j])
+		}
+	})
+}
+
+// gemmSmallNShared is gemmSmallN for an A shared by the entries (stride
+// 0: the evaluation's first layer, one chunk of the pool for every
+// trial): the entries' op(B) are laid side by side into one wide operand
+// of K rows of Batch·N columns (padded to a multiple of 16), so that a
+// kernel block spans entries instead of padding N to 16, and each group of
+// A's rows is packed once. An element is the same FMA chain as on
+// gemmSmallN's path, so its value is bitwise that one.
+func gemmSmallNShared(w int, g Gemm, c32, a32, b32 []float32) {
+	cols := g.Batch * g.N
+	ld := (cols + 15) &^ 15
+	wp := getScratch32(ld * g.K)
+	defer scratch32.Put(wp)
+	wide := *wp
+	parallel(w, g.K, units(ld), func(lo, hi int) {
+		for k := lo; k < hi; k++ {
+			row := wide[k*ld : (k+1)*ld]
+			for e := 0; e < g.Batch; e++ {
+				b, dst := b32[e*g.StrideB:], row[e*g.N:(e+1)*g.N]
+				if g.TransB {
+					for j := range dst {
+						dst[j] = b[j*g.K+k]
+					}
+				} else {
+					copy(dst, b[k*g.N:(k+1)*g.N])
+				}
+			}
+			clear(row[cols:])
+		}
+	})
+	groups := (g.M + 4) / 5
+	parallel(w, groups, 1, func(lo, hi int) {
+		sp := getScratch32(5 * g.K)
+		defer scratch32.Put(sp)
+		ap := *sp
+		var out [80]float32
+		for gr := lo; gr < hi; gr++ {
+			r0 := gr * 5
+			rows := min(5, g.M-r0)
+			if rows < 5 {
+				clear(ap)
+			}
+			packAlong(ap, a32[r0*g.K:], g.K, g.K, rows)
+			plain := g.Alpha == 1 && g.Beta == 0
+			e, j := 0, 0 // the entry and column of the block's first column
+			for c0 := 0; c0 < cols; c0 += 16 {
+				fastmath.Sgemm5x16(g.K, &ap[0], &wide[c0], ld, &out[0], 16)
+				for i := 0; i < min(16, cols-c0); i++ {
+					at := e*g.StrideC + r0*g.N + j
+					for r := 0; r < rows; r++ {
+						if plain {
+							c32[at] = out[r*16+i]
+						} else {
+							c32[at] = combine(g, out[r*16+i], c32[at])
+						}
+						at += g.N
+					}
+					if j++; j == g.N {
+						e, j = e+1, 0
 					}
 				}
 			}

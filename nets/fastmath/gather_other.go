@@ -1,0 +1,15 @@
+//go:build !amd64
+
+package fastmath
+
+func gatherRowsAVX2(dst, src *float32, idx *int32, p8, p, rows, stride int) {
+	panic("fastmath: no AVX2 kernel on this architecture")
+}
+
+func gatherStride2AVX2(dst, src *float32, rowOff *int32, oh, q4, rows, stride int) {
+	panic("fastmath: no AVX2 kernel on this architecture")
+}
+
+func gatherStride2PairsAVX2(dst, src *float32, pairs, rs, rows, stride int) {
+	panic("fastmath: no AVX2 kernel on this architecture")
+}
