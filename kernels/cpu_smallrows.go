@@ -87,20 +87,10 @@ func gemmSmallN(w int, g Gemm, c32, a32, b32 []float32) {
 			e, r0 := u/groups, (u%groups)*5
 			e0, rows := e, min(5, g.M-r0)
 			a := a32[e*g.StrideA+r0*g.K:]
-			if rows == 5 { // rows r0..r0+4 of A_e, k-major
-				a0, a1, a2, a3, a4 := a[:g.K], a[g.K:2*g.K], a[2*g.K:3*g.K], a[3*g.K:4*g.K], a[4*g.K:5*g.K]
-				for k := range a0 {
-					p := ap[k*5 : k*5+5 : k*5+5]
-					p[0], p[1], p[2], p[3], p[4] = a0[k], a1[k], a2[k], a3[k], a4[k]
-				}
-			} else {
+			if rows < 5 {
 				clear(ap)
-				for r := 0; r < rows; r++ {
-					for k, v := range a[r*g.K : (r+1)*g.K] {
-						ap[k*5+r] = v
-					}
-				}
 			}
+			packAlong(ap, a, g.K, g.K, rows) // rows r0… of A_e, k-major
 			for e := e; e < min(e0+entries, g.Batch); e++ {
 				b := wide
 				if g.StrideB != 0 {
