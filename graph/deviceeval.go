@@ -28,8 +28,8 @@ type DeviceEval struct {
 	k    int
 	// group is the number of trials one program run evaluates (k on a
 	// GPU; on a CPU device a few, so that a chunk's buffers for them stay
-	// in a core's cache), groups the runs per chunk.
-	group, groups int
+	// in a core's cache).
+	group int
 	// lanes holds, per worker, the programs for each chunk length.
 	lanes [][]*evalPart
 	// exLoss and exCorr hold the per-example values (trial-major) when
@@ -49,6 +49,9 @@ const evalCPUBytes = 16 << 20
 // so that one run's buffers stay in a core's caches (measured best of
 // 2–32 trials with 1–32 MiB on 2 EPYC cores: 16 trials, 16 MiB).
 const evalCPUGroup = 16
+
+// groups is the number of program runs per chunk.
+func (e *DeviceEval) groups() int { return (e.k + e.group - 1) / e.group }
 
 // cpuChunk is the longest chunk whose program's per-example buffers for
 // k trials stay within evalCPUBytes on dev, from the sizes of one- and
@@ -85,15 +88,16 @@ type evalPart struct {
 	rowLoss, rowCorr []float64
 	runLoss, runCorr []float64
 	idx              []int32
-	// all holds, per parameter, the groups·group trials' values when a
-	// chunk takes several runs: each run copies its group's from it.
-	all []kernels.Buffer
+	// params are the program's parameter buffers; all holds, per
+	// parameter, the groups·group trials' values when a chunk takes
+	// several runs: each run copies its group's from it.
+	params, all []kernels.Buffer
 }
 
 // NewDeviceEval prepares the evaluation of k trials over the whole pool in
 // chunks of at most chunk examples.
 func NewDeviceEval(arch *nets.Arch, data *DeviceData, k, chunk int) (*DeviceEval, error) {
-	e := &DeviceEval{arch: arch, data: data, k: k, group: k, groups: 1}
+	e := &DeviceEval{arch: arch, data: data, k: k, group: k}
 	devs := []kernels.Device{data.Dev}
 	if u, ok := kernels.WithUniformProducts(data.Dev); ok {
 		devs[0] = u // the CUDA emulator: its products are the CPU's
@@ -103,7 +107,6 @@ func NewDeviceEval(arch *nets.Arch, data *DeviceData, k, chunk int) (*DeviceEval
 		// depend on the chunk length nor on the shared input.
 		serial, _ = kernels.WithUniformProducts(serial)
 		e.group = min(k, evalCPUGroup)
-		e.groups = (k + e.group - 1) / e.group
 		c, err := e.cpuChunk(serial)
 		if err != nil {
 			return nil, err
@@ -172,6 +175,13 @@ func (e *DeviceEval) part(dev kernels.Device, b int) (_ *evalPart, err error) {
 	if p.prog, err = n.Compile(pdev, p.logits); err != nil {
 		return nil, err
 	}
+	for _, par := range n.params {
+		b, err := p.prog.Buffer(par)
+		if err != nil {
+			return nil, err
+		}
+		p.params = append(p.params, b)
+	}
 	if p.shared != nil {
 		if p.shared.x, err = p.prog.Buffer(n.x); err != nil {
 			return nil, err
@@ -185,9 +195,9 @@ func (e *DeviceEval) part(dev kernels.Device, b int) (_ *evalPart, err error) {
 			return nil, fmt.Errorf("device evaluation buffers: %w", err)
 		}
 	}
-	if e.groups > 1 {
+	if e.groups() > 1 {
 		for _, par := range e.arch.Params {
-			buf, err := dev.Alloc(e.groups * kg * par.Size())
+			buf, err := dev.Alloc(e.groups() * kg * par.Size())
 			if err != nil {
 				return nil, fmt.Errorf("device evaluation parameters: %w", err)
 			}
@@ -335,17 +345,12 @@ func (e *DeviceEval) TestLoss(theta [][]float64, loss, acc []float64) error {
 // last trial).
 func (e *DeviceEval) upload(p *evalPart, theta [][]float64) error {
 	for i, par := range e.arch.Params {
-		b := kernels.Buffer(nil)
-		if e.groups > 1 {
+		b := p.params[i]
+		if e.groups() > 1 {
 			b = p.all[i]
-		} else {
-			var err error
-			if b, err = p.prog.Buffer(p.net.params[i]); err != nil {
-				return err
-			}
 		}
 		off, size := p.net.offsets[i], par.Size()
-		for k := range e.groups * e.group {
+		for k := range e.groups() * e.group {
 			v := theta[min(k, len(theta)-1)]
 			if err := p.dev.Upload(b, k*size, v[off:off+size]); err != nil {
 				return fmt.Errorf("upload %s: %w", par.Name, err)
@@ -384,15 +389,11 @@ func (e *DeviceEval) run(p *evalPart, from int) error {
 	if err := dev.Copy(p.labels, 0, e.data.Y, from, p.rows); err != nil {
 		return err
 	}
-	for g := range e.groups {
-		if e.groups > 1 {
+	for g := range e.groups() {
+		if e.groups() > 1 {
 			for i, par := range e.arch.Params {
-				b, err := p.prog.Buffer(p.net.params[i])
-				if err != nil {
-					return err
-				}
 				size := par.Size()
-				if err := dev.Copy(b, 0, p.all[i], g*kg*size, kg*size); err != nil {
+				if err := dev.Copy(p.params[i], 0, p.all[i], g*kg*size, kg*size); err != nil {
 					return fmt.Errorf("parameters of group %d: %w", g, err)
 				}
 			}

@@ -85,20 +85,15 @@ func im2col[T float](w int, c Conv, cols, images []T) {
 	span := int(offs[len(offs)-1]) + 1
 	c32, _ := any(cols).([]float32)
 	i32, _ := any(images).([]float32)
-	var rowOff []int32 // stride 2: the offsets of the output rows
-	if c.Stride == 2 && ow%4 == 0 {
-		for y := range oh {
-			rowOff = append(rowOff, offs[y*ow])
-		}
-	}
+	stride2 := c.Stride == 2 && ow%4 == 0
 	parallel(w, c.Trials*f, units(q), func(lo, hi int) {
 		for u := lo; u < hi; u++ {
 			t, fi := u/f, u%f
 			ch, k := fi/ss, fi%ss
 			base := t*sT + ch*sC + (k/c.Size)*c.W + k%c.Size
 			switch {
-			case c32 != nil && rowOff != nil:
-				fastmath.GatherStride2Rows32(c32[u*q:(u+1)*q], i32[base:], rowOff, ow, c.Images, sJ)
+			case c32 != nil && stride2:
+				fastmath.GatherStride2Rows32(c32[u*q:(u+1)*q], i32[base:], oh, ow, 2*c.W, c.Images, sJ)
 				continue
 			case c32 != nil:
 				fastmath.GatherRows32(c32[u*q:(u+1)*q], i32[base:base+(c.Images-1)*sJ+span], offs, c.Images, sJ)

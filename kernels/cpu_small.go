@@ -158,8 +158,12 @@ func combine(g Gemm, v, c float32) float32 {
 }
 
 // packAcross packs rows (≤ 5) values at a time, k-major: ap[k·5 + r] =
-// src[k·ld + r] for k < kk (the rows lie side by side in src).
+// src[k·ld + r] for k < kk (the rows lie side by side in src), and zeros
+// for the rows past rows.
 func packAcross(ap, src []float32, ld, kk, rows int) {
+	if rows < 5 {
+		clear(ap[:5*kk])
+	}
 	if rows == 5 {
 		for k := 0; k < kk; k++ {
 			d, v := ap[k*5:k*5+5:k*5+5], src[k*ld:k*ld+5:k*ld+5]
@@ -173,8 +177,12 @@ func packAcross(ap, src []float32, ld, kk, rows int) {
 }
 
 // packAlong packs rows (≤ 5) rows of src, each kk values along it at a
-// stride of ld, k-major: ap[k·5 + r] = src[r·ld + k].
+// stride of ld, k-major: ap[k·5 + r] = src[r·ld + k], and zeros for the
+// rows past rows.
 func packAlong(ap, src []float32, ld, kk, rows int) {
+	if rows < 5 {
+		clear(ap[:5*kk])
+	}
 	if rows == 5 {
 		a0, a1, a2, a3, a4 := src[:kk], src[ld:ld+kk], src[2*ld:2*ld+kk], src[3*ld:3*ld+kk], src[4*ld:4*ld+kk]
 		for k := range a0 {
@@ -212,9 +220,6 @@ func smallBlocks(w int, g Gemm, m, n int, padded bool, pack func(e, r0, rows int
 			e, gr, ch := u/per, u%per/chunks, u%chunks
 			r0 := gr * 5
 			if p := u - ch; p != packed {
-				if r0+5 > m {
-					clear(ap) // pack writes only the rows it has
-				}
 				pack(e, r0, min(5, m-r0), ap)
 				packed = p
 			}

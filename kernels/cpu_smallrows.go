@@ -43,7 +43,7 @@ func getScratch32(n int) *[]float32 {
 // gemmSmallN computes g (g.N small, A not transposed) with the
 // micro-kernel.
 func gemmSmallN(w int, g Gemm, c32, a32, b32 []float32) {
-	if g.StrideA == 0 && g.StrideB != 0 && g.Batch > 1 {
+	if g.StrideA == 0 && g.Batch > 1 {
 		gemmSmallNShared(w, g, c32, a32, b32)
 		return
 	}
@@ -72,38 +72,26 @@ func gemmSmallN(w int, g Gemm, c32, a32, b32 []float32) {
 		}
 	})
 	groups := (g.M + 4) / 5
-	// With A shared by the entries (stride 0), a unit is a group of rows
-	// packed once for all entries; otherwise an (entry, group).
-	entries, units := 1, g.Batch*groups
-	if g.StrideA == 0 {
-		entries, units = g.Batch, groups
-	}
-	parallel(w, units, 1, func(lo, hi int) {
+	parallel(w, g.Batch*groups, 1, func(lo, hi int) {
 		sp := getScratch32(5 * g.K)
 		defer scratch32.Put(sp)
 		ap := *sp
 		var out [80]float32
 		for u := lo; u < hi; u++ {
 			e, r0 := u/groups, (u%groups)*5
-			e0, rows := e, min(5, g.M-r0)
-			a := a32[e*g.StrideA+r0*g.K:]
-			if rows < 5 {
-				clear(ap)
+			rows := min(5, g.M-r0)
+			packAlong(ap, a32[e*g.StrideA+r0*g.K:], g.K, g.K, rows) // rows r0… of A_e, k-major
+			b := wide
+			if g.StrideB != 0 {
+				b = wide[e*stride:]
 			}
-			packAlong(ap, a, g.K, g.K, rows) // rows r0… of A_e, k-major
-			for e := e; e < min(e0+entries, g.Batch); e++ {
-				b := wide
-				if g.StrideB != 0 {
-					b = wide[e*stride:]
-				}
-				for c0 := 0; c0 < g.N; c0 += 16 {
-					fastmath.Sgemm5x16(g.K, &ap[0], &b[c0], ld, &out[0], 16)
-					cols := min(16, g.N-c0)
-					for r := 0; r < rows; r++ {
-						dst := c32[e*g.StrideC+(r0+r)*g.N+c0:][:cols]
-						for j, x := range out[r*16 : r*16+cols] {
-							dst[j] = combine(g, x, dst[j])
-						}
+			for c0 := 0; c0 < g.N; c0 += 16 {
+				fastmath.Sgemm5x16(g.K, &ap[0], &b[c0], ld, &out[0], 16)
+				cols := min(16, g.N-c0)
+				for r := 0; r < rows; r++ {
+					dst := c32[e*g.StrideC+(r0+r)*g.N+c0:][:cols]
+					for j, x := range out[r*16 : r*16+cols] {
+						dst[j] = combine(g, x, dst[j])
 					}
 				}
 			}
@@ -113,7 +101,7 @@ func gemmSmallN(w int, g Gemm, c32, a32, b32 []float32) {
 
 // gemmSmallNShared is gemmSmallN for an A shared by the entries (stride
 // 0: the evaluation's first layer, one chunk of the pool for every
-// trial): the entries' op(B) are laid side by side into one wide operand
+// trial; B may be shared too): the entries' op(B) are laid side by side into one wide operand
 // of K rows of Batch·N columns (padded to a multiple of 16), so that a
 // kernel block spans entries instead of padding N to 16, and each group of
 // A's rows is packed once. An element is the same FMA chain as on
@@ -149,9 +137,6 @@ func gemmSmallNShared(w int, g Gemm, c32, a32, b32 []float32) {
 		for gr := lo; gr < hi; gr++ {
 			r0 := gr * 5
 			rows := min(5, g.M-r0)
-			if rows < 5 {
-				clear(ap)
-			}
 			packAlong(ap, a32[r0*g.K:], g.K, g.K, rows)
 			plain := g.Alpha == 1 && g.Beta == 0
 			e, j := 0, 0 // the entry and column of the block's first column

@@ -33,61 +33,39 @@ func GatherRows32(dst, src []float32, idx []int32, rows, stride int) {
 }
 
 // GatherStride2Rows32 is GatherRows32 for the gather of a stride-2
-// convolution whose output rows have ow pixels, ow a multiple of 4: for
-// every image j < rows, output row y < len(rowOff) and x < ow,
-// dst[(j·len(rowOff) + y)·ow + x] = src[j·stride + rowOff[y] + 2x]. With
-// AVX2 four pixels take one load and one permutation (VPERMPS) where the
-// gather instruction takes one per pixel; a load reads one value past the
-// row's last pixel, so an image whose reads would pass the end of src is
+// convolution with oh output rows of ow pixels (ow a multiple of 4), rs
+// values apart in src: for every image j < rows, y < oh and x < ow,
+// dst[(j·oh + y)·ow + x] = src[j·stride + y·rs + 2x]. With AVX2 four
+// pixels take one load and one permutation (VPERMPS) where the gather
+// instruction takes one per pixel; a load reads one value past a row's
+// last pixel, so the images whose reads would pass the end of src are
 // copied in Go.
-func GatherStride2Rows32(dst, src []float32, rowOff []int32, ow, rows, stride int) {
-	oh := len(rowOff)
-	if rows == 0 || oh == 0 || ow == 0 {
+func GatherStride2Rows32(dst, src []float32, oh, ow, rs, rows, stride int) {
+	p := oh * ow
+	if rows == 0 || p == 0 {
 		return
 	}
-	p := oh * ow
 	_ = dst[rows*p-1]
-	maxOff := 0
-	for _, o := range rowOff {
-		maxOff = max(maxOff, int(o))
-	}
 	fast := 0
-	if HaveAVX2 && ow%4 == 0 {
-		// images whose last load (8 values from maxOff + 2·ow − 8) stays
-		// within src
-		fast = min(rows, max((len(src)-(maxOff+2*ow))/max(stride, 1)+1, 0))
-		if stride == 0 && maxOff+2*ow > len(src) {
-			fast = 0
+	if need := (oh-1)*rs + 2*ow; HaveAVX2 && ow%4 == 0 && need <= len(src) {
+		// images whose last load (8 values ending at need) stays in src
+		fast = rows
+		if stride > 0 {
+			fast = min(rows, (len(src)-need)/stride+1)
 		}
-		switch {
-		case fast > 0 && ow == 4 && oh%2 == 0 && evenlySpaced(rowOff):
-			// two output rows of four pixels per 8-wide store
-			rs := 0
-			if oh > 1 {
-				rs = int(rowOff[1] - rowOff[0])
-			}
-			gatherStride2PairsAVX2(&dst[0], &src[int(rowOff[0])], oh/2, rs, fast, stride)
-		case fast > 0:
-			gatherStride2AVX2(&dst[0], &src[0], &rowOff[0], oh, ow/4, fast, stride)
+		if ow == 4 && oh%2 == 0 { // two output rows per 8-wide store
+			gatherStride2PairsAVX2(&dst[0], &src[0], oh/2, rs, fast, stride)
+		} else {
+			gatherStride2AVX2(&dst[0], &src[0], oh, ow/4, rs, fast, stride)
 		}
 	}
 	for j := fast; j < rows; j++ {
-		for y, o := range rowOff {
-			s := src[j*stride+int(o):]
+		for y := range oh {
+			s := src[j*stride+y*rs:]
 			d := dst[(j*oh+y)*ow : (j*oh+y+1)*ow]
 			for x := range d {
 				d[x] = s[2*x]
 			}
 		}
 	}
-}
-
-// evenlySpaced reports whether o is an arithmetic progression.
-func evenlySpaced(o []int32) bool {
-	for i := 2; i < len(o); i++ {
-		if o[i]-o[i-1] != o[1]-o[0] {
-			return false
-		}
-	}
-	return true
 }

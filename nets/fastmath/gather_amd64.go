@@ -10,11 +10,10 @@ func gatherRowsAVX2(dst, src *float32, idx *int32, p8, p, rows, stride int)
 // stay within src; q4 is ow/4.
 //
 //go:noescape
-func gatherStride2AVX2(dst, src *float32, rowOff *int32, oh, q4, rows, stride int)
+func gatherStride2AVX2(dst, src *float32, oh, q4, rs, rows, stride int)
 
 // gatherStride2PairsAVX2 is gatherStride2AVX2 for output rows of four
-// pixels at offsets y·rs (in elements) from src, two rows per store;
-// pairs is half the number of output rows.
+// pixels, two rows per store; pairs is half the number of output rows.
 //
 //go:noescape
 func gatherStride2PairsAVX2(dst, src *float32, pairs, rs, rows, stride int)

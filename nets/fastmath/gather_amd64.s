@@ -50,27 +50,26 @@ DATA evens<>+24(SB)/4, $4
 DATA evens<>+28(SB)/4, $6
 GLOBL evens<>(SB), RODATA|NOPTR, $32
 
-// func gatherStride2AVX2(dst, src *float32, rowOff *int32, oh, q4, rows, stride int)
+// func gatherStride2AVX2(dst, src *float32, oh, q4, rs, rows, stride int)
 TEXT ·gatherStride2AVX2(SB), NOSPLIT, $0-56
 	MOVQ    dst+0(FP), DI
 	MOVQ    src+8(FP), SI
-	MOVQ    rowOff+16(FP), DX
-	MOVQ    oh+24(FP), R8
-	MOVQ    q4+32(FP), R9
+	MOVQ    oh+16(FP), R8
+	MOVQ    q4+24(FP), R9
+	MOVQ    rs+32(FP), DX
 	MOVQ    rows+40(FP), R10
 	MOVQ    stride+48(FP), R11
-	SHLQ    $2, R11
+	SHLQ    $2, DX  // bytes between output rows
+	SHLQ    $2, R11 // bytes between images
 	VMOVDQU evens<>(SB), Y15
 s2Image:
 	TESTQ R10, R10
 	JZ    s2Done
-	XORQ  CX, CX // output row
+	MOVQ  SI, R12 // the output row's first pixel
+	MOVQ  R8, CX
 s2Row:
-	CMPQ    CX, R8
-	JGE     s2ImageDone
-	MOVLQSX (DX)(CX*4), R12
-	LEAQ    (SI)(R12*4), R13
-	MOVQ    R9, BX
+	MOVQ R12, R13
+	MOVQ R9, BX
 s2Quad:
 	VPERMPS (R13), Y15, Y0
 	VMOVUPS X0, (DI)
@@ -78,12 +77,12 @@ s2Quad:
 	ADDQ    $16, DI
 	DECQ    BX
 	JNZ     s2Quad
-	INCQ    CX
-	JMP     s2Row
-s2ImageDone:
-	ADDQ R11, SI
-	DECQ R10
-	JMP  s2Image
+	ADDQ    DX, R12
+	DECQ    CX
+	JNZ     s2Row
+	ADDQ    R11, SI
+	DECQ    R10
+	JMP     s2Image
 s2Done:
 	VZEROUPPER
 	RET

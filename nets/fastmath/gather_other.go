@@ -6,7 +6,7 @@ func gatherRowsAVX2(dst, src *float32, idx *int32, p8, p, rows, stride int) {
 	panic("fastmath: no AVX2 kernel on this architecture")
 }
 
-func gatherStride2AVX2(dst, src *float32, rowOff *int32, oh, q4, rows, stride int) {
+func gatherStride2AVX2(dst, src *float32, oh, q4, rs, rows, stride int) {
 	panic("fastmath: no AVX2 kernel on this architecture")
 }
 

@@ -50,24 +50,21 @@ func TestGatherStride2Rows32(t *testing.T) {
 	for _, avx := range []bool{false, haveAVX2} {
 		HaveAVX2 = avx
 		for _, tc := range []struct{ w, ow, oh, rows, stride int }{
-			{12, 4, 4, 3, 144}, {28, 12, 12, 2, 784}, {9, 4, 3, 4, 27}, {13, 5, 2, 2, 40},
+			{12, 4, 4, 3, 144}, {28, 12, 12, 2, 784}, {9, 4, 3, 4, 27}, {13, 5, 2, 2, 40}, {12, 4, 2, 1, 0},
 		} {
 			src := make([]float32, (tc.rows-1)*tc.stride+2*(tc.oh-1)*tc.w+2*(tc.ow-1)+1) // tight
 			for i := range src {
 				src[i] = r.Float32()
 			}
-			rowOff := make([]int32, tc.oh)
-			for y := range rowOff {
-				rowOff[y] = int32(2 * y * tc.w)
-			}
+			rs := 2 * tc.w
 			p := tc.oh * tc.ow
 			dst := make([]float32, tc.rows*p+1)
 			dst[tc.rows*p] = -1
-			GatherStride2Rows32(dst[:tc.rows*p], src, rowOff, tc.ow, tc.rows, tc.stride)
+			GatherStride2Rows32(dst[:tc.rows*p], src, tc.oh, tc.ow, rs, tc.rows, tc.stride)
 			for j := 0; j < tc.rows; j++ {
 				for y := 0; y < tc.oh; y++ {
 					for x := 0; x < tc.ow; x++ {
-						got, want := dst[(j*tc.oh+y)*tc.ow+x], src[j*tc.stride+int(rowOff[y])+2*x]
+						got, want := dst[(j*tc.oh+y)*tc.ow+x], src[j*tc.stride+y*rs+2*x]
 						if got != want {
 							t.Fatalf("avx %v %+v: [%d,%d,%d] = %v, want %v", avx, tc, j, y, x, got, want)
 						}
