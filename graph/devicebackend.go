@@ -302,6 +302,12 @@ func NewDeviceTestLoss(arch *nets.Arch, data *DeviceData, capTrials, chunk int) 
 // TestLoss sets loss[k] and acc[k] to the mean loss and accuracy of
 // theta[k] over the whole pool.
 func (t *DeviceTestLoss) TestLoss(theta [][]float64, loss, acc []float64) error {
+	return t.Mean(theta, nil, loss, acc)
+}
+
+// Mean sets loss[k] and acc[k] to the mean loss and accuracy of theta[k]
+// over the pool rows (nil: the whole pool; see DeviceEval.Mean).
+func (t *DeviceTestLoss) Mean(theta [][]float64, rows []int, loss, acc []float64) error {
 	if len(loss) < len(theta) || len(acc) < len(theta) {
 		return fmt.Errorf("device test loss: %d trials but %d losses and %d accuracies", len(theta), len(loss), len(acc))
 	}
@@ -318,13 +324,13 @@ func (t *DeviceTestLoss) TestLoss(theta [][]float64, loss, acc []float64) error 
 				return fmt.Errorf("device test loss: trial %d has %d parameters, want %d", lo+i, len(v), t.np)
 			}
 		}
-		err := t.eval.TestLoss(th, l, a)
+		err := t.eval.Mean(th, rows, l, a)
 		if errors.Is(err, kernels.ErrOutOfMemory) && t.Cap > 1 {
 			// Start again with half the trials per program.
 			if err := t.shrink(); err != nil {
 				return err
 			}
-			return t.TestLoss(theta, loss, acc)
+			return t.Mean(theta, rows, loss, acc)
 		}
 		if err != nil {
 			return err

@@ -139,9 +139,6 @@ func NewDeviceEval(arch *nets.Arch, data *DeviceData, k, chunk int) (*DeviceEval
 		}
 		e.lanes = append(e.lanes, lane)
 	}
-	if len(e.lanes) > 1 {
-		e.exLoss, e.exCorr = make([]float64, k*data.N), make([]float64, k*data.N)
-	}
 	return e, nil
 }
 
@@ -169,9 +166,8 @@ func (e *DeviceEval) part(dev kernels.Device, b int) (_ *evalPart, err error) {
 	if evalShareInput && n.sharesInput(p.logits) {
 		p.shared = &sharedInput{Device: dev, trials: kg}
 		pdev = p.shared
-	} else {
-		p.idx = make([]int32, kg*b)
 	}
+	p.idx = make([]int32, kg*b)
 	if p.prog, err = n.Compile(pdev, p.logits); err != nil {
 		return nil, err
 	}
@@ -254,35 +250,69 @@ func (e *DeviceEval) Close() error {
 // TestLoss sets loss[k] and acc[k] to the mean loss and accuracy of
 // theta[k] over the whole pool.
 func (e *DeviceEval) TestLoss(theta [][]float64, loss, acc []float64) error {
+	return e.Mean(theta, nil, loss, acc)
+}
+
+// Mean sets loss[k] and acc[k] to the mean loss and accuracy of theta[k]
+// over the pool rows (all trials the same rows, in any order and with
+// repeats; nil: the whole pool). The rows are cut into chunks of e's
+// chunk length and one shorter remainder (its program compiled on first
+// use); per-example values are added on the host in row order, so the
+// result does not depend on the chunk length.
+func (e *DeviceEval) Mean(theta [][]float64, rows []int, loss, acc []float64) error {
 	if len(theta) != e.k || len(loss) != e.k || len(acc) != e.k {
 		return fmt.Errorf("device evaluation of %d trials with %d vectors", e.k, len(theta))
 	}
-	clear(loss)
-	clear(acc)
-	for _, lane := range e.lanes {
-		for _, p := range lane {
-			if err := e.upload(p, theta); err != nil {
-				return err
+	n := e.data.N
+	if rows != nil {
+		n = len(rows)
+		for _, r := range rows {
+			if r < 0 || r >= e.data.N {
+				return fmt.Errorf("device evaluation: row %d outside the pool of %d", r, e.data.N)
 			}
 		}
 	}
-	// The chunks in pool order: (part index, first example).
+	clear(loss)
+	clear(acc)
+	if n == 0 {
+		return fmt.Errorf("device evaluation over no rows")
+	}
+	// The chunks in row order: the part of their length and their first
+	// position in rows.
 	type chunk struct{ part, from int }
 	var chunks []chunk
-	from := 0
-	for i, p := range e.lanes[0] {
-		for range p.chunks {
-			chunks = append(chunks, chunk{i, from})
-			from += p.rows
+	size := e.lanes[0][0].rows
+	for from := 0; from < n; from += size {
+		i, err := e.partFor(min(size, n-from))
+		if err != nil {
+			return err
+		}
+		chunks = append(chunks, chunk{i, from})
+	}
+	used := map[int]bool{}
+	for _, c := range chunks {
+		if !used[c.part] {
+			used[c.part] = true
+			for _, lane := range e.lanes {
+				if err := e.upload(lane[c.part], theta); err != nil {
+					return err
+				}
+			}
 		}
 	}
+	at := func(c chunk) []int {
+		if rows != nil {
+			return rows[c.from:]
+		}
+		return nil
+	}
 	if len(e.lanes) == 1 {
-		// Per-example values are added on the host in example order, so
-		// a trial's loss does not depend on the chunk size (nor,
+		// Per-example values are added on the host in row order, so a
+		// trial's loss does not depend on the chunk size (nor,
 		// therefore, on K or the memory budget).
 		for _, c := range chunks {
 			p := e.lanes[0][c.part]
-			if err := e.run(p, c.from); err != nil {
+			if err := e.run(p, c.from, at(c)); err != nil {
 				return err
 			}
 			for k := 0; k < e.k; k++ {
@@ -294,7 +324,10 @@ func (e *DeviceEval) TestLoss(theta [][]float64, loss, acc []float64) error {
 		}
 	} else {
 		// Lanes take chunks in turn and store per-example values; the sums
-		// run afterwards in example order (the same as one lane's).
+		// run afterwards in row order (the same as one lane's).
+		if len(e.exLoss) < e.k*n {
+			e.exLoss, e.exCorr = make([]float64, e.k*n), make([]float64, e.k*n)
+		}
 		var next atomic.Int64
 		errs := make([]error, len(e.lanes))
 		var wg sync.WaitGroup
@@ -307,13 +340,13 @@ func (e *DeviceEval) TestLoss(theta [][]float64, loss, acc []float64) error {
 					}
 					c := chunks[i]
 					p := lane[c.part]
-					if errs[l] = e.run(p, c.from); errs[l] != nil {
+					if errs[l] = e.run(p, c.from, at(c)); errs[l] != nil {
 						next.Store(int64(len(chunks))) // stop the others
 						return
 					}
 					for k := 0; k < e.k; k++ {
-						copy(e.exLoss[k*e.data.N+c.from:][:p.rows], p.rowLoss[k*p.rows:(k+1)*p.rows])
-						copy(e.exCorr[k*e.data.N+c.from:][:p.rows], p.rowCorr[k*p.rows:(k+1)*p.rows])
+						copy(e.exLoss[k*n+c.from:][:p.rows], p.rowLoss[k*p.rows:(k+1)*p.rows])
+						copy(e.exCorr[k*n+c.from:][:p.rows], p.rowCorr[k*p.rows:(k+1)*p.rows])
 					}
 				}
 			})
@@ -325,19 +358,42 @@ func (e *DeviceEval) TestLoss(theta [][]float64, loss, acc []float64) error {
 			}
 		}
 		for k := 0; k < e.k; k++ {
-			for _, v := range e.exLoss[k*e.data.N : (k+1)*e.data.N] {
+			for _, v := range e.exLoss[k*n : (k+1)*n] {
 				loss[k] += v
 			}
-			for _, v := range e.exCorr[k*e.data.N : (k+1)*e.data.N] {
+			for _, v := range e.exCorr[k*n : (k+1)*n] {
 				acc[k] += v
 			}
 		}
 	}
 	for k := range loss {
-		loss[k] /= float64(e.data.N)
-		acc[k] /= float64(e.data.N)
+		loss[k] /= float64(n)
+		acc[k] /= float64(n)
 	}
 	return nil
+}
+
+// partFor returns the index, in every lane, of the part for chunks of b
+// examples, compiling it on first use.
+func (e *DeviceEval) partFor(b int) (int, error) {
+	for i, p := range e.lanes[0] {
+		if p.rows == b {
+			return i, nil
+		}
+	}
+	for l, lane := range e.lanes {
+		p, err := e.part(lane[0].dev, b)
+		if err != nil {
+			for j := range e.lanes[:l] {
+				q := e.lanes[j]
+				q[len(q)-1].close()
+				e.lanes[j] = q[:len(q)-1]
+			}
+			return 0, fmt.Errorf("device evaluation of chunks of %d: %w", b, err)
+		}
+		e.lanes[l] = append(lane, p)
+	}
+	return len(e.lanes[0]) - 1, nil
 }
 
 // upload copies the stacked parameters into p's program, or, when a
@@ -360,33 +416,16 @@ func (e *DeviceEval) upload(p *evalPart, theta [][]float64) error {
 	return nil
 }
 
-// run evaluates the chunk of p.rows examples at from into p.rowLoss and
-// p.rowCorr (trial-major).
-func (e *DeviceEval) run(p *evalPart, from int) error {
+// run evaluates the chunk of p.rows examples into p.rowLoss and p.rowCorr
+// (trial-major): the pool's examples from on when rows is nil, else
+// rows[:p.rows].
+func (e *DeviceEval) run(p *evalPart, from int, rows []int) error {
 	dev, kg := p.dev, e.group
-	xb, err := p.prog.Buffer(p.net.x)
-	if err != nil {
+	if err := e.input(p, from, rows); err != nil {
 		return err
 	}
 	lb, err := p.prog.Buffer(p.logits)
 	if err != nil {
-		return err
-	}
-	if p.shared != nil { // one copy of the chunk serves every trial
-		if err := dev.Copy(xb, 0, e.data.X, from*e.data.Dim, p.rows*e.data.Dim); err != nil {
-			return fmt.Errorf("copy chunk at %d: %w", from, err)
-		}
-	} else {
-		for k := 0; k < kg; k++ {
-			for j := 0; j < p.rows; j++ {
-				p.idx[k*p.rows+j] = int32(from + j)
-			}
-		}
-		if err := dev.Gather(xb, p.y, e.data.X, e.data.Y, p.idx, e.data.Dim, e.data.Classes); err != nil {
-			return fmt.Errorf("gather chunk at %d: %w", from, err)
-		}
-	}
-	if err := dev.Copy(p.labels, 0, e.data.Y, from, p.rows); err != nil {
 		return err
 	}
 	for g := range e.groups() {
@@ -415,4 +454,57 @@ func (e *DeviceEval) run(p *evalPart, from int) error {
 		copy(p.rowCorr[g*kg*p.rows:][:n], p.runCorr)
 	}
 	return nil
+}
+
+// input fills p's input and labels with the chunk's examples: the pool's
+// from on (rows nil) or rows[:p.rows]; once when the program shares its
+// input, else once per trial.
+func (e *DeviceEval) input(p *evalPart, from int, rows []int) error {
+	dev, d := p.dev, e.data
+	xb, err := p.prog.Buffer(p.net.x)
+	if err != nil {
+		return err
+	}
+	row := func(j int) int {
+		if rows == nil {
+			return from + j
+		}
+		return rows[j]
+	}
+	copies := e.group
+	if p.shared != nil {
+		copies = 1
+		if rows == nil { // one contiguous copy serves every trial
+			if err := dev.Copy(xb, 0, d.X, from*d.Dim, p.rows*d.Dim); err != nil {
+				return fmt.Errorf("copy chunk at %d: %w", from, err)
+			}
+			return dev.Copy(p.labels, 0, d.Y, from, p.rows)
+		}
+	}
+	idx := p.idx[:copies*p.rows]
+	for k := range copies {
+		for j := range p.rows {
+			idx[k*p.rows+j] = int32(row(j))
+		}
+	}
+	x, y := xb, p.y
+	if copies == 1 {
+		if x, err = dev.View(xb, p.rows*d.Dim); err != nil {
+			return err
+		}
+		if y, err = dev.View(p.y, p.rows*d.Classes); err != nil {
+			return err
+		}
+	}
+	if err := dev.Gather(x, y, d.X, d.Y, idx, d.Dim, d.Classes); err != nil {
+		return fmt.Errorf("gather chunk at %d: %w", from, err)
+	}
+	if rows == nil {
+		return dev.Copy(p.labels, 0, d.Y, from, p.rows)
+	}
+	lab := make([]float64, p.rows)
+	for j := range lab {
+		lab[j] = d.labels[rows[j]]
+	}
+	return dev.Upload(p.labels, 0, lab)
 }

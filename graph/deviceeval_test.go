@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -86,6 +87,91 @@ func TestDeviceEvalBitwise(t *testing.T) {
 			if math.Abs(l[i]-wl[i]) > 1e-5*math.Max(1, l[i]) || math.Abs(a[i]-wa[i]) > 2.0/77 {
 				t.Errorf("%s trial %d: float32 loss %v acc %v, float64 %v %v", name, i, wl[i], wa[i], l[i], a[i])
 			}
+		}
+	}
+}
+
+// TestDeviceEvalMean checks the mean over a list of pool rows (any order,
+// with repeats) against the whole-pool test loss of a pool made of those
+// rows: bitwise in float32 with AVX2 (per-example values do not depend on
+// the chunk), with shared input and K copies, one and three workers; the
+// remainder chunk's program is compiled on first use.
+func TestDeviceEvalMean(t *testing.T) {
+	d := walkData(tensor.Float32, 60)
+	rows := []int{5, 59, 5, 0, 17, 33, 33, 33, 2, 41, 58, 12, 7, 7, 30, 1, 19, 44, 23}
+	sub := &Data{Dim: d.Dim, Classes: d.Classes}
+	for _, r := range rows {
+		sub.X32 = append(sub.X32, d.X32[r*d.Dim:(r+1)*d.Dim]...)
+		sub.Y = append(sub.Y, d.Y[r])
+	}
+	tol := 0.0
+	if !fastmath.HaveAVX2 {
+		tol = 1e-6
+	}
+	for _, name := range []string{"logistic", "convnet"} {
+		arch, err := nets.New(name, 1, 28, 28, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const k = 3
+		_, theta := peTrials(arch, k, true, rand.New(rand.NewPCG(7, 8)))
+		eval := func(d *Data, rows []int, share bool, workers int) ([]float64, []float64) {
+			t.Helper()
+			defer func(s bool, w int) { evalShareInput = s; kernels.SetWorkers(w) }(evalShareInput, kernels.SetWorkers(workers))
+			evalShareInput = share
+			dd, err := UploadData(kernels.NewCPU(kernels.F32), d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dd.Close()
+			ev, err := NewDeviceTestLoss(arch, dd, k, 8)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ev.Close()
+			loss, acc := make([]float64, k), make([]float64, k)
+			if err := ev.Mean(theta[:k], rows, loss, acc); err != nil {
+				t.Fatal(err)
+			}
+			if rows != nil { // a second call reuses the remainder's program
+				l2, a2 := make([]float64, k), make([]float64, k)
+				if err := ev.Mean(theta[:k], rows, l2, a2); err != nil {
+					t.Fatal(err)
+				}
+				for i := range l2 {
+					if l2[i] != loss[i] || a2[i] != acc[i] {
+						t.Fatalf("%s: second call trial %d: %v %v, first %v %v", name, i, l2[i], a2[i], loss[i], acc[i])
+					}
+				}
+			}
+			return loss, acc
+		}
+		wl, wa := eval(sub, nil, true, 2)
+		for _, c := range []struct {
+			share   bool
+			workers int
+		}{{true, 1}, {true, 3}, {false, 2}} {
+			l, a := eval(d, rows, c.share, c.workers)
+			for i := range l {
+				if math.Abs(l[i]-wl[i]) > tol*wl[i] || a[i] != wa[i] {
+					t.Errorf("%s shared %v, %d workers, trial %d: mean over rows %v (acc %v), pool of those rows %v (%v)", name, c.share, c.workers, i, l[i], a[i], wl[i], wa[i])
+				}
+			}
+		}
+		if err := func() error {
+			dd, err := UploadData(kernels.NewCPU(kernels.F32), d)
+			if err != nil {
+				return err
+			}
+			defer dd.Close()
+			ev, err := NewDeviceEval(arch, dd, k, 8)
+			if err != nil {
+				return err
+			}
+			defer ev.Close()
+			return ev.Mean(theta[:k], []int{3, 60}, make([]float64, k), make([]float64, k))
+		}(); err == nil || !strings.Contains(err.Error(), "row 60 outside the pool of 60") {
+			t.Errorf("%s: row outside the pool: error %v", name, err)
 		}
 	}
 }

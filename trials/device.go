@@ -137,11 +137,6 @@ func (w *worker) deviceBackend(name string, arch *nets.Arch) optim.Backend {
 	return b
 }
 
-// deviceTestLoss is testLoss on the device.
-func (w *worker) deviceTestLoss(name string, theta [][]float64, loss, acc []float64) error {
-	return w.walkedTestLoss(w.devState().evals, w.r.dev.data, name, w.capTrials(name), theta, loss, acc)
-}
-
 // cpuTwin returns the pool on the CPU twin in the config's dtype,
 // uploaded on first use, once per runner, and shared by the workers (the
 // CPU twin keeps no state and its buffers are Go slices: the workers only
@@ -207,15 +202,17 @@ func (c cpuTrainer) Close() error {
 	return err
 }
 
-// walkTestLoss is testLoss, without a device, of a model the pool
-// evaluator does not cover: the walked forward pass (graph.DeviceTestLoss)
-// on the CPU twin in the config's dtype, over the pool uploaded to it once
-// per runner (cpuTwin). The result is a trial's own: it depends on neither K
-// nor the chunk length.
-func (w *worker) walkTestLoss(name string, theta [][]float64, loss, acc []float64) error {
-	r := w.r
-	if _, err := r.cpuTwin(); err != nil {
-		return err
+// imageEval returns the worker's test-loss programs of an image model:
+// on the device, or without one on the CPU twin in the config's dtype,
+// over the pool uploaded to it once per runner (cpuTwin). A trial's result
+// depends on neither K nor the chunk length.
+func (w *worker) imageEval(name string) (*graph.DeviceTestLoss, error) {
+	if w.r.dev != nil {
+		return w.walkedEval(w.devState().evals, w.r.dev.data, name, w.capTrials(name))
+	}
+	data, err := w.r.cpuTwin()
+	if err != nil {
+		return nil, err
 	}
 	if w.walks == nil {
 		w.walks = map[string]*graph.DeviceTestLoss{}
@@ -223,58 +220,29 @@ func (w *worker) walkTestLoss(name string, theta [][]float64, loss, acc []float6
 	// A batch holds at most one group, Count·len(Etas) trials: a larger
 	// capacity would only pad the evaluation with trials computed in vain
 	// (on the CPU, they cost as much as real ones).
-	k := min(w.capTrials(name), max(r.cfg.Trials.Count*len(r.cfg.Trials.Etas), 1))
-	if _, ok := w.walks[name]; !ok {
-		// The chunk that fits the evaluation's share of the budget, from
-		// the memory a program for chunks of probeChunk examples takes
-		// (deviceEvalBytes underestimates convnets' patch matrices).
-		const probeChunk = 16
-		p, err := graph.NewDeviceTestLoss(r.models[name].arch, r.walk.data, k, probeChunk)
-		if err != nil {
-			return fmt.Errorf("test loss of %s through the walker: %w", name, err)
-		}
-		per := max(p.Elements()*int64(r.walk.data.Dev.DType().Size())/int64(k*min(probeChunk, r.walk.data.N)), 1)
-		if err := p.Close(); err != nil {
-			return err
-		}
-		chunk := int(max(w.maxBytes/2/(int64(k)*per), 1))
-		e, err := graph.NewDeviceTestLoss(r.models[name].arch, r.walk.data, k, chunk)
-		if err != nil {
-			return fmt.Errorf("test loss of %s through the walker (%d trials, chunks of %d): %w", name, k, chunk, err)
-		}
-		w.walks[name] = e
-	}
-	return w.walkedTestLoss(w.walks, r.walk.data, name, k, theta, loss, acc)
+	k := min(w.capTrials(name), max(w.r.cfg.Trials.Count*len(w.r.cfg.Trials.Etas), 1))
+	return w.walkedEval(w.walks, data, name, k)
 }
 
-// walkedTestLoss sets the test loss through the walker's programs kept in
-// evals (compiled on first use for k trials, in chunks within the
-// evaluation's share of the worker's budget).
-func (w *worker) walkedTestLoss(evals map[string]*graph.DeviceTestLoss, data *graph.DeviceData, name string, k int, theta [][]float64, loss, acc []float64) error {
-	e, ok := evals[name]
-	if !ok {
-		chunk := int(max(w.maxBytes/2/(int64(k)*deviceEvalBytes), 1))
-		var err error
-		if e, err = graph.NewDeviceTestLoss(w.r.models[name].arch, data, k, chunk); err != nil {
-			return fmt.Errorf("test loss of %s on %s: %w", name, data.Dev.Name(), err)
-		}
-		evals[name] = e
+// walkedEval returns the walker's test-loss programs kept in evals,
+// compiled on first use for k trials, in chunks within the evaluation's
+// share of the worker's budget (on the CPU, NewDeviceEval cuts them
+// further to cache-sized chunks).
+func (w *worker) walkedEval(evals map[string]*graph.DeviceTestLoss, data *graph.DeviceData, name string, k int) (*graph.DeviceTestLoss, error) {
+	if e, ok := evals[name]; ok {
+		return e, nil
 	}
-	return e.TestLoss(theta, loss, acc)
-}
-
-// deviceTrainLoss is trainLoss on the device: the loss output of the
-// gradient program over each trial's training set.
-func (w *worker) deviceTrainLoss(name string, theta [][]float64, sets [][]nets.Sample, loss []float64) error {
-	grad := make([][]float64, len(theta))
-	for k := range grad {
-		grad[k] = make([]float64, len(theta[k]))
+	chunk := int(max(w.maxBytes/2/(int64(k)*deviceEvalBytes), 1))
+	e, err := graph.NewDeviceTestLoss(w.r.models[name].arch, data, k, chunk)
+	if err != nil {
+		return nil, fmt.Errorf("test loss of %s on %s: %w", name, data.Dev.Name(), err)
 	}
-	return w.backend(name).Grad(theta, sets, loss, grad)
+	evals[name] = e
+	return e, nil
 }
 
 // dropDevice releases the worker's device programs and walked test-loss
-// programs (walkTestLoss) of a model (after a failed batch) or, with name
+// programs (imageEval) of a model (after a failed batch) or, with name
 // "", of every model.
 func (w *worker) dropDevice(name string) error {
 	var first error

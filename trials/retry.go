@@ -88,7 +88,6 @@ func (w *worker) safeRun(b batch) (rows []results.Row, err error) {
 		}
 		if err != nil {
 			delete(w.backends, b.model)
-			delete(w.evals, b.model)
 			w.dropDevice(b.model)
 		}
 	}()

@@ -72,8 +72,7 @@ type Runner struct {
 
 	dev *runnerDevice // image models on a device (UseDevice), or nil
 	// walk is the pool on the CPU twin, uploaded once, for the training
-	// steps without a device (cpuBackend) and the test loss of the models
-	// the pool evaluator does not cover (walkTestLoss).
+	// steps and the test loss without a device (cpuBackend, imageEval).
 	walk struct {
 		once sync.Once
 		data *graph.DeviceData
@@ -98,10 +97,6 @@ type Runner struct {
 type model struct {
 	arch *nets.Arch           // image models
 	land *landscape.Landscape // landscapes
-	// walk: the pool evaluator cannot evaluate arch; its test loss runs
-	// through the walker on the CPU twin, its train loss through the
-	// backend's gradient program.
-	walk bool
 }
 
 func (m *model) numParams() int {
@@ -159,10 +154,7 @@ func NewRunner(c *config.Config, pool *data.Pool) (*Runner, error) {
 		if err != nil {
 			return nil, fmt.Errorf("model %s on %s: %w", m.Name, pool.Name, err)
 		}
-		// The hand-written pool evaluator covers the logistic model and the
-		// depth-2 convnets; every other model's test loss is the walker's
-		// forward pass on the CPU twin (walkTestLoss).
-		r.models[m.Key()] = &model{arch: a, walk: graph.PoolSupports(a) != nil}
+		r.models[m.Key()] = &model{arch: a}
 	}
 	if err := r.checkSharpness(); err != nil {
 		return nil, err
@@ -229,18 +221,16 @@ func batches(todo []Trial, k func(model string) int) []batch {
 type worker struct {
 	r        *Runner
 	maxBytes int64
-	threads  int // goroutines of the pool evaluator
+	threads  int // the worker's share of the CPUs
 	backends map[string]optim.Backend
-	evals    map[string]*graph.PoolEvaluator
 	batchK   func(model string) int // trials per batch (device padding), nil: AutoK
 	dev      *workerDevice          // device programs (device.go)
-	walks    map[string]*graph.DeviceTestLoss
-	// subsetEvals are the pool evaluators of subset means (testloss.go).
-	subsetEvals map[string]*graph.PoolEvaluator
+	// walks are the test-loss programs on the CPU twin (imageEval).
+	walks map[string]*graph.DeviceTestLoss
 }
 
 func (r *Runner) newWorker(maxBytes int64, threads int) *worker {
-	return &worker{r: r, maxBytes: maxBytes, threads: max(threads, 1), backends: map[string]optim.Backend{}, evals: map[string]*graph.PoolEvaluator{}}
+	return &worker{r: r, maxBytes: maxBytes, threads: max(threads, 1), backends: map[string]optim.Backend{}}
 }
 
 func (w *worker) backend(name string) optim.Backend {
@@ -261,63 +251,28 @@ func (w *worker) backend(name string) optim.Backend {
 	return b
 }
 
-func (w *worker) evaluator(name string) (*graph.PoolEvaluator, error) {
-	if e, ok := w.evals[name]; ok {
-		return e, nil
-	}
-	e, err := graph.NewPoolEvaluator(w.r.models[name].arch, w.r.data, graph.PoolOptions{MaxBytes: w.maxBytes / 2, Workers: w.threads})
-	if err != nil {
-		return nil, err
-	}
-	w.evals[name] = e
-	return e, nil
-}
-
-// testLoss sets the test loss and accuracy of each theta.
+// testLoss sets the test loss and accuracy of each theta: the landscape's
+// own, else the walked forward pass over the pool on the device or the
+// CPU twin.
 func (w *worker) testLoss(name string, theta [][]float64, loss, acc []float64) error {
 	if l := w.r.models[name].land; l != nil {
 		return l.TestLoss(theta, loss, acc)
 	}
-	if w.r.dev != nil {
-		return w.deviceTestLoss(name, theta, loss, acc)
-	}
-	if w.r.models[name].walk {
-		return w.walkTestLoss(name, theta, loss, acc)
-	}
-	e, err := w.evaluator(name)
+	e, err := w.imageEval(name)
 	if err != nil {
 		return err
 	}
 	return e.TestLoss(theta, loss, acc)
 }
 
-// trainLoss sets the mean loss of each theta over its training set.
+// trainLoss sets the mean loss of each theta over its training set: the
+// loss output of the backend's gradient program.
 func (w *worker) trainLoss(name string, theta [][]float64, sets [][]nets.Sample, loss []float64) error {
-	if m := w.r.models[name]; m.land != nil || m.walk && w.r.dev == nil {
-		grad := make([][]float64, len(theta))
-		for k := range grad {
-			grad[k] = make([]float64, len(theta[k]))
-		}
-		return w.backend(name).Grad(theta, sets, loss, grad)
+	grad := make([][]float64, len(theta))
+	for k := range grad {
+		grad[k] = make([]float64, len(theta[k]))
 	}
-	if w.r.dev != nil {
-		return w.deviceTrainLoss(name, theta, sets, loss)
-	}
-	e, err := w.evaluator(name)
-	if err != nil {
-		return err
-	}
-	acc := make([]float64, len(theta))
-	for k := range theta {
-		rows := make([]int, len(sets[k]))
-		for i, s := range sets[k] {
-			rows[i] = s.Row
-		}
-		if err := e.Mean(theta[k:k+1], rows, loss[k:k+1], acc[k:k+1]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return w.backend(name).Grad(theta, sets, loss, grad)
 }
 
 // init returns initialisation id of a model (shared: do not modify) with

@@ -5,8 +5,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/perturb/perturb/graph"
-	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/trials/config"
 )
 
@@ -43,10 +41,6 @@ const (
 	// it also get the exact pool loss (Row.PoolTestLoss), a running check
 	// of the estimator and the cost an exact run would have had.
 	poolCheckEvery = 500
-	// subsetChunk is the pool evaluator's chunk for subset means: fixed, so
-	// that a trial's estimate does not depend on how many trials share a
-	// call.
-	subsetChunk = 64
 )
 
 // subsetGroupBounds returns the G+1 bounds of the groups of m examples.
@@ -110,36 +104,15 @@ func (w *worker) subsetMeans(name string, theta [][]float64, rows []int, b []int
 }
 
 // meanOver sets the mean loss and accuracy of each theta over the pool
-// rows: the pool evaluator where it covers the model (with a fixed
-// chunk), else the gradient program of the model's backend (accuracy
-// NaN).
+// rows through the model's test-loss programs (graph.DeviceTestLoss.Mean:
+// the result does not depend on the chunk length nor on how many trials
+// share the call).
 func (w *worker) meanOver(name string, theta [][]float64, rows []int, loss, acc []float64) error {
-	if m := w.r.models[name]; !m.walk && w.r.dev == nil {
-		e, ok := w.subsetEvals[name]
-		if !ok {
-			var err error
-			e, err = graph.NewPoolEvaluator(m.arch, w.r.data, graph.PoolOptions{MaxBytes: w.maxBytes / 2, Workers: w.threads, Chunk: subsetChunk})
-			if err != nil {
-				return err
-			}
-			if w.subsetEvals == nil {
-				w.subsetEvals = map[string]*graph.PoolEvaluator{}
-			}
-			w.subsetEvals[name] = e
-		}
-		return e.Mean(theta, rows, loss, acc)
+	e, err := w.imageEval(name)
+	if err != nil {
+		return err
 	}
-	set := make([]nets.Sample, len(rows))
-	for i, r := range rows {
-		set[i] = nets.Sample{Row: r}
-	}
-	sets := make([][]nets.Sample, len(theta))
-	grad := make([][]float64, len(theta))
-	for k := range theta {
-		sets[k], grad[k] = set, make([]float64, len(theta[k]))
-		acc[k] = math.NaN()
-	}
-	return w.backend(name).Grad(theta, sets, loss, grad)
+	return e.Mean(theta, rows, loss, acc)
 }
 
 // control returns the group means at the initialisation theta0 over

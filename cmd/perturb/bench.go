@@ -15,6 +15,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/perturb/perturb/graph"
+	"github.com/perturb/perturb/kernels"
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/data"
 	"github.com/perturb/perturb/trials"
@@ -212,7 +213,8 @@ func benchModel(pool *data.Pool, name string, init, k int, logf func(string, ...
 	mb.TrialsPerSBatched = float64(rec.n) / time.Since(start).Seconds()
 	logf("%s: %d trials batched in one batch: %.2f trials/s", name, rec.n, mb.TrialsPerSBatched)
 
-	// The evaluation alone: K parameter vectors through the pool evaluator.
+	// The evaluation alone: K parameter vectors through the runner's test
+	// loss (the walked forward pass on the CPU device).
 	vals, err := arch.Init(init)
 	if err != nil {
 		return nil, err
@@ -222,10 +224,16 @@ func benchModel(pool *data.Pool, name string, init, k int, logf func(string, ...
 		flat = append(flat, v...)
 	}
 	gd := &graph.Data{X32: pool.Float32(), Y: pool.Labels, Dim: pool.Dim(), Classes: pool.Classes}
-	ev, err := graph.NewPoolEvaluator(arch, gd, graph.PoolOptions{})
+	dd, err := graph.UploadData(kernels.NewCPU(kernels.F32), gd)
 	if err != nil {
 		return nil, err
 	}
+	defer dd.Close()
+	ev, err := graph.NewDeviceTestLoss(arch, dd, mb.K, pool.Len())
+	if err != nil {
+		return nil, err
+	}
+	defer ev.Close()
 	theta := make([][]float64, mb.K)
 	for i := range theta {
 		theta[i] = flat
