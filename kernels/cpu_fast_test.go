@@ -41,7 +41,8 @@ func gemmRef(g Gemm, c, a, b []float64) []float64 {
 // small-N micro-kernel paths, with and without transposes and shared
 // operands, and the BLAS row blocks) against the float64 reference, with
 // NaN in C for Beta = 0, and checks that an entry's result is bitwise the
-// same alone as in a batch and with 1 or 3 workers, on the default device
+// same alone as in a batch, with 1 or 3 workers and with or without the
+// AVX-512 kernel, on the default device
 // and on WithUniformProducts (every small product on the micro-kernel).
 func TestCPUGemmPaths(t *testing.T) {
 	uniform, _ := WithUniformProducts(NewCPU(F32))
@@ -98,6 +99,14 @@ func cpuGemmPaths(t *testing.T, d Device) {
 			for _, w := range []int{1, 3} {
 				if other := run(g, c32, a32, b32, w); !bitwise(other, got) {
 					t.Fatalf("%+v: %d workers change the result", g, w)
+				}
+			}
+			if wide512 { // the 32-column kernel against two 16-column ones
+				wide512 = false
+				other := run(g, c32, a32, b32, 2)
+				wide512 = true
+				if !bitwise(other, got) {
+					t.Fatalf("%+v shared %q: the AVX-512 kernel changes the result", g, shared)
 				}
 			}
 			// The last entry alone.

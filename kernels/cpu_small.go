@@ -75,6 +75,10 @@ const smallSide = 20
 // micro-kernel: narrower products go to the BLAS.
 const smallWide = 128
 
+// wide512 sends blocks of 32 columns to fastmath.Sgemm5x32 where AVX-512
+// is there (the same values as two 16-column blocks; tests switch it).
+var wide512 = fastmath.HaveAVX512
+
 // smallCols is the number of columns of C (of the kernel's product) in
 // one unit of work.
 const smallCols = 512
@@ -214,7 +218,7 @@ func smallBlocks(w int, g Gemm, m, n int, padded bool, pack func(e, r0, rows int
 		sp := getScratch32(21 * g.K) // scratch between calls: the evaluation makes many small products
 		defer scratch32.Put(sp)
 		ap, tail := (*sp)[:5*g.K], (*sp)[5*g.K:21*g.K]
-		var out [80]float32
+		var out [160]float32
 		packed := -1 // the unit whose rows ap holds (the next chunks reuse them)
 		for u := lo; u < hi; u++ {
 			e, gr, ch := u/per, u%per/chunks, u%chunks
@@ -224,10 +228,15 @@ func smallBlocks(w int, g Gemm, m, n int, padded bool, pack func(e, r0, rows int
 				packed = p
 			}
 			b, ldb := wide(e)
-			for c0 := ch * smallCols; c0 < min((ch+1)*smallCols, n); c0 += 16 {
+			end := min((ch+1)*smallCols, n)
+			for c0 := ch * smallCols; c0 < end; {
 				src, ld := b[c0:], ldb
-				w := min(16, n-c0)
-				if w < 16 && !padded { // a padded copy of the last columns
+				w := min(16, end-c0)
+				kern := fastmath.Sgemm5x16
+				if wide512 && end-c0 >= 32 {
+					// 32 columns at once, bitwise the 16-column kernel's values
+					w, kern = 32, fastmath.Sgemm5x32
+				} else if w < 16 && !padded { // a padded copy of the last columns
 					for k := 0; k < g.K; k++ {
 						row := tail[k*16 : (k+1)*16]
 						copy(row, b[k*ldb+c0:k*ldb+c0+w])
@@ -235,16 +244,21 @@ func smallBlocks(w int, g Gemm, m, n int, padded bool, pack func(e, r0, rows int
 					}
 					src, ld = tail, 16
 				}
-				if direct != nil && w == 16 && r0+5 <= m {
+				full := 16
+				if w == 32 {
+					full = 32
+				}
+				if direct != nil && w == full && r0+5 <= m {
 					d := direct(e, r0, c0)
-					_ = d[4*n+15] // the block is inside C
-					fastmath.Sgemm5x16(g.K, &ap[0], &src[0], ld, &d[0], n)
-					continue
+					_ = d[4*n+full-1] // the block is inside C
+					kern(g.K, &ap[0], &src[0], ld, &d[0], n)
+				} else {
+					kern(g.K, &ap[0], &src[0], ld, &out[0], full)
+					for r := r0; r < min(r0+5, m); r++ {
+						put(e, r, c0, out[(r-r0)*full:(r-r0)*full+w])
+					}
 				}
-				fastmath.Sgemm5x16(g.K, &ap[0], &src[0], ld, &out[0], 16)
-				for r := r0; r < min(r0+5, m); r++ {
-					put(e, r, c0, out[(r-r0)*16:(r-r0)*16+w])
-				}
+				c0 += w
 			}
 		}
 	})

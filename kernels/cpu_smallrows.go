@@ -47,7 +47,7 @@ func gemmSmallN(w int, g Gemm, c32, a32, b32 []float32) {
 		gemmSmallNShared(w, g, c32, a32, b32)
 		return
 	}
-	ld := (g.N + 15) &^ 15
+	ld := padCols(g.N)
 	n, stride := g.Batch, ld*g.K
 	if g.StrideB == 0 {
 		n = 1
@@ -76,7 +76,7 @@ func gemmSmallN(w int, g Gemm, c32, a32, b32 []float32) {
 		sp := getScratch32(5 * g.K)
 		defer scratch32.Put(sp)
 		ap := *sp
-		var out [80]float32
+		var out [160]float32
 		for u := lo; u < hi; u++ {
 			e, r0 := u/groups, (u%groups)*5
 			rows := min(5, g.M-r0)
@@ -85,15 +85,16 @@ func gemmSmallN(w int, g Gemm, c32, a32, b32 []float32) {
 			if g.StrideB != 0 {
 				b = wide[e*stride:]
 			}
-			for c0 := 0; c0 < g.N; c0 += 16 {
-				fastmath.Sgemm5x16(g.K, &ap[0], &b[c0], ld, &out[0], 16)
-				cols := min(16, g.N-c0)
+			for c0 := 0; c0 < g.N; {
+				width := microKernel(g.K, ap, b[c0:], ld, ld-c0, out[:])
+				cols := min(width, g.N-c0)
 				for r := 0; r < rows; r++ {
 					dst := c32[e*g.StrideC+(r0+r)*g.N+c0:][:cols]
-					for j, x := range out[r*16 : r*16+cols] {
+					for j, x := range out[r*width : r*width+cols] {
 						dst[j] = combine(g, x, dst[j])
 					}
 				}
+				c0 += width
 			}
 		}
 	})
@@ -108,7 +109,7 @@ func gemmSmallN(w int, g Gemm, c32, a32, b32 []float32) {
 // gemmSmallN's path, so its value is bitwise that one.
 func gemmSmallNShared(w int, g Gemm, c32, a32, b32 []float32) {
 	cols := g.Batch * g.N
-	ld := (cols + 15) &^ 15
+	ld := padCols(cols)
 	wp := getScratch32(ld * g.K)
 	defer scratch32.Put(wp)
 	wide := *wp
@@ -133,22 +134,22 @@ func gemmSmallNShared(w int, g Gemm, c32, a32, b32 []float32) {
 		sp := getScratch32(5 * g.K)
 		defer scratch32.Put(sp)
 		ap := *sp
-		var out [80]float32
+		var out [160]float32
 		for gr := lo; gr < hi; gr++ {
 			r0 := gr * 5
 			rows := min(5, g.M-r0)
 			packAlong(ap, a32[r0*g.K:], g.K, g.K, rows)
 			plain := g.Alpha == 1 && g.Beta == 0
 			e, j := 0, 0 // the entry and column of the block's first column
-			for c0 := 0; c0 < cols; c0 += 16 {
-				fastmath.Sgemm5x16(g.K, &ap[0], &wide[c0], ld, &out[0], 16)
-				for i := 0; i < min(16, cols-c0); i++ {
+			for c0 := 0; c0 < cols; {
+				width := microKernel(g.K, ap, wide[c0:], ld, ld-c0, out[:])
+				for i := 0; i < min(width, cols-c0); i++ {
 					at := e*g.StrideC + r0*g.N + j
 					for r := 0; r < rows; r++ {
 						if plain {
-							c32[at] = out[r*16+i]
+							c32[at] = out[r*width+i]
 						} else {
-							c32[at] = combine(g, out[r*16+i], c32[at])
+							c32[at] = combine(g, out[r*width+i], c32[at])
 						}
 						at += g.N
 					}
@@ -156,7 +157,32 @@ func gemmSmallNShared(w int, g Gemm, c32, a32, b32 []float32) {
 						e, j = e+1, 0
 					}
 				}
+				c0 += width
 			}
 		}
 	})
+}
+
+// padCols is the row length of a wide operand of n columns padded for the
+// micro-kernels: a multiple of 16, or of 32 past 16 columns where the
+// AVX-512 kernel runs.
+func padCols(n int) int {
+	if wide512 && n > 16 {
+		return (n + 31) &^ 31
+	}
+	return (n + 15) &^ 15
+}
+
+// microKernel multiplies the packed rows ap (5 × k, k-major) by the first
+// columns of b (k rows at a stride of ldb, avail ≥ 16 of them readable)
+// into out (5 rows of the width it returns): 32 columns through
+// fastmath.Sgemm5x32 where AVX-512 runs and 32 are readable, else 16
+// through Sgemm5x16, bitwise the same values either way.
+func microKernel(k int, ap, b []float32, ldb, avail int, out []float32) int {
+	if wide512 && avail >= 32 {
+		fastmath.Sgemm5x32(k, &ap[0], &b[0], ldb, &out[0], 32)
+		return 32
+	}
+	fastmath.Sgemm5x16(k, &ap[0], &b[0], ldb, &out[0], 16)
+	return 16
 }

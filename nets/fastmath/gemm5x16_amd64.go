@@ -1,5 +1,7 @@
 package fastmath
 
+import "golang.org/x/sys/cpu"
+
 // Sgemm5x16 is the micro-kernel of kernels.CPU's products with a small
 // side: c[r·ldc + j] = Σ_{l<k} a[l·5 + r]·b[l·ldb + j] for r < 5 and
 // j < 16, each element one FMA chain in increasing l, so its value depends
@@ -10,3 +12,13 @@ package fastmath
 //
 //go:noescape
 func Sgemm5x16(k int, a, b *float32, ldb int, c *float32, ldc int)
+
+// HaveAVX512 reports whether Sgemm5x32 runs (AVX-512F on amd64).
+var HaveAVX512 = cpu.X86.HasAVX512F && haveAVX2
+
+// Sgemm5x32 is Sgemm5x16 on 32 columns (j < 32, rows of b of at least 32
+// values) with AVX-512: each element the same FMA chain, so its values are
+// bitwise Sgemm5x16's. Only with HaveAVX512.
+//
+//go:noescape
+func Sgemm5x32(k int, a, b *float32, ldb int, c *float32, ldc int)

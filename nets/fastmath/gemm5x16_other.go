@@ -6,3 +6,11 @@ package fastmath
 func Sgemm5x16(k int, a, b *float32, ldb int, c *float32, ldc int) {
 	panic("fastmath: no AVX2 kernel on this architecture")
 }
+
+// HaveAVX512 is false: Sgemm5x32 has no kernel on this architecture.
+var HaveAVX512 = false
+
+// Sgemm5x32 has no kernel on this architecture (HaveAVX512 is false).
+func Sgemm5x32(k int, a, b *float32, ldb int, c *float32, ldc int) {
+	panic("fastmath: no AVX-512 kernel on this architecture")
+}

@@ -83,39 +83,48 @@ func TestExp32(t *testing.T) {
 	})
 }
 
-// TestSgemm5x16 checks the micro-kernel against a float64 dot product
-// (float32 accuracy) and against the same FMA chain in Go (bitwise).
+// TestSgemm5x16 checks the micro-kernels (5×16 with AVX2, 5×32 with
+// AVX-512) against a float64 dot product (float32 accuracy) and against
+// the same FMA chain in Go (bitwise).
 func TestSgemm5x16(t *testing.T) {
-	if !HaveAVX2 {
-		t.Skip("no AVX2")
-	}
-	for _, k := range []int{0, 1, 7, 25, 250} {
-		const ldb = 19
-		a := make([]float32, 5*k)
-		b := make([]float32, k*ldb)
-		for i := range a {
-			a[i] = float32(math.Sin(float64(i)))
+	for _, kern := range []struct {
+		name  string
+		have  bool
+		width int
+		f     func(k int, a, b *float32, ldb int, c *float32, ldc int)
+	}{{"5x16", HaveAVX2, 16, Sgemm5x16}, {"5x32", HaveAVX512, 32, Sgemm5x32}} {
+		if !kern.have {
+			t.Logf("%s: not on this CPU", kern.name)
+			continue
 		}
-		for i := range b {
-			b[i] = float32(math.Cos(float64(3 * i)))
-		}
-		const ldc = 21
-		c := make([]float32, 4*ldc+16)
-		var a0, b0 *float32
-		if k > 0 {
-			a0, b0 = &a[0], &b[0]
-		}
-		Sgemm5x16(k, a0, b0, ldb, &c[0], ldc)
-		for r := 0; r < 5; r++ {
-			for j := 0; j < 16; j++ {
-				var s float64
-				var f float32
-				for l := 0; l < k; l++ {
-					s += float64(a[l*5+r]) * float64(b[l*ldb+j])
-					f = float32(math.FMA(float64(a[l*5+r]), float64(b[l*ldb+j]), float64(f)))
-				}
-				if got := c[r*ldc+j]; got != f || math.Abs(float64(got)-s) > 1e-5*float64(k+1) {
-					t.Fatalf("k=%d c[%d,%d] = %v, want %v (FMA chain %v)", k, r, j, got, s, f)
+		for _, k := range []int{0, 1, 7, 25, 250} {
+			const ldb = 37
+			a := make([]float32, 5*k)
+			b := make([]float32, k*ldb)
+			for i := range a {
+				a[i] = float32(math.Sin(float64(i)))
+			}
+			for i := range b {
+				b[i] = float32(math.Cos(float64(3 * i)))
+			}
+			const ldc = 41
+			c := make([]float32, 4*ldc+kern.width)
+			var a0, b0 *float32
+			if k > 0 {
+				a0, b0 = &a[0], &b[0]
+			}
+			kern.f(k, a0, b0, ldb, &c[0], ldc)
+			for r := 0; r < 5; r++ {
+				for j := 0; j < kern.width; j++ {
+					var s float64
+					var f float32
+					for l := 0; l < k; l++ {
+						s += float64(a[l*5+r]) * float64(b[l*ldb+j])
+						f = float32(math.FMA(float64(a[l*5+r]), float64(b[l*ldb+j]), float64(f)))
+					}
+					if got := c[r*ldc+j]; got != f || math.Abs(float64(got)-s) > 1e-5*float64(k+1) {
+						t.Fatalf("%s k=%d c[%d,%d] = %v, want %v (FMA chain %v)", kern.name, k, r, j, got, s, f)
+					}
 				}
 			}
 		}
