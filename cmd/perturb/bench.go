@@ -7,6 +7,7 @@ import (
 	"fmt"
 	kblas "github.com/perturb/perturb/nets/blas"
 	"io"
+	"math"
 	"runtime"
 	"time"
 
@@ -41,7 +42,8 @@ func init() {
   eval        the batched test-loss evaluation of K trials, in dense
               GFLOP/s: the floating-point operations a dense forward pass
               over the pool needs (2·in·out per example per layer product),
-              divided by the time taken.
+              divided by the time taken (the better of two calls; it is
+              the runner's test loss, the walker on the CPU device).
 
 --json prints one object with gemm_gflops and, per model (logistic,
 convnet), trials_per_s_batched, trials_per_s_unbatched, speedup and
@@ -239,11 +241,16 @@ func benchModel(pool *data.Pool, name string, init, k int, logf func(string, ...
 		theta[i] = flat
 	}
 	loss, acc := make([]float64, mb.K), make([]float64, mb.K)
-	start = time.Now()
-	if err := ev.TestLoss(theta, loss, acc); err != nil {
-		return nil, err
+	// The best of two calls: the first also pays for first-touch
+	// allocations (buffers, scratch) that a run makes once.
+	mb.EvalSeconds = math.Inf(1)
+	for range 2 {
+		start = time.Now()
+		if err := ev.TestLoss(theta, loss, acc); err != nil {
+			return nil, err
+		}
+		mb.EvalSeconds = min(mb.EvalSeconds, time.Since(start).Seconds())
 	}
-	mb.EvalSeconds = time.Since(start).Seconds()
 	mb.EvalGFLOPs = float64(mb.K) * float64(pool.Len()) * mb.DenseFLOPsPerExample / mb.EvalSeconds / 1e9
 	logf("%s: evaluation of %d trials on %d examples: %.2fs, %.1f dense GFLOP/s", name, mb.K, pool.Len(), mb.EvalSeconds, mb.EvalGFLOPs)
 
