@@ -28,8 +28,8 @@ import (
 //   - eval: the walker's test loss (NewDeviceTestLoss on kernels.CPU
 //     float32) of K = 64 trials over the whole real Fashion-MNIST pool
 //     (70,000 images), convnet and logistic, best of $PERTURB_BENCH_REPS
-//     (default 2);
-//   - pool: the hand-written PoolEvaluator on the same trials and pool;
+//     (default 2) (the hand-written pool evaluator it replaced is gone:
+//     docs/engine.md keeps their last measurements side by side);
 //
 // and logs each rate in dense GFLOP/s (nets.Arch.DenseFLOPs per example)
 // with the ratio to the gemm rate. Run it with
@@ -84,25 +84,14 @@ func BenchmarkDeviceEvalVsGemm(b *testing.B) {
 			logf(b, "%s walker eval K=%d chunk %d: %.2f s, %.1f GFLOP/s, loss[0] %.6f acc[0] %.4f", model, k, chunk, sec, flops/sec/1e9, loss[0], acc[0])
 			ev.Close()
 			dd.Close()
-			pe, err := NewPoolEvaluator(a, d, PoolOptions{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			pl, pa := make([]float64, k), make([]float64, k)
-			sec = bestOf(reps, func() {
-				if err := pe.TestLoss(theta, pl, pa); err != nil {
-					b.Fatal(err)
-				}
-			})
-			rates[model+" pool"] = flops / sec / 1e9
-			logf(b, "%s pool evaluator K=%d: %.2f s, %.1f GFLOP/s, loss[0] %.6f acc[0] %.4f", model, k, sec, flops/sec/1e9, pl[0], pa[0])
 		}
 		gemm1 := benchGemm2048()
 		gemm := max(gemm0, gemm1)
 		logf(b, "gemm again: %.1f GFLOP/s; ratios to the best gemm %.1f:", gemm1, gemm)
-		for _, name := range []string{"convnet eval", "convnet pool", "logistic eval", "logistic pool"} {
+		for _, model := range models {
+			name := model + " eval"
 			logf(b, "  %-14s %6.1f GFLOP/s  %.3f of gemm", name, rates[name], rates[name]/gemm)
-			b.ReportMetric(rates[name]/gemm, name[:len(name)-5]+"_"+name[len(name)-4:]+"/gemm")
+			b.ReportMetric(rates[name]/gemm, model+"_eval/gemm")
 		}
 		b.ReportMetric(gemm, "gemm_GFLOP/s")
 	}

@@ -6,7 +6,7 @@ import (
 	"github.com/perturb/perturb/nets/fastmath"
 )
 
-// Fast float32 tanh for the pool evaluator.
+// Fast float32 tanh for the hand-written Hessian-vector products.
 //
 // tanh(x) ≈ x·P(x²)/Q(x²) on |x| ≤ 9.1 with P of degree 6 and Q of degree 3
 // (a 13/6 odd/even rational function), and ±1 beyond: 1 − tanh(9.1) ≈ 2.5e-8

@@ -13,7 +13,7 @@ import (
 
 // HVPEvaluator computes Hessian-vector products of the summed loss of an
 // image model (logistic, convnet of depth 2) for many trials at once by a
-// hand-written pass in the style of PoolEvaluator: level-3 BLAS products
+// hand-written pass (the style of the retired pool evaluator): level-3 BLAS products
 // through gonum's blas32/blas64 (OpenBLAS under the openblas build tag),
 // im2col and its adjoint, independent of gorgonia. It computes what
 // BatchNet of kind BatchHVP (and ImageBackend.HVP) computes,

@@ -22,8 +22,8 @@ import (
 // reuses the cached primal values after the first call, the walker reruns
 // only the steps that depend on the direction; "hand-nocache" recomputes
 // them;
-// "forward" is the pool evaluator's loss over the same images and trials,
-// for scale:
+// "forward" is the test loss's forward pass (DeviceTestLoss.Mean) over the
+// same images and trials, for scale:
 //
 //	go test -tags openblas -run '^$' -bench 'HVP$' ./graph/
 func BenchmarkHVP(b *testing.B) {
@@ -54,10 +54,16 @@ func BenchmarkHVP(b *testing.B) {
 			report(b)
 		})
 		b.Run(fmt.Sprintf("%s/forward/K=%d/B=%d", model, k, imgs), func(b *testing.B) {
-			e, err := NewPoolEvaluator(a, d, PoolOptions{Workers: 1})
+			dd, err := UploadData(kernels.NewCPU(kernels.F32), d)
 			if err != nil {
 				b.Fatal(err)
 			}
+			defer dd.Close()
+			e, err := NewDeviceTestLoss(a, dd, k, imgs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
 			loss, acc := make([]float64, k), make([]float64, k)
 			b.ResetTimer()
 			for range b.N {

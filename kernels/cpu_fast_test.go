@@ -101,10 +101,10 @@ func cpuGemmPaths(t *testing.T, d Device) {
 					t.Fatalf("%+v: %d workers change the result", g, w)
 				}
 			}
-			if wide512 { // the 32-column kernel against two 16-column ones
-				wide512 = false
+			if fastmath.HaveAVX512 { // the 32-column kernel against two 16-column ones
+				fastmath.HaveAVX512 = false
 				other := run(g, c32, a32, b32, 2)
-				wide512 = true
+				fastmath.HaveAVX512 = true
 				if !bitwise(other, got) {
 					t.Fatalf("%+v shared %q: the AVX-512 kernel changes the result", g, shared)
 				}

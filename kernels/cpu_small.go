@@ -75,10 +75,6 @@ const smallSide = 20
 // micro-kernel: narrower products go to the BLAS.
 const smallWide = 128
 
-// wide512 sends blocks of 32 columns to fastmath.Sgemm5x32 where AVX-512
-// is there (the same values as two 16-column blocks; tests switch it).
-var wide512 = fastmath.HaveAVX512
-
 // smallCols is the number of columns of C (of the kernel's product) in
 // one unit of work.
 const smallCols = 512
@@ -233,7 +229,7 @@ func smallBlocks(w int, g Gemm, m, n int, padded bool, pack func(e, r0, rows int
 				src, ld := b[c0:], ldb
 				w := min(16, end-c0)
 				kern := fastmath.Sgemm5x16
-				if wide512 && end-c0 >= 32 {
+				if fastmath.HaveAVX512 && end-c0 >= 32 {
 					// 32 columns at once, bitwise the 16-column kernel's values
 					w, kern = 32, fastmath.Sgemm5x32
 				} else if w < 16 && !padded { // a padded copy of the last columns

@@ -167,7 +167,7 @@ func gemmSmallNShared(w int, g Gemm, c32, a32, b32 []float32) {
 // micro-kernels: a multiple of 16, or of 32 past 16 columns where the
 // AVX-512 kernel runs.
 func padCols(n int) int {
-	if wide512 && n > 16 {
+	if fastmath.HaveAVX512 && n > 16 {
 		return (n + 31) &^ 31
 	}
 	return (n + 15) &^ 15
@@ -179,7 +179,7 @@ func padCols(n int) int {
 // fastmath.Sgemm5x32 where AVX-512 runs and 32 are readable, else 16
 // through Sgemm5x16, bitwise the same values either way.
 func microKernel(k int, ap, b []float32, ldb, avail int, out []float32) int {
-	if wide512 && avail >= 32 {
+	if fastmath.HaveAVX512 && avail >= 32 {
 		fastmath.Sgemm5x32(k, &ap[0], &b[0], ldb, &out[0], 32)
 		return 32
 	}

@@ -565,8 +565,8 @@ epochs = 2
 reshuffle = true
 `
 
-// TestRunnerWalkedModels runs, end to end, models the pool evaluator does
-// not cover (a tanh mlp and a convnet with a padded third convolution):
+// TestRunnerWalkedModels runs, end to end, models the retired pool
+// evaluator did not cover (a tanh mlp and a convnet with a padded third convolution):
 // their test losses go through the walker on the CPU twin. Every trial
 // finishes; the initial test loss is graph.Net's mean over the pool (to
 // 1e-12); and every row is bitwise the same with K = 1 on one worker and

@@ -18,11 +18,12 @@ import (
 // gonum.org/v1/netlib/blas/netlib (-lopenblas comes from package
 // nets/blas/internal/openblas, since netlib declares no linker flags) and
 // registers it at initialisation for gonum's blas32 and blas64 packages
-// (used by PoolEvaluator) and for gorgonia (Net, Evaluator).
+// (used by the CPU device and the hand-written HVPs) and for gorgonia
+// (Net, Evaluator).
 //
 // Unless $OPENBLAS_NUM_THREADS or $OMP_NUM_THREADS is set, OpenBLAS is
 // limited to one thread per call: perturb parallelises above the BLAS
-// (PoolEvaluator's workers, parallel trials), and OpenBLAS's own threads on
+// (the CPU device's workers, parallel trials), and OpenBLAS's own threads on
 // top of that oversubscribe the CPUs (the convnet pool evaluation of 16
 // trials ran at 44 instead of 73 GFLOP/s on 2 cores).
 

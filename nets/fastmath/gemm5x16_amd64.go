@@ -13,7 +13,8 @@ import "golang.org/x/sys/cpu"
 //go:noescape
 func Sgemm5x16(k int, a, b *float32, ldb int, c *float32, ldc int)
 
-// HaveAVX512 reports whether Sgemm5x32 runs (AVX-512F on amd64).
+// HaveAVX512 reports whether Sgemm5x32 runs (AVX-512F on amd64); tests
+// switch it off to cover the 16-column path.
 var HaveAVX512 = cpu.X86.HasAVX512F && haveAVX2
 
 // Sgemm5x32 is Sgemm5x16 on 32 columns (j < 32, rows of b of at least 32

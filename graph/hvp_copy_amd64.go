@@ -1,7 +1,7 @@
 package graph
 
 // peHavePatchCopy selects the assembly patch copies of
-// pooleval_copy_amd64.s (SSE2, every amd64 CPU).
+// hvp_copy_amd64.s (SSE2, every amd64 CPU).
 var peHavePatchCopy = true
 
 // peCopyPatch10 copies the 5×5 patch of 10-float pixels at src to 250
