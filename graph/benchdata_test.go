@@ -20,4 +20,3 @@ func peBenchData(a *nets.Arch) *Data {
 	})
 	return peBench.d
 }
-

@@ -155,4 +155,3 @@ func TestWalkerUnmappedOp(t *testing.T) {
 }
 
 func gSoftMax(x *G.Node) (*G.Node, error) { return G.SoftMax(x) }
-
