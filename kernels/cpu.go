@@ -493,6 +493,10 @@ func (CPU[T]) Round(b Buffer, f Format) error {
 	default:
 		return fmt.Errorf("cpu: rounding format %d", f)
 	}
+	if d32, ok := any(d).([]float32); ok {
+		precision.RoundSlice(pf, d32) // the format's loop, inlined per element
+		return nil
+	}
 	for i, v := range d {
 		d[i] = T(pf.Round32(float32(v)))
 	}

@@ -100,6 +100,18 @@ func im2col[T float](w int, c Conv, cols, images []T) {
 				continue
 			}
 			row := cols[u*q : (u+1)*q]
+			if stride2 { // float64: strided copies, no offsets table
+				for j := 0; j < c.Images; j++ {
+					for y := 0; y < oh; y++ {
+						src := images[base+j*sJ+y*2*c.W:][: 2*ow-1 : 2*ow-1]
+						d := row[(j*oh+y)*ow:][:ow:ow]
+						for x := range d {
+							d[x] = src[2*x]
+						}
+					}
+				}
+				continue
+			}
 			for j := 0; j < c.Images; j++ {
 				src := images[base+j*sJ : base+j*sJ+span]
 				d := row[j*p : (j+1)*p]

@@ -316,8 +316,32 @@ func RoundSlice[T float32 | float64](f Format, x []T) {
 			}
 			return
 		}
-		for i, v := range x {
-			x[i] = f.Round(v)
+		roundSlice64(f, x)
+	}
+}
+
+// roundSlice64 is RoundSlice on float64 values for a format narrower than
+// float32: values in the format's normal range are rounded with bit
+// operations on the float64 (clear 53 − p significand bits, ties to even,
+// Inf past the largest finite value), which is f.Round's result (tested);
+// the others (subnormal in f, zero, NaN, Inf) go through f.Round.
+func roundSlice64(f Format, x []float64) {
+	p, emin, emax := f.Params()
+	k := uint(53 - p)
+	half, mask := uint64(1)<<(k-1)-1, uint64(1)<<k-1
+	lo := math.Ldexp(1, emin)
+	top := (2 - math.Ldexp(1, 1-p)) * math.Ldexp(1, emax)
+	for i, v := range x {
+		if a := math.Abs(v); a >= lo && a <= 2*top {
+			b := math.Float64bits(v)
+			b += half + (b>>k)&1
+			r := math.Float64frombits(b &^ mask)
+			if math.Abs(r) > top {
+				r = math.Copysign(math.Inf(1), v)
+			}
+			x[i] = r
+			continue
 		}
+		x[i] = f.Round(v)
 	}
 }

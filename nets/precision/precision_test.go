@@ -256,3 +256,41 @@ func BenchmarkRound32(b *testing.B) {
 		})
 	}
 }
+
+// TestRoundSlice64MatchesRound checks the bit-operation path of float64
+// slices against Round bitwise: every exponent of the formats' ranges and
+// beyond, mantissas with the low bits at the rounding boundary (ties, one
+// either side), both signs, and random values.
+func TestRoundSlice64MatchesRound(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, f := range []Format{BFloat16, Float16, TF32} {
+		p, _, _ := f.Params()
+		k := uint(53 - p)
+		var xs []float64
+		for e := uint64(1023 - 160); e < 1023+140; e++ {
+			for _, s := range []uint64{0, 1 << 63} {
+				for _, lo := range []uint64{0, 1, 1<<(k-1) - 1, 1 << (k - 1), 1<<(k-1) + 1, 1<<k - 1, 3 << (k - 1)} {
+					for i := range 4 {
+						m := (r.Uint64() &^ (1<<(k+1) - 1)) | lo
+						if i == 0 {
+							m = lo
+						}
+						xs = append(xs, math.Float64frombits(s|e<<52|m&(1<<52-1)))
+					}
+				}
+			}
+		}
+		for range 1 << 16 {
+			xs = append(xs, math.Float64frombits(r.Uint64()))
+		}
+		xs = append(xs, 0, negZ, math.Inf(1), math.Inf(-1), math.NaN())
+		got := append([]float64(nil), xs...)
+		RoundSlice(f, got)
+		for i, x := range xs {
+			want := f.Round(x)
+			if math.Float64bits(got[i]) != math.Float64bits(want) && !(got[i] != got[i] && want != want) {
+				t.Fatalf("%v: RoundSlice(%v = %#016x) = %v, Round %v", f, x, math.Float64bits(x), got[i], want)
+			}
+		}
+	}
+}
