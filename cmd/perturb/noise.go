@@ -101,7 +101,7 @@ func noiseCmd(args []string, stdout, stderr io.Writer) error {
 	trainTrials := fs.Int("train-trials", 4, "trials per eta of --train")
 	trainEx := fs.Int("train-examples", 2000, "test images of --train's test loss")
 	workers := fs.Int("workers", 0, "goroutines (default: one per CPU)")
-	engine := fs.String("engine", "", "what computes losses and gradients: walker (the model's graph through graph's walker on the CPU device, rounded by kernels.Rounding in bf16/fp16), emulate (nets/emulate's hand-written passes); default emulate (the faster on the CPU today), or the walker for models emulate cannot evaluate")
+	engine := fs.String("engine", "", "what computes losses and gradients: walker (the model's graph through graph's walker on the CPU device, rounded by kernels.Rounding in bf16/fp16), emulate (nets/emulate's hand-written passes); default walker")
 	dataDir := fs.String("data", "", "dataset folder, when the config has no data.dir")
 	sets := setFlag(fs)
 	device := fs.String("device", "auto", "where tf32 computes: auto (the GPU when this binary has GPU support and a device is usable, else the CPU emulation), cpu (the emulation) or gpu (cuBLAS's TF32 tensor cores); the other precisions run on the CPU")

@@ -61,9 +61,16 @@ func TestNoiseCommand(t *testing.T) {
 	if len(p) != 3 || !(p[0].Floor > 0 && p[0].Floor < 1e-3*p[1].Floor) {
 		t.Errorf("floors float64 %v, float32 %v", p[0].Floor, p[1].Floor)
 	}
-	// float64 has no noise-dominated h on the sweep's grid (1e-6 .. 1e-2):
-	// only float32 is fitted.
-	if sw := f.Sweeps[0]; sw.Axis != "width" || len(sw.Scans) != 3 || len(sw.Fits) != 1 || sw.Fits[0].N != 3 {
+	// float32 is noise-dominated on the sweep's grid (1e-6 .. 1e-2) at
+	// every width, so it is fitted over all three; float64 is fitted only
+	// where its floor reaches the grid (through the walker it does for
+	// these tiny mlps over 200 images, through nets/emulate it did not).
+	sw := f.Sweeps[0]
+	fitted := map[string]int{}
+	for _, fit := range sw.Fits {
+		fitted[fit.Format.String()] = fit.N
+	}
+	if sw.Axis != "width" || len(sw.Scans) != 3 || fitted["float32"] != 3 || len(sw.Fits) > 2 {
 		t.Errorf("sweep %+v", sw)
 	}
 	if f.Training.Points[0].WeightDrift <= 0 {

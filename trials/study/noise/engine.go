@@ -50,11 +50,10 @@ const (
 	// the walker is tested against; kept for the models the walker does
 	// not map yet, and for comparison).
 	EngineEmulate Engine = "emulate"
-	// EngineAuto is emulate, or the walker for a model emulate cannot
-	// evaluate. Emulate is the default while it is the faster engine on
-	// the CPU: the default convnet scan took 3 min 33 s through emulate
-	// and 6 min 51 s through the walker (docs/precision.md, "Engines"),
-	// and the scan's goal is 5 minutes.
+	// EngineAuto is the walker, the one engine: since the fast CPU
+	// device, the default scan costs no more through it than through
+	// emulate (270 s against 279 s, and 236 s against 271 s in the other
+	// order, on one 2-core machine; docs/precision.md, "Speed").
 	EngineAuto Engine = ""
 )
 
@@ -90,17 +89,7 @@ func NewEvaluatorOn(e Engine, a *nets.Arch, f precision.Format, x []float64, y [
 			return nil, e, err
 		}
 		return emulated{ev, a, f, x, y}, e, nil
-	case EngineAuto:
-		em, err := emulate.New(a, f, x, y, emulate.Options{Workers: workers})
-		if err == nil {
-			return emulated{em, a, f, x, y}, EngineEmulate, nil
-		}
-		ev, err2 := newWalker(a, f, x, y, workers, nil)
-		if err2 != nil {
-			return nil, e, fmt.Errorf("%w (and the walker: %v)", err, err2)
-		}
-		return ev, EngineWalker, nil
-	case EngineWalker:
+	case EngineAuto, EngineWalker:
 		ev, err := newWalker(a, f, x, y, workers, gpu)
 		if err != nil {
 			return nil, e, err

@@ -148,8 +148,8 @@ func TestWalkerMatchesEmulate(t *testing.T) {
 	}
 }
 
-// TestEngineAuto: the default engine is emulate (the faster one) for the
-// models it evaluates, and its losses are the walker's within engineTol.
+// TestEngineAuto: the default engine is the walker, and its losses are
+// emulate's within engineTol.
 func TestEngineAuto(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -166,10 +166,10 @@ func TestEngineAuto(t *testing.T) {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 		t.Logf("%s: engine %s", c.name, used)
-		if used != EngineEmulate {
-			t.Errorf("%s on engine %s, want emulate (the faster engine is the default)", c.name, used)
+		if used != EngineWalker {
+			t.Errorf("%s on engine %s, want the walker (the default)", c.name, used)
 		}
-		ref, _, err := NewEvaluator(EngineWalker, a, precision.BFloat16, x, y, 1)
+		ref, _, err := NewEvaluator(EngineEmulate, a, precision.BFloat16, x, y, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

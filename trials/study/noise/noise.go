@@ -8,9 +8,9 @@
 // the model's batched graph run by graph's walker on the CPU device in
 // float64 or float32, and for bf16 and fp16 on kernels.Rounding of the
 // float32 device, which rounds every kernel's output to the format (the
-// rule is in kernels.Rounding's documentation); models the walker does
-// not map yet fall back to nets/emulate's hand-written passes, which the
-// walker is tested against.
+// rule is in kernels.Rounding's documentation). nets/emulate's
+// hand-written passes (--engine emulate) are the reference the walker is
+// tested against.
 //
 // # The second difference and its reference
 //
@@ -92,8 +92,7 @@ type Settings struct {
 	// parameters, so that a batch takes at most about 128 MiB).
 	Batch int `json:"batch,omitempty"`
 	// Engine computes the losses and gradients (default EngineAuto: the
-	// walker on the rounding device, or emulate for models the walker
-	// does not map).
+	// walker on the rounding device).
 	Engine Engine `json:"engine,omitempty"`
 	// Device is a GPU (a float32 device) for tf32: the walker runs tf32
 	// on it with cuBLAS's TF32 tensor-core products (NewEvaluatorOn).
