@@ -280,6 +280,11 @@ type DeviceTestLoss struct {
 	chunk int
 	np    int
 	zero  []float64
+	// exact holds, on a CPU device, evaluations of exactly n < Cap trials
+	// (compiled on first use): there a padded trial costs as much as a
+	// real one, and a trial's result does not depend on K.
+	exact map[int]*DeviceEval
+	cpu   bool
 }
 
 // NewDeviceTestLoss prepares the test loss of arch's trials over data's
@@ -296,7 +301,28 @@ func NewDeviceTestLoss(arch *nets.Arch, data *DeviceData, capTrials, chunk int) 
 	if err != nil {
 		return nil, fmt.Errorf("device test loss of %s (%d trials, chunks of %d): %w", arch.Name, capTrials, chunk, err)
 	}
-	return &DeviceTestLoss{Cap: capTrials, eval: ev, arch: arch, data: data, chunk: chunk, np: arch.NumParams(), zero: make([]float64, arch.NumParams())}, nil
+	_, cpu := kernels.WithWorkers(data.Dev, 1)
+	return &DeviceTestLoss{Cap: capTrials, eval: ev, arch: arch, data: data, chunk: chunk, np: arch.NumParams(), zero: make([]float64, arch.NumParams()), cpu: cpu}, nil
+}
+
+// evalOf returns the evaluation for a call of n trials: the padded one of
+// Cap trials, or on a CPU device one of exactly n.
+func (t *DeviceTestLoss) evalOf(n int) (*DeviceEval, int, error) {
+	if !t.cpu || n >= t.Cap {
+		return t.eval, t.Cap, nil
+	}
+	if e, ok := t.exact[n]; ok {
+		return e, n, nil
+	}
+	e, err := NewDeviceEval(t.arch, t.data, n, t.chunk)
+	if err != nil {
+		return nil, 0, fmt.Errorf("device test loss of %s (%d trials, chunks of %d): %w", t.arch.Name, n, t.chunk, err)
+	}
+	if t.exact == nil {
+		t.exact = map[int]*DeviceEval{}
+	}
+	t.exact[n] = e
+	return e, n, nil
 }
 
 // TestLoss sets loss[k] and acc[k] to the mean loss and accuracy of
@@ -324,7 +350,11 @@ func (t *DeviceTestLoss) Mean(theta [][]float64, rows []int, loss, acc []float64
 				return fmt.Errorf("device test loss: trial %d has %d parameters, want %d", lo+i, len(v), t.np)
 			}
 		}
-		err := t.eval.Mean(th, rows, l, a)
+		ev, k, err := t.evalOf(hi - lo)
+		if err != nil {
+			return err
+		}
+		err = ev.Mean(th[:k], rows, l[:k], a[:k])
 		if errors.Is(err, kernels.ErrOutOfMemory) && t.Cap > 1 {
 			// Start again with half the trials per program.
 			if err := t.shrink(); err != nil {
@@ -359,10 +389,20 @@ func (t *DeviceTestLoss) shrink() error {
 
 // Close releases the device buffers.
 func (t *DeviceTestLoss) Close() error {
-	if t.eval == nil {
-		return nil
+	var first error
+	for n, e := range t.exact {
+		if err := e.Close(); err != nil && first == nil {
+			first = err
+		}
+		delete(t.exact, n)
 	}
-	return t.eval.Close()
+	if t.eval == nil {
+		return first
+	}
+	if err := t.eval.Close(); err != nil && first == nil {
+		first = err
+	}
+	return first
 }
 
 // Elements is the number of device elements the evaluation allocated (its

@@ -158,6 +158,36 @@ func TestDeviceEvalMean(t *testing.T) {
 				}
 			}
 		}
+		// A short call (2 of a capacity of 3) runs an evaluation of exactly
+		// 2 trials on the CPU, bitwise the padded one's values.
+		func() {
+			dd, err := UploadData(kernels.NewCPU(kernels.F32), d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dd.Close()
+			ev, err := NewDeviceTestLoss(arch, dd, k, 8)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ev.Close()
+			full, fa := make([]float64, k), make([]float64, k)
+			short, sa := make([]float64, 2), make([]float64, 2)
+			if err := ev.Mean(theta[:k], rows, full, fa); err != nil {
+				t.Fatal(err)
+			}
+			if err := ev.Mean(theta[:2], rows, short, sa); err != nil {
+				t.Fatal(err)
+			}
+			if ev.exact[2] == nil {
+				t.Errorf("%s: a call of 2 trials did not use an evaluation of 2", name)
+			}
+			for i := range short {
+				if short[i] != full[i] || sa[i] != fa[i] {
+					t.Errorf("%s trial %d: %v %v in a call of 2, %v %v in a call of 3", name, i, short[i], sa[i], full[i], fa[i])
+				}
+			}
+		}()
 		if err := func() error {
 			dd, err := UploadData(kernels.NewCPU(kernels.F32), d)
 			if err != nil {
