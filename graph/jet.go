@@ -347,6 +347,10 @@ func (j *Jets) check(theta []float64, dirs [][]float64, rows [][]int, needDirs b
 // load copies the samples, θ (K times) and the directions into jg's
 // inputs.
 func (jg *jetGraph) load(theta []float64, dirs [][]float64) {
+	if jg.dv != nil { // uploaded by the run, straight from theta and dirs
+		jg.dv.theta, jg.dv.dirs = theta, dirs
+		return
+	}
 	j, d := jg.j, jg.j.Data
 	switch xs := jg.xbuf.Data().(type) {
 	case []float64:
@@ -396,7 +400,7 @@ func getVec(dst []float64, t *tensor.Dense, off int) {
 // run runs jg's machine and calls read before resetting it.
 func (jg *jetGraph) run(read func() error) error {
 	if jg.dv != nil {
-		if err := jg.dv.run(); err != nil {
+		if err := jg.dv.run(jg); err != nil {
 			return err
 		}
 		return read()

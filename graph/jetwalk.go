@@ -52,14 +52,17 @@ func NewDeviceJets(arch *nets.Arch, dt tensor.Dtype, d *Data, k, b int, dev kern
 	return j, nil
 }
 
-// jetDevice is a jet graph's program and its host side: the inputs'
-// tensors (the nodes' bound values, which load fills) and host copies of
-// the outputs.
+// jetDevice is a jet graph's program and its host side. The inputs that
+// change from call to call (the samples, θ, the directions, the weights)
+// are uploaded straight from the caller's float64 values and the pool
+// (run), skipping the graph's host tensors; the others (zero biases) once,
+// at compilation. Outputs are downloaded into float64 host tensors.
 type jetDevice struct {
-	prog   *Program
-	inputs G.Nodes
-	out    map[int64]*tensor.Dense
-	tmp    []float64
+	prog *Program
+	out  map[int64]*tensor.Dense
+	// theta and dirs are the current call's values (set by load).
+	theta []float64
+	dirs  [][]float64
 }
 
 // compileOn compiles jg's outputs for dev.
@@ -70,35 +73,107 @@ func (jg *jetGraph) compileOn(dev kernels.Device) error {
 	if err != nil {
 		return err
 	}
-	dv := &jetDevice{prog: prog, inputs: jg.g.ExactSubgraphRoots(jg.outs...).Inputs(), out: map[int64]*tensor.Dense{}}
+	dv := &jetDevice{prog: prog, out: map[int64]*tensor.Dense{}}
 	for _, o := range jg.outs {
-		dv.out[o.ID()] = tensor.New(tensor.Of(j.DType), tensor.WithShape(o.Shape().Clone()...))
+		dv.out[o.ID()] = tensor.New(tensor.Of(tensor.Float64), tensor.WithShape(o.Shape().Clone()...))
+	}
+	perCall := map[*G.Node]bool{jg.x: true, jg.w: true, jg.wy: true}
+	for _, n := range append(append([]*G.Node{}, jg.params...), jg.dirs...) {
+		perCall[n] = true
+	}
+	for _, n := range jg.g.ExactSubgraphRoots(jg.outs...).Inputs() {
+		if !perCall[n] {
+			if err := dv.uploadTensor(n); err != nil {
+				prog.Close()
+				return err
+			}
+		}
 	}
 	jg.dv = dv
 	return nil
 }
 
+// uploadTensor uploads input n's bound host value.
+func (dv *jetDevice) uploadTensor(n *G.Node) error {
+	if n == nil {
+		return nil
+	}
+	b, err := dv.prog.Buffer(n)
+	if err != nil {
+		return nil // not read by the compiled outputs
+	}
+	t, err := value(n)
+	if err != nil {
+		return err
+	}
+	switch x := t.Data().(type) {
+	case []float64:
+		err = dv.prog.dev.Upload(b, 0, x)
+	case []float32:
+		err = dv.prog.dev.Upload32(b, 0, x)
+	}
+	if err != nil {
+		return fmt.Errorf("upload %s: %w", n.Name(), err)
+	}
+	return nil
+}
+
+// upload uploads the call's samples (rows of the pool), θ (converted once,
+// then copied on the device to the other K−1 trials), the directions and
+// the weights.
+func (dv *jetDevice) upload(jg *jetGraph) error {
+	j, d, dev := jg.j, jg.j.Data, dv.prog.dev
+	xb, err := dv.prog.Buffer(jg.x)
+	if err != nil {
+		return err
+	}
+	for i, r := range j.rows {
+		if d.X32 != nil {
+			err = dev.Upload32(xb, i*d.Dim, d.X32[r*d.Dim:(r+1)*d.Dim])
+		} else {
+			err = dev.Upload(xb, i*d.Dim, d.X64[r*d.Dim:(r+1)*d.Dim])
+		}
+		if err != nil {
+			return fmt.Errorf("upload the samples: %w", err)
+		}
+	}
+	for i, p := range j.Arch.Params {
+		off, size := j.offsets[i], p.Size()
+		pb, err := dv.prog.Buffer(jg.params[i])
+		if err != nil {
+			continue // a parameter the outputs do not read
+		}
+		if err := dev.Upload(pb, 0, dv.theta[off:off+size]); err != nil {
+			return fmt.Errorf("upload %s: %w", p.Name, err)
+		}
+		for k := 1; k < j.K; k++ {
+			if err := dev.Copy(pb, k*size, pb, 0, size); err != nil {
+				return fmt.Errorf("replicate %s: %w", p.Name, err)
+			}
+		}
+		if jg.dirs == nil {
+			continue
+		}
+		vb, err := dv.prog.Buffer(jg.dirs[i])
+		if err != nil {
+			continue
+		}
+		for k := range j.K {
+			if err := dev.Upload(vb, k*size, dv.dirs[k][off:off+size]); err != nil {
+				return fmt.Errorf("upload the direction of %s: %w", p.Name, err)
+			}
+		}
+	}
+	if err := dv.uploadTensor(jg.w); err != nil {
+		return err
+	}
+	return dv.uploadTensor(jg.wy)
+}
+
 // run uploads the inputs, runs the program and downloads the outputs.
-func (dv *jetDevice) run() error {
-	dev := dv.prog.dev
-	for _, n := range dv.inputs {
-		b, err := dv.prog.Buffer(n)
-		if err != nil {
-			return err
-		}
-		t, err := value(n)
-		if err != nil {
-			return err
-		}
-		switch x := t.Data().(type) {
-		case []float64:
-			err = dev.Upload(b, 0, x)
-		case []float32:
-			err = dev.Upload32(b, 0, x)
-		}
-		if err != nil {
-			return fmt.Errorf("upload %s: %w", n.Name(), err)
-		}
+func (dv *jetDevice) run(jg *jetGraph) error {
+	if err := dv.upload(jg); err != nil {
+		return err
 	}
 	if err := dv.prog.Run(); err != nil {
 		return err
@@ -108,15 +183,7 @@ func (dv *jetDevice) run() error {
 		if err != nil {
 			return err
 		}
-		if x, ok := t.Data().([]float64); ok {
-			err = dev.Download(x, b, 0)
-		} else {
-			dv.tmp = append(dv.tmp[:0], make([]float64, t.Shape().TotalSize())...)
-			if err = dev.Download(dv.tmp, b, 0); err == nil {
-				setVec(t, 0, dv.tmp)
-			}
-		}
-		if err != nil {
+		if err := dv.prog.dev.Download(t.Data().([]float64), b, 0); err != nil {
 			return fmt.Errorf("download: %w", err)
 		}
 	}

@@ -130,31 +130,30 @@ func (CPU[T]) Upload(dst Buffer, off int, src []float64) error {
 }
 
 // convert sets dst[i] = T(src[i]) (len(dst) = len(src)): float64 ↔
-// float32 through nets/fastmath's vector conversions (bitwise Go's), else
-// four at a time.
+// float32 through nets/fastmath's vector conversions (bitwise Go's), a
+// copy where the types agree.
 func convert[T float, S float](dst []T, src []S) {
 	switch d := any(dst).(type) {
 	case []float32:
-		if s, ok := any(src).([]float64); ok {
+		switch s := any(src).(type) {
+		case []float64:
 			fastmath.Narrow32(d, s)
+			return
+		case []float32:
+			copy(d, s)
 			return
 		}
 	case []float64:
-		if s, ok := any(src).([]float32); ok {
+		switch s := any(src).(type) {
+		case []float32:
 			fastmath.Widen32(d, s)
+			return
+		case []float64:
+			copy(d, s)
 			return
 		}
 	}
-	n := len(src)
-	dst = dst[:n]
-	i := 0
-	for ; i+4 <= n; i += 4 {
-		s, d := src[i:i+4:i+4], dst[i:i+4:i+4]
-		d[0], d[1], d[2], d[3] = T(s[0]), T(s[1]), T(s[2]), T(s[3])
-	}
-	for ; i < n; i++ {
-		dst[i] = T(src[i])
-	}
+	panic("cpu: convert between unknown float types")
 }
 
 // Upload32 copies src into dst[off:].

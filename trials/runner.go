@@ -88,6 +88,10 @@ type Runner struct {
 	controls map[controlKey]*controlState // subset estimates' control variates (testloss.go)
 	sharp    sharpState                   // sharpness at initialisation and the pool subset (sharpness.go)
 
+	// tapeJets runs the jets of the image oracles on gorgonia's
+	// TapeMachine instead of the walker (set by tests: the reference).
+	tapeJets bool
+
 	// taylorSubset is M of the test-loss jets of Taylor mode (0: the
 	// whole pool; SetTaylorSubset).
 	taylorSubset int

@@ -14,9 +14,9 @@ import (
 
 // statsOn returns every group's statistics of the logistic model at init
 // 2 (40 groups of four blocks of 5 samples, 2 workers) and the Taylor
-// coefficients of the first sgd trial, on dev (nil: the CPU path) for a
-// config of dtype dt.
-func statsOn(t *testing.T, pool *data.Pool, dt string, dev kernels.Device) ([][]float64, [4]float64) {
+// coefficients of the first sgd trial, on dev (nil: the CPU path, with
+// tape the jets on gorgonia's TapeMachine) for a config of dtype dt.
+func statsOn(t *testing.T, pool *data.Pool, dt string, dev kernels.Device, tape bool) ([][]float64, [4]float64) {
 	t.Helper()
 	text := strings.Replace(base, "inits = [0, 2]", "inits = [2]", 1)
 	text = strings.Replace(text, `dtype = "float64"`, `dtype = "`+dt+`"`, 1)
@@ -25,6 +25,7 @@ func statsOn(t *testing.T, pool *data.Pool, dt string, dev kernels.Device) ([][]
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.tapeJets = tape
 	if dev != nil {
 		if err := r.UseDevice(dev); err != nil {
 			t.Fatal(err)
@@ -81,15 +82,21 @@ func compareStats(t *testing.T, what string, a, b [][]float64, ca, cb [4]float64
 
 // TestStatsDevicePathMatchesCPU estimates the statistics and a Taylor
 // prediction of the logistic model (float64) through the device path on
-// the CPU twin (the jets compiled by the walker, graph.NewDeviceJets) and
-// through the CPU path (gorgonia's TapeMachine): every group's values
-// agree to 1e-10.
+// the CPU twin and through the CPU path (both the jets compiled by the
+// walker, graph.NewDeviceJets, on one goroutine and on the CPU device's
+// share of the CPUs) against the jets on gorgonia's TapeMachine, the
+// reference: every group's values agree to 1e-10.
 func TestStatsDevicePathMatchesCPU(t *testing.T) {
 	pool := smallPool(t, 40)
-	want, cw := statsOn(t, pool, "float64", nil)
-	got, cg := statsOn(t, pool, "float64", kernels.CPU[float64]{})
-	worst := compareStats(t, "device path against CPU path", want, got, cw, cg, 1e-10)
-	t.Logf("%d groups × %d statistics and 4 Taylor coefficients: largest relative difference %.2g", len(want), len(want[0]), worst)
+	want, cw := statsOn(t, pool, "float64", nil, true)
+	for _, tc := range []struct {
+		what string
+		dev  kernels.Device
+	}{{"device path", kernels.CPU[float64]{}}, {"CPU path", nil}} {
+		got, cg := statsOn(t, pool, "float64", tc.dev, false)
+		worst := compareStats(t, tc.what+" against the TapeMachine", want, got, cw, cg, 1e-10)
+		t.Logf("%s: %d groups × %d statistics and 4 Taylor coefficients: largest relative difference %.2g", tc.what, len(want), len(want[0]), worst)
+	}
 }
 
 // TestStatsCUDAEmulation estimates the float32 statistics and a Taylor
@@ -107,8 +114,8 @@ func TestStatsCUDAEmulation(t *testing.T) {
 	}
 	defer emu.Close()
 	pool := smallPool(t, 40)
-	want, cw := statsOn(t, pool, "float32", kernels.NewExactCPU(kernels.F32))
-	got, cg := statsOn(t, pool, "float32", emu)
+	want, cw := statsOn(t, pool, "float32", kernels.NewExactCPU(kernels.F32), false)
+	got, cg := statsOn(t, pool, "float32", emu, false)
 	worst := compareStats(t, "CUDA emulation against the exact CPU twin", want, got, cw, cg, 1e-4)
 	t.Logf("%s: largest relative difference %.2g", emu.Name(), worst)
 }

@@ -6,7 +6,10 @@ import (
 	"runtime"
 	"sync"
 
+	"gorgonia.org/tensor"
+
 	"github.com/perturb/perturb/graph"
+	"github.com/perturb/perturb/kernels"
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/landscape"
 	"github.com/perturb/perturb/nets/seed"
@@ -119,6 +122,9 @@ func (r *Runner) eachWithOracle(ctx context.Context, model string, theta []float
 	)
 	for w := 0; w < workers; w++ {
 		o, err := r.Oracle(model, theta)
+		if io, ok := o.(*imageOracle); ok {
+			io.threads = max(1, runtime.NumCPU()/workers)
+		}
 		if err != nil {
 			cancel()
 			close(next)
@@ -215,15 +221,21 @@ func meanJets(all [][4]float64, sets [][]nets.Sample, out [][4]float64) {
 }
 
 // imageOracle runs Taylor-mode jets on an image model's graph, one
-// compiled graph per (directions, samples per direction) shape: through
-// gorgonia's TapeMachine, or, when the runner has a device (UseDevice),
-// through the walker on it (graph.NewDeviceJets; the oracles of the
-// workers share the serialised device).
+// compiled graph per (directions, samples per direction) shape, through
+// the walker (graph.NewDeviceJets): on the runner's device when it has one
+// (UseDevice; the oracles of the workers share the serialised device),
+// else on a CPU device of the config's dtype with the oracle's share of
+// the CPUs. The walker's jets measured as fast as gorgonia's TapeMachine
+// over the same graphs or faster for every model, order and dtype
+// (graph's BenchmarkJets, docs/engine.md); the TapeMachine remains the
+// tests' reference (Runner.tapeJets).
 type imageOracle struct {
 	r     *Runner
 	arch  *nets.Arch
 	theta []float64
 	jets  map[[2]int]*graph.Jets
+	// threads is the number of goroutines of the CPU device (0: one).
+	threads int
 }
 
 func (o *imageOracle) NumParams() int { return o.arch.NumParams() }
@@ -234,13 +246,21 @@ func (o *imageOracle) get(k, b int) (*graph.Jets, error) {
 	}
 	var j *graph.Jets
 	var err error
-	if dev := o.r.Device(); dev != nil {
+	switch dev := o.r.Device(); {
+	case dev != nil:
 		j, err = graph.NewDeviceJets(o.arch, o.r.dt, o.r.data, k, b, dev)
 		if err != nil {
 			err = fmt.Errorf("jets of %s on %s: %w", o.arch.Name, dev.Name(), err)
 		}
-	} else {
+	case o.r.tapeJets:
 		j, err = graph.NewJets(o.arch, o.r.dt, o.r.data, k, b)
+	default:
+		dt := kernels.F64
+		if o.r.dt == tensor.Float32 {
+			dt = kernels.F32
+		}
+		cpu, _ := kernels.WithWorkers(kernels.NewCPU(dt), max(o.threads, 1))
+		j, err = graph.NewDeviceJets(o.arch, o.r.dt, o.r.data, k, b, cpu)
 	}
 	if err != nil {
 		return nil, err
