@@ -14,7 +14,8 @@ const DefaultDeviceNets = 6
 
 // DeviceBackend evaluates an image model (any family: logistic, mlp,
 // convnets of any size) for a batch of K trials on a kernels.Device: it implements optim.Backend through
-// DeviceNets, like ImageBackend does through BatchNets on the CPU. A call
+// DeviceNets (the tests' ImageBackend runs the same BatchNets on
+// gorgonia's TapeMachine). A call
 // with at most Cap trials runs on the program for Cap trials, the missing
 // trials padded with zero parameters and trial 0's samples (their results
 // are dropped), so the short last batch of a group, a retried half batch
@@ -48,6 +49,11 @@ type DeviceBackend struct {
 	out      [][]float64
 	scratch  [][]float64 // owned output vectors of padded trials
 	loss     []float64
+}
+
+type batchKey struct {
+	k, b int
+	kind BatchKind
 }
 
 type deviceEntry struct {

@@ -16,7 +16,7 @@ import (
 // hand-written pass (the style of the retired pool evaluator): level-3 BLAS products
 // through gonum's blas32/blas64 (OpenBLAS under the openblas build tag),
 // im2col and its adjoint, independent of gorgonia. It computes what
-// BatchNet of kind BatchHVP (and ImageBackend.HVP) computes,
+// BatchNet of kind BatchHVP (DeviceBackend.HVP) computes,
 //
 //	out[k] = Σ_{r ∈ rows[k]} ∇²l(theta[k]; x_r) · v[k],
 //

@@ -9,6 +9,7 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"github.com/perturb/perturb/kernels"
 	"github.com/perturb/perturb/nets"
 )
 
@@ -157,7 +158,20 @@ func TestHVPEvaluatorMatchesGraph(t *testing.T) {
 				}
 			}
 			// The same through HVPBackend.
-			hb, err := NewHVPBackend(ref, HVPOptions{Workers: 1})
+			kd := kernels.F64
+			if c.f32 {
+				kd = kernels.F32
+			}
+			dd, err := UploadData(kernels.NewCPU(kd), d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db, err := NewDeviceBackend(a, dd, c.k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			hb, err := NewHVPBackend(db, d, HVPOptions{Workers: 1})
 			if err != nil {
 				t.Fatal(err)
 			}

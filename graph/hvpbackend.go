@@ -6,29 +6,29 @@ import (
 	"github.com/perturb/perturb/nets"
 )
 
-// HVPBackend is an ImageBackend whose HVP is the hand-written
-// HVPEvaluator instead of a gorgonia graph (its Grad, Round and the rest
-// are the ImageBackend's). Its products agree with ImageBackend.HVP to
-// rounding (see TestHVPEvaluatorMatchesGraph) and, unlike those of a
-// BatchNet, depend on neither K nor the number of samples per call
-// through anything but the evaluator's fixed chunk and segment sizes.
+// HVPBackend is a DeviceBackend (the walker on the CPU device) whose HVP
+// is the hand-written HVPEvaluator (its Grad, Round and the rest are the
+// DeviceBackend's). Its products agree with the graph's to rounding (see
+// TestHVPEvaluatorMatchesGraph) and, unlike those of a BatchNet, depend
+// on neither K nor the number of samples per call through anything but
+// the evaluator's fixed chunk and segment sizes.
 //
 // An HVPBackend is not safe for concurrent use.
 type HVPBackend struct {
-	*ImageBackend
+	*DeviceBackend
 	Eval *HVPEvaluator
 	rows [][]int
 }
 
-// NewHVPBackend returns b with the hand-written HVP, evaluated with opts
-// (see HVPOptions). It fails for models the evaluator does not support
-// (callers keep b then).
-func NewHVPBackend(b *ImageBackend, opts HVPOptions) (*HVPBackend, error) {
-	e, err := NewHVPEvaluator(b.Arch, b.Data, opts)
+// NewHVPBackend returns b with the hand-written HVP over d (the pool b's
+// data was uploaded from), evaluated with opts (see HVPOptions). It fails
+// for models the evaluator does not support (callers keep b then).
+func NewHVPBackend(b *DeviceBackend, d *Data, opts HVPOptions) (*HVPBackend, error) {
+	e, err := NewHVPEvaluator(b.Arch, d, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &HVPBackend{ImageBackend: b, Eval: e}, nil
+	return &HVPBackend{DeviceBackend: b, Eval: e}, nil
 }
 
 // HVP sets out[k] = Σ_n ∇²l(theta[k]; pts[k][n]) · v[k] (see

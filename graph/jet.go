@@ -557,7 +557,7 @@ func setWeights[T float](wb, wy []T, w []float64, rows []int, y []uint8, c int) 
 // per-sample Hessian-vector products H_n v_n (order 1), J_n(v_n, v_n, ·)/2
 // (order 2) and ∇⁴l_n(v_n, v_n, v_n, ·)/6 (order 3), all in one run. The
 // Jets must have B = 1 and K = len(rows): sample n is trial n, with θ
-// replicated, as ImageBackend runs per-sample gradients.
+// replicated, as the backends run per-sample gradients.
 func (j *Jets) CovectorPerSample(order int, theta []float64, dirs [][]float64, rows []int, out [][]float64) error {
 	if j.B != 1 {
 		panic(fmt.Sprintf("graph: jets: per-sample covectors need B = 1, have B = %d", j.B))

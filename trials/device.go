@@ -164,7 +164,7 @@ const cpuNets = 16
 // dtype, on the worker's share of the CPUs (kernels.WithWorkers), without
 // padding (on the CPU a padded trial costs as much as a real one), for
 // the gradients: it measured faster than the TapeMachine over the same
-// batched graph (graph.ImageBackend) on every case of graph's
+// batched graph (graph's test reference ImageBackend) on every case of graph's
 // BenchmarkTrainStep, and so are its Hessian-vector products (gdc, igr,
 // smith, stic; BenchmarkTrainHVP) since the small-N products pack A's rows
 // (docs/engine.md). A trial's results still depend only on its own
@@ -180,26 +180,7 @@ func (w *worker) cpuBackend(arch *nets.Arch) optim.Backend {
 		panic(err) // the pool and the models were checked by NewRunner
 	}
 	b.MaxNets = cpuNets
-	return cpuTrainer{DeviceBackend: b, graph: graph.NewImageBackend(arch, w.r.dt, w.r.data)}
-}
-
-// cpuTrainer is the CPU training backend of an image model: gradients and
-// Hessian-vector products through the walker (DeviceBackend), and beside
-// it the model's batched graph, from which the sharpness measures build
-// the hand-written Hessian-vector products (graph.HVPBackend: the walker's
-// are still slower there for the convnet, docs/engine.md).
-type cpuTrainer struct {
-	*graph.DeviceBackend
-	graph *graph.ImageBackend
-}
-
-// Close releases both backends.
-func (c cpuTrainer) Close() error {
-	err := c.DeviceBackend.Close()
-	if err2 := c.graph.Close(); err == nil {
-		err = err2
-	}
-	return err
+	return b
 }
 
 // imageEval returns the worker's test-loss programs of an image model:

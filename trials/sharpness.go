@@ -180,24 +180,23 @@ func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample,
 }
 
 // sharpBackend returns the backend of the sharpness measures of a model
-// and whether it is the fast one: for an image model that
-// graph.HVPEvaluator supports, the worker's ImageBackend (beside the
-// walker in a cpuTrainer) with the hand-written Hessian-vector products (graph.HVPBackend, cached next to
-// it); otherwise the worker's backend (the gorgonia graph, a landscape).
+// and whether it is the fast one: without a device, for an image model
+// that graph.HVPEvaluator supports, the worker's CPU backend (the walker,
+// for the per-sample gradients) with the hand-written Hessian-vector
+// products (graph.HVPBackend, cached next to it: on the convnet they are
+// still faster than the walker's, docs/engine.md); otherwise the worker's
+// backend (the walker on the device or the CPU, a landscape).
 func (w *worker) sharpBackend(model string) (optim.Backend, bool) {
 	b := w.backend(model)
-	ib, ok := b.(*graph.ImageBackend)
-	if t, isT := b.(cpuTrainer); isT {
-		ib, ok = t.graph, true
-	}
-	if !ok {
+	db, ok := b.(*graph.DeviceBackend)
+	if !ok || w.r.dev != nil {
 		return b, false
 	}
 	key := model + "\x00hvp"
-	if h, ok := w.backends[key].(*graph.HVPBackend); ok && h.ImageBackend == ib {
+	if h, ok := w.backends[key].(*graph.HVPBackend); ok && h.DeviceBackend == db {
 		return h, true
 	}
-	h, err := graph.NewHVPBackend(ib, graph.HVPOptions{Workers: w.threads, CacheBytes: w.maxBytes / 4})
+	h, err := graph.NewHVPBackend(db, w.r.data, graph.HVPOptions{Workers: w.threads, CacheBytes: w.maxBytes / 4})
 	if err != nil {
 		return b, false
 	}

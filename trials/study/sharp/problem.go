@@ -11,7 +11,7 @@ import (
 
 // Problem is the empirical loss of K trials, each at its own point on its
 // own sample set: L_k(θ) = (1/M) Σ_{x ∈ Sets[k]} l_x(θ), evaluated at
-// Theta[k] through a batched backend (optim.Backend: graph.ImageBackend or
+// Theta[k] through a batched backend (optim.Backend: graph.DeviceBackend or
 // a landscape). It is an Operator for the Hessians H_k = ∇²L_k(Theta[k]).
 //
 // A Problem is not safe for concurrent use (nor is its backend).

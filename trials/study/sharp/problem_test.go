@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
-	"gorgonia.org/tensor"
 
 	"github.com/perturb/perturb/graph"
+	"github.com/perturb/perturb/kernels"
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/landscape"
 )
@@ -133,7 +133,8 @@ func TestArchimedesClosedForm(t *testing.T) {
 
 // smallLogistic is the logistic model on 4×4 single-channel inputs with 5
 // classes (85 weights) and m random float64 examples.
-func smallLogistic(m int, r *rand.Rand) (*graph.ImageBackend, *nets.Arch) {
+// The backend is the walker on the float64 CPU device.
+func smallLogistic(m int, r *rand.Rand) (*graph.DeviceBackend, *nets.Arch) {
 	a, err := nets.New("logistic", 1, 4, 4, 5)
 	if err != nil {
 		panic(err)
@@ -145,12 +146,20 @@ func smallLogistic(m int, r *rand.Rand) (*graph.ImageBackend, *nets.Arch) {
 			d.X64 = append(d.X64, r.NormFloat64()+0.3*float64(int(d.Y[i])-2)*float64(j%3))
 		}
 	}
-	return graph.NewImageBackend(a, tensor.Float64, d), a
+	dd, err := graph.UploadData(kernels.CPU[float64]{}, d)
+	if err != nil {
+		panic(err)
+	}
+	be, err := graph.NewDeviceBackend(a, dd, 1)
+	if err != nil {
+		panic(err)
+	}
+	return be, a
 }
 
 // denseReference forms H (central differences of the backend's mean
 // gradient, step 1e-5) and Ĉ (per-sample gradients) densely.
-func denseReference(t *testing.T, be *graph.ImageBackend, theta []float64, set []nets.Sample) (h, c *mat.SymDense) {
+func denseReference(t *testing.T, be *graph.DeviceBackend, theta []float64, set []nets.Sample) (h, c *mat.SymDense) {
 	n := len(theta)
 	grad := func(th []float64, s []nets.Sample) []float64 {
 		g := [][]float64{make([]float64, n)}

@@ -8,7 +8,8 @@ import (
 	"github.com/perturb/perturb/nets"
 )
 
-// ImageBackend evaluates an image model (any of nets.Arch.Layers: logistic,
+// ImageBackend, the tests' reference backend (gorgonia's TapeMachine; the
+// runner uses the walker, DeviceBackend), evaluates an image model (any of nets.Arch.Layers: logistic,
 // mlp, convnets of any size) for a batch of K trials at once through BatchNets: it implements optim.Backend. Graphs
 // are compiled on first use for each (K, samples per trial, kind) and
 // cached, so a run that keeps K and the batch size fixed compiles at most
@@ -22,11 +23,6 @@ type ImageBackend struct {
 	Data  *Data
 	nets  map[batchKey]*BatchNet
 	rows  [][]int
-}
-
-type batchKey struct {
-	k, b int
-	kind BatchKind
 }
 
 // NewImageBackend returns a backend for arch in dtype dt whose samples are
