@@ -8,13 +8,13 @@ import (
 
 // Rounding returns dev (a float32 or float64 device) as a device that
 // computes in the low-precision format f (BF16 or FP16) the way
-// mixed-precision hardware does, and the way nets/emulate evaluates the
-// models: every value at rest in a buffer is a number of f, every
+// mixed-precision hardware does (and the way the retired hand-written
+// nets/emulate evaluated the models): every value at rest in a buffer is a number of f, every
 // operation computes in dev's dtype from such numbers and its result is
 // rounded to f (to nearest, ties to even, subnormals kept, overflow to
 // ±Inf; dev.Round). Use a float32 dev: it holds bf16 and fp16 numbers
-// exactly and accumulates the products in float32, as tensor cores do and
-// as nets/emulate does (dev.Round of a float64 device rounds through
+// exactly and accumulates the products in float32, as tensor cores do
+// (dev.Round of a float64 device rounds through
 // float32, a double rounding that differs from direct rounding near
 // ties).
 //
@@ -22,7 +22,7 @@ import (
 //
 //   - Upload and Upload32 round the source on the host with
 //     nets/precision before copying it (one rounding from the float64 or
-//     float32 value, as nets/emulate packs parameters and inputs); only
+//     float32 value, as a framework casts parameters and inputs); only
 //     the destination range is touched. Fill fills with the rounded value.
 //   - Gemm then BiasAct is one fused layer, like a tensor core's epilogue:
 //     a Gemm's output is left in dev's dtype until the next call. A Gemm
@@ -31,7 +31,7 @@ import (
 //     computes s·z + bias in dev's dtype and rounds it; with the tanh it
 //     then takes the tanh of that rounded value and rounds again (it runs
 //     as BiasAct without the activation, Round, Unary Tanh, Round). This is
-//     nets/emulate's round(s·(xW) + b), then round(tanh(·)).
+//     round(s·(xW) + b), then round(tanh(·)).
 //   - Unary, Binary, TanhBack, TanhBack2, Sum, Col2im, LogSoftmax,
 //     LogSoftmaxBack, Moments and TanhJet round their output buffers.
 //   - Copy, Repeat, Im2col, Flatten and Gather only move numbers that are
@@ -39,10 +39,9 @@ import (
 //     outputs are not rounded again: it would change no bit.
 //   - CrossEntropy's per-example losses are not rounded to f: the loss is
 //     a reduction, computed in dev's dtype from the rounded logits (float32
-//     for a float32 dev, as frameworks and nets/emulate compute the loss in
-//     float32), and graph.DeviceEval adds them in float64 on the host in
-//     example order, as nets/emulate adds its float32-rounded per-example
-//     losses. Its hits (0 or 1) are exact.
+//     for a float32 dev, as frameworks compute the loss in float32), and
+//     graph.DeviceEval adds them in float64 on the host in example order.
+//     Its hits (0 or 1) are exact.
 //   - Download, Copy, Sync and every other call first round a pending
 //     product, so nothing reads an unrounded value.
 //

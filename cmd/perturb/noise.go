@@ -29,7 +29,7 @@ examples (default: the dataset's 10,000 test images) along D random unit
 directions v, on a log grid of S values of h, in each precision (float64,
 float32, and bf16 and fp16 emulated by rounding every kernel's output: the
 model's graph through graph's walker on kernels.Rounding of the CPU
-device, see --engine), and reports per precision the noise floor of D_P
+device), and reports per precision the noise floor of D_P
 against the float64 reference, the crossover h where the curvature equals
 the noise, and the noise's distribution (see package trials/study/noise).
 
@@ -54,8 +54,8 @@ usable GPU), with the TF32 switch on (Device.SetTF32); otherwise it is
 emulated on the CPU (kernels.TF32Products: the products' operands rounded
 to tf32 to nearest, ties to even, multiplied and summed in float32). One
 line on stderr says which, and noise.json records it per result
-("device"). The other precisions run on the CPU either way; --engine
-emulate refuses tf32. See docs/precision.md and docs/gpu.md.`,
+("device"). The other precisions run on the CPU either way. See
+docs/precision.md and docs/gpu.md.`,
 		run: noiseCmd,
 	})
 }
@@ -101,7 +101,7 @@ func noiseCmd(args []string, stdout, stderr io.Writer) error {
 	trainTrials := fs.Int("train-trials", 4, "trials per eta of --train")
 	trainEx := fs.Int("train-examples", 2000, "test images of --train's test loss")
 	workers := fs.Int("workers", 0, "goroutines (default: one per CPU)")
-	engine := fs.String("engine", "", "what computes losses and gradients: walker (the model's graph through graph's walker on the CPU device, rounded by kernels.Rounding in bf16/fp16), emulate (nets/emulate's hand-written passes); default walker")
+	engine := fs.String("engine", "", "what computes losses and gradients: walker, the only engine (the model's graph through graph's walker on the CPU device, rounded by kernels.Rounding in bf16/fp16; nets/emulate is retired)")
 	dataDir := fs.String("data", "", "dataset folder, when the config has no data.dir")
 	sets := setFlag(fs)
 	device := fs.String("device", "auto", "where tf32 computes: auto (the GPU when this binary has GPU support and a device is usable, else the CPU emulation), cpu (the emulation) or gpu (cuBLAS's TF32 tensor cores); the other precisions run on the CPU")
@@ -130,11 +130,8 @@ func noiseCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	eng := noise.Engine(*engine)
-	if eng != noise.EngineAuto && eng != noise.EngineWalker && eng != noise.EngineEmulate {
-		return fmt.Errorf("--engine %q: use walker or emulate", *engine)
-	}
-	if eng == noise.EngineEmulate && (slices.Contains(formats, precision.TF32) || slices.Contains(swFormats, precision.TF32) || slices.Contains(trFormats, precision.TF32)) {
-		return fmt.Errorf("--engine emulate: tf32 runs on the walker engine (nets/emulate does not model tensor-core products); use the default engine or --engine walker")
+	if eng != noise.EngineAuto && eng != noise.EngineWalker {
+		return fmt.Errorf("--engine %q: the walker is the only engine (nets/emulate, the hand-written passes, is retired; its floors and the walker's are compared in docs/precision.md); drop the flag or use --engine walker", *engine)
 	}
 	set := noise.Settings{Directions: *dirs, Steps: *steps, HMin: *hmin, HMax: *hmax, Precisions: formats, Workers: *workers, Engine: eng}
 	if err := set.Check(); err != nil {

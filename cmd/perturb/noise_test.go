@@ -113,7 +113,7 @@ func TestNoiseBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"--precisions", "fp8"}, `--precisions: unknown precision "fp8"; use one of float64, float32, tf32, bf16, fp16`},
-		{[]string{"--precisions", "tf32", "--engine", "emulate"}, "tf32 runs on the walker engine"},
+		{[]string{"--engine", "emulate"}, `--engine "emulate": the walker is the only engine (nets/emulate, the hand-written passes, is retired`},
 		{[]string{"--precisions", "tf32", "--device", "tpu"}, `--device "tpu": want auto, cpu or gpu`},
 		{[]string{"--widths", "8,x"}, `--widths "8,x": "x" is not a positive whole number`},
 		{[]string{"--directions", "1"}, "1 directions: need at least 2"},

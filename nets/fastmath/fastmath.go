@@ -1,6 +1,6 @@
 // Package fastmath holds the numerical kernels shared by the hand-written
-// model passes (graph's Hessian-vector products and the CPU device,
-// nets/emulate's rounded evaluators): a fast tanh and a generic row-major
+// model passes (graph's Hessian-vector products and the CPU device): a
+// fast tanh and a generic row-major
 // GEMM over the registered gonum BLAS (OpenBLAS under the openblas tag).
 package fastmath
 

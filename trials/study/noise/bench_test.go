@@ -7,7 +7,6 @@ import (
 
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/data"
-	"github.com/perturb/perturb/nets/emulate"
 	"github.com/perturb/perturb/nets/precision"
 )
 
@@ -43,10 +42,11 @@ func BenchmarkScanConvnet(b *testing.B) {
 	theta, _ := initVector(a, 1)
 	s := Settings{Directions: 4, Steps: 10, Precisions: []precision.Format{precision.Float64, precision.Float32, precision.BFloat16, precision.Float16}}
 	// The unit: float32 losses of 8 vectors far apart (nothing shared).
-	e, err := emulate.New(a, precision.Float32, ex.X, ex.Y, emulate.Options{})
+	e, _, err := NewEvaluator(EngineWalker, a, precision.Float32, ex.X, ex.Y, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer e.Close()
 	thetas := Directions(a, 1, 99, 8)
 	for i := range thetas {
 		for p := range thetas[i] {

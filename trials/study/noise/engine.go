@@ -11,7 +11,6 @@ import (
 	"github.com/perturb/perturb/graph"
 	"github.com/perturb/perturb/kernels"
 	"github.com/perturb/perturb/nets"
-	"github.com/perturb/perturb/nets/emulate"
 	"github.com/perturb/perturb/nets/precision"
 )
 
@@ -46,14 +45,10 @@ const (
 	// operands rounded to tf32, everything else float32. One engine for
 	// every model the walker supports.
 	EngineWalker Engine = "walker"
-	// EngineEmulate is nets/emulate's hand-written passes (the reference
-	// the walker is tested against; kept for the models the walker does
-	// not map yet, and for comparison).
-	EngineEmulate Engine = "emulate"
-	// EngineAuto is the walker, the one engine: since the fast CPU
-	// device, the default scan costs no more through it than through
-	// emulate (270 s against 279 s, and 236 s against 271 s in the other
-	// order, on one 2-core machine; docs/precision.md, "Speed").
+	// EngineAuto is the walker, the one engine (the hand-written
+	// nets/emulate it replaced is retired: the default scan cost no more
+	// through the walker, 270 s against 279 s and 236 s against 271 s in
+	// the other order on one 2-core machine; docs/precision.md, "Speed").
 	EngineAuto Engine = ""
 )
 
@@ -70,25 +65,15 @@ func NewEvaluator(e Engine, a *nets.Arch, f precision.Format, x []float64, y []u
 // worker; the switch is turned off again by Close), or, on a device that
 // does not honour the switch (the CUDA emulator), through
 // kernels.TF32Products on it. Without a GPU, tf32 is the CPU emulation.
-// The other precisions ignore gpu. tf32 needs the walker: EngineAuto
-// selects it, EngineEmulate refuses tf32.
+// The other precisions ignore gpu.
 func NewEvaluatorOn(e Engine, a *nets.Arch, f precision.Format, x []float64, y []uint8, workers int, gpu kernels.Device) (Evaluator, Engine, error) {
 	if f != precision.TF32 {
 		gpu = nil
-	}
-	if f == precision.TF32 && e == EngineAuto {
-		e = EngineWalker
 	}
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
 	switch e {
-	case EngineEmulate:
-		ev, err := emulate.New(a, f, x, y, emulate.Options{Workers: workers})
-		if err != nil {
-			return nil, e, err
-		}
-		return emulated{ev, a, f, x, y}, e, nil
 	case EngineAuto, EngineWalker:
 		ev, err := newWalker(a, f, x, y, workers, gpu)
 		if err != nil {
@@ -96,37 +81,7 @@ func NewEvaluatorOn(e Engine, a *nets.Arch, f precision.Format, x []float64, y [
 		}
 		return ev, EngineWalker, nil
 	}
-	return nil, e, fmt.Errorf("engine %q: want walker or emulate", e)
-}
-
-// emulated adapts an emulate.Evaluator.
-type emulated struct {
-	*emulate.Evaluator
-	arch *nets.Arch
-	f    precision.Format
-	x    []float64
-	y    []uint8
-}
-
-func (emulated) Close() error { return nil }
-
-// GradRows evaluates a new emulate.Evaluator of the rows.
-func (e emulated) GradRows(theta []float64, rows []int, grad []float64) (float64, error) {
-	dim := e.arch.Dim()
-	x := make([]float64, 0, len(rows)*dim)
-	y := make([]uint8, 0, len(rows))
-	for _, r := range rows {
-		if r < 0 || r >= len(e.y) {
-			return 0, fmt.Errorf("emulate %s: row %d of %d examples", e.arch.Name, r, len(e.y))
-		}
-		x = append(x, e.x[r*dim:(r+1)*dim]...)
-		y = append(y, e.y[r])
-	}
-	ev, err := emulate.New(e.arch, e.f, x, y, emulate.Options{Workers: 1})
-	if err != nil {
-		return 0, err
-	}
-	return ev.Grad(theta, grad)
+	return nil, e, fmt.Errorf("engine %q: want walker (nets/emulate is retired)", e)
 }
 
 // walker evaluates through graph's walker. Each worker has its own device
@@ -163,7 +118,7 @@ type walkWorker struct {
 // evalImages is the number of images of a loss evaluation's chunk (the
 // same for every number of trials, so that a vector's loss does not depend
 // on how many are evaluated with it). The mean loss is summed in float64
-// in two levels, as nets/emulate sums it: the per-example losses of each
+// in two levels: the per-example losses of each
 // chunk in example order (graph.DeviceEval), then the chunks' sums in
 // order. A single running sum over all the examples would add a rounding
 // error of about u·N·L per example, which dominates the float64 floor.

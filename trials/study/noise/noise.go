@@ -8,9 +8,10 @@
 // the model's batched graph run by graph's walker on the CPU device in
 // float64 or float32, and for bf16 and fp16 on kernels.Rounding of the
 // float32 device, which rounds every kernel's output to the format (the
-// rule is in kernels.Rounding's documentation). nets/emulate's
-// hand-written passes (--engine emulate) are the reference the walker is
-// tested against.
+// rule is in kernels.Rounding's documentation). The tests check the
+// walker's rounded losses against a scalar reference that rounds every
+// value (scalar_test.go); the hand-written nets/emulate, once the second
+// engine and the reference, is retired.
 //
 // # The second difference and its reference
 //
@@ -130,10 +131,8 @@ func (s Settings) Check() error {
 	case s.Steps < 2:
 		return fmt.Errorf("%d h values: need at least 2", s.Steps)
 	}
-	for _, f := range s.Precisions {
-		if f == precision.TF32 && s.Engine == EngineEmulate {
-			return fmt.Errorf("tf32 runs on the walker engine (nets/emulate does not model tensor-core products): use the default engine or --engine walker")
-		}
+	if s.Engine != EngineAuto && s.Engine != EngineWalker {
+		return fmt.Errorf("engine %q: want walker (nets/emulate is retired)", s.Engine)
 	}
 	return nil
 }
@@ -173,7 +172,8 @@ type Scan struct {
 	Seconds    float64   `json:"seconds"`
 	// Evaluations is the number of full loss evaluations.
 	Evaluations int `json:"evaluations"`
-	// Engine is what computed the losses (walker or emulate).
+	// Engine is what computed the losses (walker; emulate in scans made
+	// before nets/emulate was retired).
 	Engine Engine `json:"engine,omitempty"`
 }
 

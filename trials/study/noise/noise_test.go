@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/perturb/perturb/nets"
-	"github.com/perturb/perturb/nets/emulate"
 	"github.com/perturb/perturb/nets/precision"
 )
 
@@ -123,7 +122,11 @@ func TestRunSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, _ := emulate.New(a, precision.Float64, ex.X, ex.Y, emulate.Options{})
+	e, _, err := NewEvaluator(EngineWalker, a, precision.Float64, ex.X, ex.Y, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
 	dirs := Directions(a, 1, 0, 4)
 	for v, dir := range dirs {
 		const eps = 1e-4

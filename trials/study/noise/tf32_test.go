@@ -52,8 +52,8 @@ func relDiff(a, b []float64) float64 {
 // TestTF32Emulation runs tf32 through the walker on the CPU emulation
 // (kernels.TF32Products): its loss and gradient differ from float32's by
 // about tf32's unit roundoff (2^-11) and no more than a few times it, the
-// parameters stay float32 (not rounded to tf32), and the emulate engine
-// refuses tf32 with the fix.
+// parameters stay float32 (not rounded to tf32), and the retired emulate
+// engine is refused with the fix.
 func TestTF32Emulation(t *testing.T) {
 	for _, name := range []string{"logistic", "convnet"} {
 		a, err := nets.NewSized(name, 1, 28, 28, 10, nets.Size{})
@@ -103,8 +103,8 @@ func TestTF32Emulation(t *testing.T) {
 	if r := sc.Precisions[1]; r.Format != precision.TF32 || !strings.Contains(r.Device, "tf32 products (emulated)") || sc.Precisions[0].Device != "" || !(r.Floor > 0) {
 		t.Errorf("scan results: %v on %q (floor %g), %v on %q", r.Format, r.Device, r.Floor, sc.Precisions[0].Format, sc.Precisions[0].Device)
 	}
-	if err := (Settings{Precisions: []precision.Format{precision.TF32}, Engine: EngineEmulate}).Check(); err == nil || !strings.Contains(err.Error(), "walker") {
-		t.Errorf("tf32 on the emulate engine: %v", err)
+	if err := (Settings{Precisions: []precision.Format{precision.TF32}, Engine: "emulate"}).Check(); err == nil || !strings.Contains(err.Error(), "retired") {
+		t.Errorf("the retired emulate engine: %v", err)
 	}
 	if err := (Settings{Precisions: []precision.Format{precision.TF32}}).Check(); err != nil {
 		t.Errorf("tf32 on the default engine: %v", err)
