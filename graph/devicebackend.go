@@ -39,6 +39,14 @@ type DeviceBackend struct {
 	Cap int
 	// MaxNets is the number of programs kept (DefaultDeviceNets when 0).
 	MaxNets int
+	// HVPChunk, on a CPU device, is the number of samples per trial of
+	// the programs of a Hessian-vector product of more: their chunks run
+	// as separate programs on the device's goroutines (hvpchunks.go). 0:
+	// one program for all the samples.
+	HVPChunk int
+	// HVPBytes bounds the memory of the chunk programs kept for reruns
+	// (DefaultHVPBytes when 0).
+	HVPBytes int64
 
 	nets map[batchKey]*deviceEntry
 	tick int64
@@ -49,6 +57,7 @@ type DeviceBackend struct {
 	out      [][]float64
 	scratch  [][]float64 // owned output vectors of padded trials
 	loss     []float64
+	chunks   chunkedHVP
 }
 
 type batchKey struct {
@@ -242,11 +251,15 @@ func (e *DeviceBackend) HVP(theta [][]float64, pts [][]nets.Sample, v, out [][]f
 	if err != nil || kk == 0 {
 		return err
 	}
+	th, vs, os := e.pad(theta, kk, &e.theta, false), e.pad(v, kk, &e.v, false), e.pad(out, kk, &e.out, true)
+	if e.HVPChunk > 0 && b > e.HVPChunk && kernels.HostWorkers(e.Data.Dev) > 0 {
+		return e.hvpChunked(th, rows, vs, os, kk, b)
+	}
 	net, err := e.net(kk, b, BatchHVP)
 	if err != nil {
 		return err
 	}
-	return net.HVP(e.pad(theta, kk, &e.theta, false), rows, e.pad(v, kk, &e.v, false), e.pad(out, kk, &e.out, true))
+	return net.HVP(th, rows, vs, os)
 }
 
 // Round rounds theta to the device's dtype (float32 values on a float32
@@ -262,7 +275,7 @@ func (e *DeviceBackend) Round(theta []float64) {
 
 // Close releases every program and its device memory.
 func (e *DeviceBackend) Close() error {
-	var first error
+	first := e.closeChunks()
 	for key, en := range e.nets {
 		if err := en.net.Close(); err != nil && first == nil {
 			first = err

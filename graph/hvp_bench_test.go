@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"github.com/perturb/perturb/kernels"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -27,6 +28,7 @@ import (
 //
 //	go test -tags openblas -run '^$' -bench 'HVP$' ./graph/
 func BenchmarkHVP(b *testing.B) {
+	hvpBenchChunk := 16
 	for _, model := range []string{"convnet", "logistic"} {
 		a, _ := nets.New(model, 1, 28, 28, 10)
 		d := peBenchData(a)
@@ -73,13 +75,12 @@ func BenchmarkHVP(b *testing.B) {
 			}
 			report(b)
 		})
-		for _, workers := range []int{0, 1} {
-			name := "walker"
-			if workers == 1 {
-				name = "walker-serial"
-			}
-			b.Run(fmt.Sprintf("%s/%s/K=%d/B=%d", model, name, k, imgs), func(b *testing.B) {
-				dev, _ := kernels.WithWorkers(kernels.NewCPU(kernels.F32), workers)
+		for _, c := range []struct {
+			name           string
+			workers, chunk int
+		}{{"walker", 0, 0}, {"walker-serial", 1, 0}, {"walker-chunks", 0, hvpBenchChunk}, {"walker-chunks-serial", 1, hvpBenchChunk}} {
+			b.Run(fmt.Sprintf("%s/%s/K=%d/B=%d", model, c.name, k, imgs), func(b *testing.B) {
+				dev, _ := kernels.WithWorkers(kernels.NewCPU(kernels.F32), c.workers)
 				dd, err := UploadData(dev, d)
 				if err != nil {
 					b.Fatal(err)
@@ -89,6 +90,7 @@ func BenchmarkHVP(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
+				be.HVPChunk = c.chunk
 				defer be.Close()
 				if err := be.HVP(theta, pts, v, out); err != nil { // compile
 					b.Fatal(err)
@@ -102,6 +104,19 @@ func BenchmarkHVP(b *testing.B) {
 				report(b)
 			})
 		}
+		b.Run(fmt.Sprintf("%s/hand-parallel/K=%d/B=%d", model, k, imgs), func(b *testing.B) {
+			e, err := NewHVPEvaluator(a, d, HVPOptions{Workers: runtime.NumCPU()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if err := e.HVP(theta, rows, v, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			report(b)
+		})
 		for _, cache := range []int64{-1, 0} {
 			name := "hand"
 			if cache < 0 {

@@ -120,3 +120,109 @@ func TestDeviceHVPRerun(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceHVPChunks checks the chunked Hessian-vector products of a
+// DeviceBackend on the CPU device (HVPChunk): they are the sums of the
+// chunks' products in chunk order (bitwise those of the programs of each
+// chunk alone, added in that order), hence within rounding of one
+// program's over all the samples; bitwise the same on 1 and 3 goroutines,
+// with and without a program per chunk (HVPBytes), and for a new
+// direction (the chunks' reruns) as for a fresh backend.
+func TestDeviceHVPChunks(t *testing.T) {
+	d := walkData(tensor.Float64, 30)
+	for _, name := range []string{"logistic", "convnet"} {
+		arch, err := nets.New(name, 1, 28, 28, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const k, b, chunk = 2, 11, 4 // chunks of 4, 4 and 3 samples
+		np := arch.NumParams()
+		theta, v1, pts := backendCase(t, arch, d, k, b, 1)
+		_, v2, _ := backendCase(t, arch, d, k, b, 2)
+		run := func(workers int, bytes int64, vs ...[][]float64) [][]float64 {
+			dev, _ := kernels.WithWorkers(kernels.NewCPU(kernels.F64), workers)
+			dd, err := UploadData(dev, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			be, err := NewDeviceBackend(arch, dd, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			be.HVPChunk, be.HVPBytes = chunk, bytes
+			defer be.Close()
+			out := zeros(k, np)
+			for _, v := range vs {
+				if err := be.HVP(theta, pts, v, out); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return out
+		}
+		// The reference: each chunk's program alone, added in order.
+		want := zeros(k, np)
+		dd, err := UploadData(kernels.NewCPU(kernels.F64), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for lo := 0; lo < b; lo += chunk {
+			hi := min(lo+chunk, b)
+			sub := make([][]nets.Sample, k)
+			for i := range sub {
+				sub[i] = pts[i][lo:hi]
+			}
+			be, err := NewDeviceBackend(arch, dd, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := zeros(k, np)
+			if err := be.HVP(theta, sub, v2, out); err != nil {
+				t.Fatal(err)
+			}
+			be.Close()
+			for i := range want {
+				for j := range want[i] {
+					want[i][j] += out[i][j]
+				}
+			}
+		}
+		whole := zeros(k, np)
+		be, err := NewDeviceBackend(arch, dd, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := be.HVP(theta, pts, v2, whole); err != nil {
+			t.Fatal(err)
+		}
+		be.Close()
+		for _, c := range []struct {
+			what    string
+			workers int
+			bytes   int64
+			vs      [][][]float64
+		}{
+			{"1 goroutine", 1, 0, [][][]float64{v2}},
+			{"3 goroutines", 3, 0, [][][]float64{v2}},
+			{"3 goroutines, a rerun", 3, 0, [][][]float64{v1, v2}},
+			{"2 goroutines, no program per chunk", 2, 1, [][][]float64{v1, v2}},
+		} {
+			got := run(c.workers, c.bytes, c.vs...)
+			worst := 0.0
+			for i := range got {
+				scale := 0.0
+				for j := range got[i] {
+					if math.Float64bits(got[i][j]) != math.Float64bits(want[i][j]) {
+						t.Fatalf("%s %s: trial %d element %d: %v, the chunks' programs give %v", name, c.what, i, j, got[i][j], want[i][j])
+					}
+					scale = math.Max(scale, math.Abs(whole[i][j]))
+				}
+				for j := range got[i] {
+					worst = math.Max(worst, math.Abs(got[i][j]-whole[i][j])/scale)
+				}
+			}
+			if !(worst < 1e-12) {
+				t.Errorf("%s %s: %.3g of the largest element from one program's products", name, c.what, worst)
+			}
+		}
+	}
+}

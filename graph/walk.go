@@ -49,6 +49,10 @@ type Program struct {
 	// rerun lists, in order, the steps that depend on the inputs given
 	// to CompileRerun (nil for a program compiled without).
 	rerun []int
+	// fused maps a sum of two products to them, skip marks those
+	// products (fuse.go).
+	fused map[int64][2]*G.Node
+	skip  map[int64]bool
 }
 
 // slot is the storage of one or more nodes (a node and its reshapes).
@@ -94,6 +98,7 @@ func compileProgram(g *G.ExprGraph, what string, dev kernels.Device, changed []*
 	if err != nil {
 		return nil, fmt.Errorf("device program of %s: %w", what, err)
 	}
+	p.planFusion(sorted, outs)
 	for i := len(sorted) - 1; i >= 0; i-- {
 		if err := p.add(sorted[i]); err != nil {
 			p.Close()
@@ -296,6 +301,12 @@ func (p *Program) add(nd *G.Node) error {
 	if op == nil { // an input: x, y, parameters, tangents
 		p.alloc(nd).pinned = true
 		return nil
+	}
+	if p.skip[nd.ID()] { // a product computed by its sum's step
+		return nil
+	}
+	if pair, ok := p.fused[nd.ID()]; ok {
+		return p.fusedStep(nd, pair)
 	}
 	name := op.String()
 	// Folding of scalars and constant fills.

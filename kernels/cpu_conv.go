@@ -144,19 +144,46 @@ func col2im[T float](w int, c Conv, images, cols []T) {
 			for k := 0; k < ss; k++ {
 				base := t*sT + ch*sC + (k/c.Size)*c.W + k%c.Size
 				row := cols[(t*f+ch*ss+k)*q : (t*f+ch*ss+k+1)*q]
+				span := (ow-1)*c.Stride + 1
 				for j := 0; j < c.Images; j++ {
 					dst := images[base+j*sJ:]
 					for y := 0; y < oh; y++ {
-						d := dst[y*c.Stride*c.W:]
-						s := row[(j*oh+y)*ow : (j*oh+y+1)*ow]
-						for x, v := range s {
-							d[x*c.Stride] += v
-						}
+						addStrided(dst[y*c.Stride*c.W:][:span], row[(j*oh+y)*ow:(j*oh+y+1)*ow], c.Stride)
 					}
 				}
 			}
 		}
 	})
+}
+
+// addStrided sets d[x·stride] += s[x] (len(d) = (len(s)−1)·stride + 1),
+// stride 1 and 2 unrolled by four (the convnet's output rows are 4 to 12
+// pixels, so the loop's overhead is most of a generic loop's cost).
+func addStrided[T float](d, s []T, stride int) {
+	switch stride {
+	case 1:
+		d = d[:len(s)]
+		for x, v := range s {
+			d[x] += v
+		}
+	case 2:
+		for len(s) >= 4 {
+			e := d[:7]
+			e[0] += s[0]
+			e[2] += s[1]
+			e[4] += s[2]
+			e[6] += s[3]
+			s = s[4:]
+			d = d[min(8, len(d)):]
+		}
+		for x, v := range s {
+			d[2*x] += v
+		}
+	default:
+		for x, v := range s {
+			d[x*stride] += v
+		}
+	}
 }
 
 // Flatten permutes channel-major maps into rows (or back), trials spread

@@ -1,0 +1,162 @@
+package graph
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/perturb/perturb/kernels"
+)
+
+// Chunked Hessian-vector products on a CPU device. A product over B
+// samples per trial is the sum of the products over chunks of the samples;
+// on a CPU device DeviceBackend.HVP (with HVPChunk set) computes each
+// chunk with its own program on a one-goroutine device, the chunks of a
+// wave on the device's goroutines at once, and adds the chunks' products
+// per trial in chunk order, so the result depends on HVPChunk but not on
+// the number of goroutines. A chunk's values stay in the caches between
+// the steps of its program (one program over all B samples sends the
+// second convolution's patches to memory and back at every step), and the
+// goroutines run whole programs rather than splitting each kernel. While
+// the programs of every chunk fit HVPBytes, each chunk keeps its program,
+// so a new direction at the same point reruns only the steps that depend
+// on it, as a single program does (DeviceNet.HVP); beyond the budget the
+// programs are shared by the chunks of a goroutine and rerun in full.
+
+// DefaultHVPBytes is the default memory budget of the chunk programs of
+// one DeviceBackend's Hessian-vector products.
+const DefaultHVPBytes = 1 << 30
+
+type chunkKey struct {
+	k, b, idx int
+}
+
+// chunkedHVP holds the chunk programs and their outputs.
+type chunkedHVP struct {
+	nets map[chunkKey]*DeviceNet
+	outs [][][]float64 // per goroutine: kk output vectors
+	rows [][][]int     // per goroutine: the chunk's rows of every trial
+}
+
+// hvpChunked is HVP over chunks of e.HVPChunk samples (see above); rows
+// and the vectors are padded to kk trials.
+func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]float64, kk, b int) error {
+	dev1, _ := kernels.WithWorkers(e.Data.Dev, 1)
+	workers := max(1, kernels.HostWorkers(e.Data.Dev))
+	c := e.HVPChunk
+	chunks := (b + c - 1) / c
+	workers = min(workers, chunks)
+	h := &e.chunks
+	if h.nets == nil {
+		h.nets = map[chunkKey]*DeviceNet{}
+	}
+	np := e.NumParams()
+	for len(h.outs) < workers {
+		o := make([][]float64, 0, kk)
+		h.outs = append(h.outs, o)
+		h.rows = append(h.rows, nil)
+	}
+	for w := range workers {
+		for len(h.outs[w]) < kk {
+			h.outs[w] = append(h.outs[w], make([]float64, np))
+		}
+		if len(h.rows[w]) < kk {
+			h.rows[w] = make([][]int, kk)
+		}
+	}
+	// Per-chunk programs while they fit the budget (measured on the
+	// first), else one per goroutine.
+	perChunk := true
+	budget := e.HVPBytes
+	if budget <= 0 {
+		budget = DefaultHVPBytes
+	}
+	net := func(w, lo, hi int) (*DeviceNet, error) {
+		idx := lo / c
+		if !perChunk {
+			idx = -1 - w
+		}
+		key := chunkKey{kk, hi - lo, idx}
+		if n, ok := h.nets[key]; ok {
+			return n, nil
+		}
+		n, err := NewDeviceNet(e.Arch, e.Data.On(dev1), kk, hi-lo, BatchHVP)
+		if err != nil {
+			return nil, fmt.Errorf("%s: Hessian-vector products of chunks of %d samples: %w", e.Arch.Name, hi-lo, err)
+		}
+		h.nets[key] = n
+		return n, nil
+	}
+	first, err := net(0, 0, min(c, b))
+	if err != nil {
+		return err
+	}
+	size := int64(8)
+	if e.Data.Dev.DType() == kernels.F32 {
+		size = 4
+	}
+	if int64(chunks)*first.Prog.Elements()*size > budget {
+		perChunk = false
+		if err := e.closeChunks(); err != nil {
+			return err
+		}
+	}
+	for i := range out {
+		clear(out[i])
+	}
+	for lo := 0; lo < b; lo += workers * c {
+		// A wave: chunk lo + w·c on goroutine w.
+		n := min(workers, (b-lo+c-1)/c)
+		nets := make([]*DeviceNet, n)
+		for w := range n {
+			clo := lo + w*c
+			if nets[w], err = net(w, clo, min(clo+c, b)); err != nil {
+				return err
+			}
+		}
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for w := range n {
+			clo := lo + w*c
+			chi := min(clo+c, b)
+			rs := h.rows[w][:kk]
+			for i := range rs {
+				rs[i] = rows[i][clo:chi]
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[w] = nets[w].HVP(theta, rs, v, h.outs[w][:kk])
+			}()
+		}
+		wg.Wait()
+		for w := range n {
+			if errs[w] != nil {
+				return errs[w]
+			}
+			for i := range out {
+				axpyF64(out[i], h.outs[w][i])
+			}
+		}
+	}
+	return nil
+}
+
+// axpyF64 sets dst += x.
+func axpyF64(dst, x []float64) {
+	x = x[:len(dst)]
+	for j, v := range x {
+		dst[j] += v
+	}
+}
+
+// closeChunks releases the chunk programs.
+func (e *DeviceBackend) closeChunks() error {
+	var first error
+	for key, n := range e.chunks.nets {
+		if err := n.Close(); err != nil && first == nil {
+			first = err
+		}
+		delete(e.chunks.nets, key)
+	}
+	return first
+}
