@@ -275,7 +275,7 @@ func (e *DeviceBackend) Round(theta []float64) {
 
 // Close releases every program and its device memory.
 func (e *DeviceBackend) Close() error {
-	first := e.closeChunks()
+	first := e.CloseChunks()
 	for key, en := range e.nets {
 		if err := en.net.Close(); err != nil && first == nil {
 			first = err

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"github.com/perturb/perturb/kernels"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"strconv"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -29,6 +31,9 @@ import (
 //	go test -tags openblas -run '^$' -bench 'HVP$' ./graph/
 func BenchmarkHVP(b *testing.B) {
 	hvpBenchChunk := 16
+	if s := os.Getenv("PERTURB_HVP_CHUNK"); s != "" {
+		hvpBenchChunk, _ = strconv.Atoi(s)
+	}
 	for _, model := range []string{"convnet", "logistic"} {
 		a, _ := nets.New(model, 1, 28, 28, 10)
 		d := peBenchData(a)

@@ -35,6 +35,11 @@ type chunkedHVP struct {
 	nets map[chunkKey]*DeviceNet
 	outs [][][]float64 // per goroutine: kk output vectors
 	rows [][][]int     // per goroutine: the chunk's rows of every trial
+	// kk and b are the trials and samples of the programs kept.
+	kk, b int
+	// perTrial is the number of elements of one trial's chunk program
+	// (HVPBytesPerTrial), 0 until measured.
+	perTrial int64
 }
 
 // hvpChunked is HVP over chunks of e.HVPChunk samples (see above); rows
@@ -48,6 +53,13 @@ func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]f
 	h := &e.chunks
 	if h.nets == nil {
 		h.nets = map[chunkKey]*DeviceNet{}
+	}
+	if h.kk != kk || h.b != b {
+		// Keep the programs of one shape only (the budget is for them).
+		if err := e.CloseChunks(); err != nil {
+			return err
+		}
+		h.kk, h.b = kk, b
 	}
 	np := e.NumParams()
 	for len(h.outs) < workers {
@@ -94,9 +106,12 @@ func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]f
 	if e.Data.Dev.DType() == kernels.F32 {
 		size = 4
 	}
-	if int64(chunks)*first.Prog.Elements()*size > budget {
+	// (A quarter of slack: callers size their batches with
+	// HVPBytesPerTrial, and K trials' programs hold a little more than K
+	// times one trial's.)
+	if int64(chunks)*first.Prog.Elements()*size > budget+budget/4 {
 		perChunk = false
-		if err := e.closeChunks(); err != nil {
+		if err := e.CloseChunks(); err != nil {
 			return err
 		}
 	}
@@ -149,8 +164,35 @@ func axpyF64(dst, x []float64) {
 	}
 }
 
-// closeChunks releases the chunk programs.
-func (e *DeviceBackend) closeChunks() error {
+// HVPBytesPerTrial is the memory the chunk programs of one trial's
+// Hessian-vector products over b samples take (with HVPChunk set; 0
+// without), measured on a program of one trial.
+func (e *DeviceBackend) HVPBytesPerTrial(b int) (int64, error) {
+	c := e.HVPChunk
+	if c <= 0 || b <= c {
+		return 0, nil
+	}
+	if e.chunks.perTrial == 0 {
+		dev1, _ := kernels.WithWorkers(e.Data.Dev, 1)
+		n, err := NewDeviceNet(e.Arch, e.Data.On(dev1), 1, c, BatchHVP)
+		if err != nil {
+			return 0, fmt.Errorf("%s: Hessian-vector products of chunks of %d samples: %w", e.Arch.Name, c, err)
+		}
+		e.chunks.perTrial = n.Prog.Elements()
+		if err := n.Close(); err != nil {
+			return 0, err
+		}
+	}
+	size := int64(8)
+	if e.Data.Dev.DType() == kernels.F32 {
+		size = 4
+	}
+	return int64((b+c-1)/c) * e.chunks.perTrial * size, nil
+}
+
+// CloseChunks releases the chunk programs of the Hessian-vector products
+// (compiled again on the next call).
+func (e *DeviceBackend) CloseChunks() error {
 	var first error
 	for key, n := range e.chunks.nets {
 		if err := n.Close(); err != nil && first == nil {

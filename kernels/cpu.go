@@ -227,17 +227,22 @@ func (CPU[T]) Binary(f Binary, out, a, b Buffer) error {
 	if err := same("binary", len(o), x, y); err != nil {
 		return err
 	}
-	for i := range o {
-		switch f {
-		case Add:
+	x, y = x[:len(o)], y[:len(o)] // one bounds check per slice
+	switch f {
+	case Add:
+		for i := range o {
 			o[i] = x[i] + y[i]
-		case Sub:
-			o[i] = x[i] - y[i]
-		case Mul:
-			o[i] = x[i] * y[i]
-		default:
-			return fmt.Errorf("cpu: binary function %d", f)
 		}
+	case Sub:
+		for i := range o {
+			o[i] = x[i] - y[i]
+		}
+	case Mul:
+		for i := range o {
+			o[i] = x[i] * y[i]
+		}
+	default:
+		return fmt.Errorf("cpu: binary function %d", f)
 	}
 	return nil
 }
@@ -251,8 +256,9 @@ func (CPU[T]) TanhBack(out, t, g Buffer) error {
 	if err := same("tanhback", len(bs[0]), bs[1], bs[2]); err != nil {
 		return err
 	}
-	for i, v := range bs[1] {
-		bs[0][i] = (1 - v*v) * bs[2][i]
+	tv, o, gv := bs[1], bs[0][:len(bs[1])], bs[2][:len(bs[1])]
+	for i, v := range tv {
+		o[i] = (1 - v*v) * gv[i]
 	}
 	return nil
 }
@@ -266,8 +272,9 @@ func (CPU[T]) TanhBack2(out, t, g, h Buffer) error {
 	if err := same("tanhback2", len(bs[0]), bs[1], bs[2], bs[3]); err != nil {
 		return err
 	}
-	for i, v := range bs[1] {
-		bs[0][i] = -2 * v * bs[2][i] * bs[3][i]
+	tv, o, gv, hv := bs[1], bs[0][:len(bs[1])], bs[2][:len(bs[1])], bs[3][:len(bs[1])]
+	for i, v := range tv {
+		o[i] = -2 * v * gv[i] * hv[i]
 	}
 	return nil
 }

@@ -123,9 +123,12 @@ func im2col[T float](w int, c Conv, cols, images []T) {
 	})
 }
 
-// col2im clears images and adds the patch rows into them, each (trial,
-// channel) plane by one worker, its rows in increasing (ky, kx) and
-// positions in increasing order: the order of patches.
+// col2im sets every image pixel to the sum of the patch values that read
+// it, each (trial, channel) plane by one worker: a gather through a table
+// of the (row, position) pairs that read each pixel of a plane, in
+// increasing row (ky, kx), so a pixel's sum is 0 + its values in the
+// order of the scatter of patches (bitwise the same), four images at a
+// time so that eight sums progress together.
 func col2im[T float](w int, c Conv, images, cols []T) {
 	oh, ow := c.Out()
 	p := oh * ow
@@ -134,56 +137,74 @@ func col2im[T float](w int, c Conv, images, cols []T) {
 	f := c.C * ss
 	sT, sJ, sC := c.strides()
 	plane := c.H * c.W
+	// start[pix]..start[pix+1] index src: k·q + position, by increasing k.
+	start := make([]int32, plane+1)
+	for k := 0; k < ss; k++ {
+		ky, kx := k/c.Size, k%c.Size
+		for y := 0; y < oh; y++ {
+			for x := 0; x < ow; x++ {
+				start[(y*c.Stride+ky)*c.W+x*c.Stride+kx+1]++
+			}
+		}
+	}
+	for i := 1; i <= plane; i++ {
+		start[i] += start[i-1]
+	}
+	src := make([]int32, start[plane])
+	fill := append([]int32(nil), start[:plane]...)
+	for k := 0; k < ss; k++ {
+		ky, kx := k/c.Size, k%c.Size
+		for y := 0; y < oh; y++ {
+			for x := 0; x < ow; x++ {
+				pix := (y*c.Stride+ky)*c.W + x*c.Stride + kx
+				src[fill[pix]] = int32(k*q + y*ow + x)
+				fill[pix]++
+			}
+		}
+	}
 	parallel(w, c.Trials*c.C, units(c.Images*plane*ss), func(lo, hi int) {
 		for u := lo; u < hi; u++ {
 			t, ch := u/c.C, u%c.C
-			for j := 0; j < c.Images; j++ {
-				o := t*sT + ch*sC + j*sJ
-				clear(images[o : o+plane])
-			}
-			for k := 0; k < ss; k++ {
-				base := t*sT + ch*sC + (k/c.Size)*c.W + k%c.Size
-				row := cols[(t*f+ch*ss+k)*q : (t*f+ch*ss+k+1)*q]
-				span := (ow-1)*c.Stride + 1
-				for j := 0; j < c.Images; j++ {
-					dst := images[base+j*sJ:]
-					for y := 0; y < oh; y++ {
-						addStrided(dst[y*c.Stride*c.W:][:span], row[(j*oh+y)*ow:(j*oh+y+1)*ow], c.Stride)
+			rows := cols[(t*f+ch*ss)*q : (t*f+ch*ss+ss)*q]
+			out := images[t*sT+ch*sC:]
+			j := 0
+			// Eight images at a time: eight independent sums per pixel
+			// (one sum's additions wait for each other).
+			for ; j+8 <= c.Images; j += 8 {
+				from := rows[j*p:]
+				var d [8][]T
+				for i := range d {
+					d[i] = out[(j+i)*sJ:][:plane]
+				}
+				for pix := range d[0] {
+					var s0, s1, s2, s3, s4, s5, s6, s7 T
+					for _, o := range src[start[pix]:start[pix+1]] {
+						v := from[int(o):][:7*p+1]
+						s0 += v[0]
+						s1 += v[p]
+						s2 += v[2*p]
+						s3 += v[3*p]
+						s4 += v[4*p]
+						s5 += v[5*p]
+						s6 += v[6*p]
+						s7 += v[7*p]
 					}
+					d[0][pix], d[1][pix], d[2][pix], d[3][pix] = s0, s1, s2, s3
+					d[4][pix], d[5][pix], d[6][pix], d[7][pix] = s4, s5, s6, s7
+				}
+			}
+			for ; j < c.Images; j++ {
+				from, dst := rows[j*p:], out[j*sJ:][:plane]
+				for pix := range dst {
+					var sum T
+					for _, o := range src[start[pix]:start[pix+1]] {
+						sum += from[o]
+					}
+					dst[pix] = sum
 				}
 			}
 		}
 	})
-}
-
-// addStrided sets d[x·stride] += s[x] (len(d) = (len(s)−1)·stride + 1),
-// stride 1 and 2 unrolled by four (the convnet's output rows are 4 to 12
-// pixels, so the loop's overhead is most of a generic loop's cost).
-func addStrided[T float](d, s []T, stride int) {
-	switch stride {
-	case 1:
-		d = d[:len(s)]
-		for x, v := range s {
-			d[x] += v
-		}
-	case 2:
-		for len(s) >= 4 {
-			e := d[:7]
-			e[0] += s[0]
-			e[2] += s[1]
-			e[4] += s[2]
-			e[6] += s[3]
-			s = s[4:]
-			d = d[min(8, len(d)):]
-		}
-		for x, v := range s {
-			d[2*x] += v
-		}
-	default:
-		for x, v := range s {
-			d[x*stride] += v
-		}
-	}
 }
 
 // Flatten permutes channel-major maps into rows (or back), trials spread

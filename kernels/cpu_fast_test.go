@@ -54,19 +54,20 @@ func TestCPUGemmPaths(t *testing.T) {
 func cpuGemmPaths(t *testing.T, d Device) {
 	r := rand.New(rand.NewSource(11))
 	for _, g := range []Gemm{
-		{Batch: 3, M: 10, N: 300, K: 25, TransA: true, Alpha: 1},           // conv, small M
-		{Batch: 3, M: 10, N: 37, K: 250, TransA: true, Alpha: 1, Beta: 1},  // small M, beta
-		{Batch: 2, M: 7, N: 20, K: 9, Alpha: 0.5},                          // small M, plain A
-		{Batch: 3, M: 77, N: 10, K: 40, Alpha: 1},                          // small N, A's rows packed
-		{Batch: 2, M: 41, N: 18, K: 50, Alpha: 0.5, Beta: 1},               // small N, two column blocks
-		{Batch: 2, M: 50, N: 10, K: 30, TransA: true, Alpha: 2, Beta: 0.5}, // small N, A in place
-		{Batch: 2, M: 33, N: 6, K: 12, TransB: true, Alpha: 1},             // small N, Bᵀ: OpenBLAS or op(B) packed
-		{Batch: 2, M: 41, N: 18, K: 50, TransB: true, Alpha: 2, Beta: 0.5}, // the same, two column blocks
-		{Batch: 3, M: 10, N: 150, K: 250, TransA: true, Alpha: 1, Beta: 1}, // small M, beta
-		{Batch: 2, M: 7, N: 130, K: 9, Alpha: 0.5},                         // small M, plain A
-		{Batch: 2, M: 784, N: 10, K: 1, TransA: true, Alpha: 0.5},          // outer product (weight gradient): BLAS
-		{Batch: 2, M: 300, N: 40, K: 30, Alpha: 1},                         // BLAS, row blocks
-		{Batch: 2, M: 10, N: 30, K: 20, TransB: true, Alpha: 1},            // BLAS (small M, Bᵀ)
+		{Batch: 3, M: 10, N: 300, K: 25, TransA: true, Alpha: 1},              // conv, small M
+		{Batch: 3, M: 10, N: 37, K: 250, TransA: true, Alpha: 1, Beta: 1},     // small M, beta
+		{Batch: 2, M: 7, N: 20, K: 9, Alpha: 0.5},                             // small M, plain A
+		{Batch: 3, M: 77, N: 10, K: 40, Alpha: 1},                             // small N, A's rows packed
+		{Batch: 2, M: 41, N: 18, K: 50, Alpha: 0.5, Beta: 1},                  // small N, two column blocks
+		{Batch: 2, M: 50, N: 10, K: 30, TransA: true, Alpha: 2, Beta: 0.5},    // small N, A in place
+		{Batch: 2, M: 33, N: 6, K: 12, TransB: true, Alpha: 1},                // small N, Bᵀ: OpenBLAS or op(B) packed
+		{Batch: 2, M: 41, N: 18, K: 50, TransB: true, Alpha: 2, Beta: 0.5},    // the same, two column blocks
+		{Batch: 3, M: 10, N: 150, K: 250, TransA: true, Alpha: 1, Beta: 1},    // small M, beta
+		{Batch: 2, M: 7, N: 130, K: 9, Alpha: 0.5},                            // small M, plain A
+		{Batch: 2, M: 784, N: 10, K: 1, TransA: true, Alpha: 0.5},             // outer product (weight gradient): BLAS
+		{Batch: 2, M: 300, N: 40, K: 30, Alpha: 1},                            // BLAS, row blocks
+		{Batch: 2, M: 10, N: 30, K: 20, TransB: true, Alpha: 1},               // BLAS (small M, Bᵀ)
+		{Batch: 2, M: 250, N: 10, K: 256, TransB: true, Alpha: 0.25, Beta: 1}, // a weight gradient: the dot kernel
 	} {
 		g = g.Strided()
 		for _, shared := range []string{"", "A", "B"} {
@@ -101,7 +102,8 @@ func cpuGemmPaths(t *testing.T, d Device) {
 					t.Fatalf("%+v: %d workers change the result", g, w)
 				}
 			}
-			if fastmath.HaveAVX512 { // the 32-column kernel against two 16-column ones
+			dot := !g.TransA && g.TransB && g.N <= smallSide && g.K >= dotMinK && g.M >= 2
+			if fastmath.HaveAVX512 && !dot { // the 32-column kernel against two 16-column ones
 				fastmath.HaveAVX512 = false
 				other := run(g, c32, a32, b32, 2)
 				fastmath.HaveAVX512 = true

@@ -118,6 +118,8 @@ func gemmSmall[T float](w int, uniform bool, g Gemm, cs, as, bb []T) bool {
 				}
 			})
 		return true
+	case gemmDot(w, g, c32, a32, b32):
+		return true
 	case g.N <= smallSide && g.M > smallSide && toBLAS && g.StrideA != 0:
 		return false // one BLAS call per entry
 	case g.N <= smallSide && g.M > smallSide && !g.TransA:

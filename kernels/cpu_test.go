@@ -194,7 +194,8 @@ func TestCPUIm2colConv(t *testing.T) {
 			{Trials: 2, Images: 2, C: 2, H: 6, W: 5, Size: 3, Stride: 1, Pad: 1, CBHW: true},
 			{Trials: 1, Images: 3, C: 2, H: 7, W: 6, Size: 3, Stride: 2, Pad: 2},
 			{Trials: 2, Images: 2, C: 2, H: 19, W: 19, Size: 5, Stride: 2}, // stride-2 rows of 8
-			{Trials: 1, Images: 2, C: 2, H: 13, W: 13, Size: 3, Stride: 2}, // stride-2 rows of 6: four unrolled, two more
+			{Trials: 1, Images: 2, C: 2, H: 13, W: 13, Size: 3, Stride: 2},
+			{Trials: 2, Images: 9, C: 2, H: 9, W: 9, Size: 5, Stride: 2, CBHW: true}, // col2im: eight images at once, then one
 		} {
 			im := rnd(r, c.ImagesLen())
 			cols := alloc(t, d, c.ColsLen())

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/perturb/perturb/graph"
+	"github.com/perturb/perturb/kernels"
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/landscape"
 	"github.com/perturb/perturb/nets/seed"
@@ -41,6 +42,9 @@ const (
 	sharpGradChunk    = 512
 	sharpBasisBytes   = 256 << 20
 	sharpMaxSubBatchK = 64
+	// sharpHVPChunk is the number of samples per trial of each program of
+	// the CPU's chunked Hessian-vector products (see sharpBackend).
+	sharpHVPChunk = 16
 )
 
 // sharpState caches the measures at initialisation, which do not depend
@@ -133,13 +137,16 @@ func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample,
 	be, fast := w.sharpBackend(model)
 	if m.land == nil {
 		per := int64(s.MaxIter) * int64(m.numParams()) * 8
-		// The hand-written products keep each trial's primal values
-		// between products within their cache budget: smaller
+		// The chunked products keep each chunk's program (its primal
+		// values) between products within their budget: smaller
 		// sub-batches that fit it (which changes no result).
 		var cache, budget int64 = 0, 1
-		if h, ok := be.(*graph.HVPBackend); ok && len(sets) > 0 {
-			cache, budget = h.Eval.CacheBytes(len(sets[0])), h.Eval.Options().CacheBytes
-			defer h.Eval.DropCache()
+		if h, ok := be.(*graph.DeviceBackend); ok && fast && len(sets) > 0 {
+			var err error
+			if cache, err = h.HVPBytesPerTrial(len(sets[0])); err != nil {
+				return nil, err
+			}
+			budget = h.HVPBytes
 		}
 		sub = 1
 		for sub*2 <= sharpMaxSubBatchK && int64(sub*2)*per <= sharpBasisBytes && int64(sub*2)*cache <= budget {
@@ -159,8 +166,8 @@ func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample,
 			p.GradChunk = sharpGradChunk
 		}
 		if fast {
-			// The hand-written products take all samples at once, in a
-			// fixed order whatever the sub-batch, and need no padding.
+			// The chunked products take all samples at once, chunked the
+			// same whatever the sub-batch, and need no padding.
 			p.Chunk, p.PadGradOnly = 0, true
 		}
 		rngs := make([]*rand.Rand, hi-lo)
@@ -180,26 +187,34 @@ func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample,
 }
 
 // sharpBackend returns the backend of the sharpness measures of a model
-// and whether it is the fast one: without a device, for an image model
-// that graph.HVPEvaluator supports, the worker's CPU backend (the walker,
-// for the per-sample gradients) with the hand-written Hessian-vector
-// products (graph.HVPBackend, cached next to it: on the convnet they are
-// still faster than the walker's, docs/engine.md); otherwise the worker's
-// backend (the walker on the device or the CPU, a landscape).
+// and whether its Hessian-vector products take all of a trial's samples
+// in one call: without a device, for an image model, a walker backend of
+// its own on the CPU twin (beside the training backend, whose programs it
+// does not disturb) that runs a product's chunks of sharpHVPChunk samples
+// as separate programs on the worker's goroutines, keeping them for the
+// reruns of Lanczos and Hutchinson within a quarter of the worker's
+// memory (graph.DeviceBackend.HVPChunk); otherwise the worker's backend
+// (the walker on the device, a landscape).
 func (w *worker) sharpBackend(model string) (optim.Backend, bool) {
 	b := w.backend(model)
-	db, ok := b.(*graph.DeviceBackend)
-	if !ok || w.r.dev != nil {
+	m := w.r.models[model]
+	if _, ok := b.(*graph.DeviceBackend); !ok || w.r.dev != nil || m.arch == nil {
 		return b, false
 	}
-	key := model + "\x00hvp"
-	if h, ok := w.backends[key].(*graph.HVPBackend); ok && h.DeviceBackend == db {
+	key := model + "\x00sharp"
+	if h, ok := w.backends[key].(*graph.DeviceBackend); ok {
 		return h, true
 	}
-	h, err := graph.NewHVPBackend(db, w.r.data, graph.HVPOptions{Workers: w.threads, CacheBytes: w.maxBytes / 4})
+	data, err := w.r.cpuTwin()
 	if err != nil {
 		return b, false
 	}
+	dev, _ := kernels.WithWorkers(data.Dev, w.threads)
+	h, err := graph.NewDeviceBackend(m.arch, data.On(dev), 1)
+	if err != nil {
+		return b, false
+	}
+	h.MaxNets, h.HVPChunk, h.HVPBytes = cpuNets, sharpHVPChunk, w.maxBytes/4
 	w.backends[key] = h
 	return h, true
 }

@@ -117,3 +117,38 @@ func TestGemm(t *testing.T) {
 		}
 	}
 }
+
+// TestSdot2x5 checks the ten dot products against float64 sums (to
+// float32 rounding of sums of k terms) for lengths around the vector
+// width and its tail, at strides longer than the rows.
+func TestSdot2x5(t *testing.T) {
+	if !HaveAVX512 {
+		t.Skip("no AVX-512")
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, k := range []int{1, 5, 15, 16, 17, 31, 32, 33, 100, 256, 2304} {
+		lda, ldb := k+3, k+5
+		a, b := make([]float32, 2*lda), make([]float32, 5*ldb)
+		for i := range a {
+			a[i] = float32(r.NormFloat64())
+		}
+		for i := range b {
+			b[i] = float32(r.NormFloat64())
+		}
+		var c [10]float32
+		Sdot2x5(k, &a[0], lda, &b[0], ldb, &c[0])
+		for i := range 2 {
+			for j := range 5 {
+				want, abs := 0.0, 0.0
+				for l := range k {
+					x := float64(a[i*lda+l]) * float64(b[j*ldb+l])
+					want += x
+					abs += math.Abs(x)
+				}
+				if d := math.Abs(float64(c[5*i+j]) - want); d > 1e-6*abs {
+					t.Errorf("k=%d: c[%d][%d] = %v, float64 sum %v (|terms| %v)", k, i, j, c[5*i+j], want, abs)
+				}
+			}
+		}
+	}
+}

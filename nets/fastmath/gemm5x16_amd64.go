@@ -23,3 +23,14 @@ var HaveAVX512 = cpu.X86.HasAVX512F && haveAVX2
 //
 //go:noescape
 func Sgemm5x32(k int, a, b *float32, ldb int, c *float32, ldc int)
+
+// Sdot2x5 sets c[5r + j] = Σ_{l<k} a[r·lda + l]·b[j·ldb + l] for r < 2
+// and j < 5: ten dot products of two rows of a with five rows of b (k ≥ 1
+// values each), sixteen terms at a time into a vector accumulator per
+// product, whose lanes are then added in a fixed order, so a value depends
+// only on its two rows and k. The product A·Bᵀ with few columns and a
+// long inner dimension (a convolution's weight gradient) is made of them.
+// Only with HaveAVX512.
+//
+//go:noescape
+func Sdot2x5(k int, a *float32, lda int, b *float32, ldb int, c *float32)
