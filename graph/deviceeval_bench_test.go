@@ -28,7 +28,7 @@ import (
 //   - eval: the walker's test loss (NewDeviceTestLoss on kernels.CPU
 //     float32) of K = 64 trials over the whole real Fashion-MNIST pool
 //     (70,000 images), convnet and logistic, best of $PERTURB_BENCH_REPS
-//     (default 2) (the hand-written pool evaluator it replaced is gone:
+//     (default 2) (the hand-written pool evaluator it replaced is retired:
 //     docs/engine.md keeps their last measurements side by side);
 //
 // and logs each rate in dense GFLOP/s (nets.Arch.DenseFLOPs per example)

@@ -1,7 +1,8 @@
-// Package fastmath holds the numerical kernels shared by the hand-written
-// model passes (graph's Hessian-vector products and the CPU device): a
-// fast tanh and a generic row-major
-// GEMM over the registered gonum BLAS (OpenBLAS under the openblas tag).
+// Package fastmath holds the numerical kernels of the CPU device: the
+// fast tanh and exp (scalar and vector), the micro-kernels of its small
+// products and dot products, gathers, conversions, and a generic
+// row-major GEMM over the registered gonum BLAS (OpenBLAS under the
+// openblas tag).
 package fastmath
 
 import (

@@ -10,9 +10,9 @@ import "github.com/perturb/perturb/nets"
 // the batch.
 //
 // Implementations: graph.DeviceBackend (image models through the walker,
-// on the CPU device or a GPU: the runner's path), graph.HVPBackend (the
-// walker with the hand-written Hessian-vector products of the sharpness
-// measures) and nets/landscape (Gauss, Archimedes, Mean Estimation).
+// on the CPU device or a GPU: the runner's path, and with chunked
+// Hessian-vector products the sharpness measures') and nets/landscape
+// (Gauss, Archimedes, Mean Estimation).
 type Backend interface {
 	// NumParams is the length of every theta[k].
 	NumParams() int
