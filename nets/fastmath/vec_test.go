@@ -31,14 +31,19 @@ func paths(t *testing.T, avx, portable int64, f func(t *testing.T, maxULP int64)
 }
 
 // TestTanhScaleBias32 checks the vector tanh against math.Tanh on a dense
-// grid (5 ulp with AVX2, 1 portable), with an odd-length slice (tail) and
-// a bias tile, and the special values.
+// grid and on log-spaced magnitudes from 1e-40 to 100 of both signs (5 ulp
+// with AVX2, 1 portable), with an odd-length slice (tail) and a bias
+// tile, and the special values.
 func TestTanhScaleBias32(t *testing.T) {
 	var xs []float32
-	for x := -12.0; x <= 12; x += 1.0 / (1 << 12) {
+	for x := -12.0; x <= 12; x += 1.0 / (1 << 14) {
 		xs = append(xs, float32(x))
 	}
-	xs = append(xs, 0, 9.1, 1e-30, math.MaxFloat32, 3) // odd length
+	for e := -40.0; e < 2; e += 0.01 {
+		v := float32(math.Pow(10, e))
+		xs = append(xs, v, -v)
+	}
+	xs = append(xs, 0, 9.0109, 9.1, 9.2, 1e-30, math.MaxFloat32, math.SmallestNonzeroFloat32, 3) // odd length
 	b := []float32{0.25, -0.5, 0}
 	tile := Tile32(b)
 	paths(t, 5, 1, func(t *testing.T, maxULP int64) {
@@ -58,14 +63,15 @@ func TestTanhScaleBias32(t *testing.T) {
 	})
 }
 
-// TestExp32 checks the vector exp against math.Exp on [-87, 88] (3 ulp
-// with AVX2, exact rounding portable).
+// TestExp32 checks the vector exp against math.Exp on [-87, 88] in steps
+// of 2^-13 (3 ulp with AVX2, exact rounding portable), and its underflow
+// and NaN.
 func TestExp32(t *testing.T) {
 	var xs []float32
-	for x := -87.0; x <= 88; x += 1.0 / 512 {
+	for x := -87.0; x <= 88; x += 1.0 / (1 << 13) {
 		xs = append(xs, float32(x))
 	}
-	xs = append(xs, 0, -1e-20, 5)
+	xs = append(xs, 0, -1e-20, 1e-30, -1e-30, 1e-8, -1e-8, 5)
 	paths(t, 3, 0, func(t *testing.T, maxULP int64) {
 		got := append([]float32(nil), xs...)
 		Exp32(got)
@@ -75,10 +81,10 @@ func TestExp32(t *testing.T) {
 				t.Fatalf("exp(%g) = %g, want %g (%d ulp)", x, got[i], want, d)
 			}
 		}
-		nan := []float32{float32(math.NaN())}
-		Exp32(nan)
-		if nan[0] == nan[0] {
-			t.Errorf("exp(NaN) = %v", nan[0])
+		sp := []float32{float32(math.NaN()), float32(math.Inf(-1)), -1000}
+		Exp32(sp)
+		if sp[0] == sp[0] || sp[1] < 0 || sp[1] > 2e-38 || sp[2] < 0 || sp[2] > 2e-38 {
+			t.Errorf("exp(NaN, −Inf, −1000) = %v", sp)
 		}
 	})
 }
@@ -129,4 +135,36 @@ func TestSgemm5x16(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkTanh32 measures the fast float32 tanh(s·x + b) per element.
+func BenchmarkTanh32(b *testing.B) {
+	x := make([]float32, 1<<14)
+	tile := Tile32(make([]float32, 10))
+	for i := range x {
+		x[i] = float32(i%200)/50 - 2
+	}
+	for _, avx := range []bool{HaveAVX2, false} { // the vector kernel, then the portable path
+		name := "go"
+		if avx {
+			name = "avx2"
+		}
+		b.Run(name, func(b *testing.B) {
+			saved := HaveAVX2
+			defer func() { HaveAVX2 = saved }()
+			HaveAVX2 = avx
+			for i := 0; i < b.N; i++ {
+				TanhScaleBias32(x, 1, tile)
+			}
+			b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(b.N*len(x)), "ns/elem")
+		})
+	}
+	b.Run("math.Tanh", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			for j, v := range x {
+				x[j] = float32(math.Tanh(float64(v)))
+			}
+		}
+		b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(b.N*len(x)), "ns/elem")
+	})
 }
