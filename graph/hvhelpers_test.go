@@ -146,4 +146,3 @@ func TestDeviceHVPChunksFiniteDifferences(t *testing.T) {
 		})
 	}
 }
-

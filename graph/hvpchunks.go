@@ -35,8 +35,10 @@ type chunkedHVP struct {
 	nets map[chunkKey]*DeviceNet
 	outs [][][]float64 // per goroutine: kk output vectors
 	rows [][][]int     // per goroutine: the chunk's rows of every trial
-	// kk and b are the trials and samples of the programs kept.
-	kk, b int
+	// kk and b are the trials and samples of the programs kept; shared
+	// says they are one per goroutine (the chunks' did not fit).
+	kk, b  int
+	shared bool
 	// perTrial is the number of elements of one trial's chunk program
 	// (HVPBytesPerTrial), 0 until measured.
 	perTrial int64
@@ -54,12 +56,13 @@ func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]f
 	if h.nets == nil {
 		h.nets = map[chunkKey]*DeviceNet{}
 	}
-	if h.kk != kk || h.b != b {
+	fresh := h.kk != kk || h.b != b
+	if fresh {
 		// Keep the programs of one shape only (the budget is for them).
 		if err := e.CloseChunks(); err != nil {
 			return err
 		}
-		h.kk, h.b = kk, b
+		h.kk, h.b, h.shared = kk, b, false
 	}
 	np := e.NumParams()
 	for len(h.outs) < workers {
@@ -76,15 +79,14 @@ func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]f
 		}
 	}
 	// Per-chunk programs while they fit the budget (measured on the
-	// first), else one per goroutine.
-	perChunk := true
+	// first of a shape), else one per goroutine (h.shared).
 	budget := e.HVPBytes
 	if budget <= 0 {
 		budget = DefaultHVPBytes
 	}
 	net := func(w, lo, hi int) (*DeviceNet, error) {
 		idx := lo / c
-		if !perChunk {
+		if h.shared {
 			idx = -1 - w
 		}
 		key := chunkKey{kk, hi - lo, idx}
@@ -98,21 +100,23 @@ func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]f
 		h.nets[key] = n
 		return n, nil
 	}
-	first, err := net(0, 0, min(c, b))
-	if err != nil {
-		return err
-	}
-	size := int64(8)
-	if e.Data.Dev.DType() == kernels.F32 {
-		size = 4
-	}
-	// (A quarter of slack: callers size their batches with
-	// HVPBytesPerTrial, and K trials' programs hold a little more than K
-	// times one trial's.)
-	if int64(chunks)*first.Prog.Elements()*size > budget+budget/4 {
-		perChunk = false
-		if err := e.CloseChunks(); err != nil {
+	if fresh {
+		first, err := net(0, 0, min(c, b))
+		if err != nil {
 			return err
+		}
+		size := int64(8)
+		if e.Data.Dev.DType() == kernels.F32 {
+			size = 4
+		}
+		// (A quarter of slack: callers size their batches with
+		// HVPBytesPerTrial, and K trials' programs hold a little more
+		// than K times one trial's.)
+		if int64(chunks)*first.Prog.Elements()*size > budget+budget/4 {
+			if err := e.CloseChunks(); err != nil {
+				return err
+			}
+			h.shared = true
 		}
 	}
 	for i := range out {
@@ -124,6 +128,7 @@ func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]f
 		nets := make([]*DeviceNet, n)
 		for w := range n {
 			clo := lo + w*c
+			var err error
 			if nets[w], err = net(w, clo, min(clo+c, b)); err != nil {
 				return err
 			}
