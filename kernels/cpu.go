@@ -461,27 +461,6 @@ func (CPU[T]) Gather(x, y, pool, labels Buffer, idx []int32, dim, classes int) e
 	return nil
 }
 
-// Moments sums the rows and their squares.
-func (CPU[T]) Moments(sum, sq, x Buffer, rows, cols int) error {
-	bs, err := bufs[T](sum, sq, x)
-	if err != nil {
-		return err
-	}
-	if len(bs[0]) != cols || len(bs[1]) != cols || len(bs[2]) != rows*cols {
-		return fmt.Errorf("cpu: moments of %d for %d×%d", len(bs[2]), rows, cols)
-	}
-	for j := 0; j < cols; j++ {
-		var s, q T
-		for i := 0; i < rows; i++ {
-			v := bs[2][i*cols+j]
-			s += v
-			q += v * v
-		}
-		bs[0][j], bs[1][j] = s, q
-	}
-	return nil
-}
-
 // Round rounds to the format through nets/precision.
 func (CPU[T]) Round(b Buffer, f Format) error {
 	d, err := buf[T](b)

@@ -228,9 +228,6 @@ type Device interface {
 	// (len(idx), dim) and sets y (len(idx), classes) to their one-hot
 	// labels; pool is (N, dim), labels (N) as floats.
 	Gather(x, y, pool, labels Buffer, idx []int32, dim, classes int) error
-	// Moments sets sum[j] = Σ_i x[i, j] and sq[j] = Σ_i x[i, j]² over the
-	// rows of x (rows, cols): the estimators' reductions over trials.
-	Moments(sum, sq, x Buffer, rows, cols int) error
 	// TanhJet sets the Taylor coefficients t_0..t_d of tanh(z) from those
 	// of z, both (d+1, n) (coefficient-major): t_0 = tanh z_0 and, with
 	// u = 1 − t², k t_k = Σ_{j=1..k} j z_j u_{k−j}, u_k = δ_k0 − Σ_i t_i

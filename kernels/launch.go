@@ -18,7 +18,7 @@ const LaunchBlock = 256
 
 // KernelNames lists the kernels of perturb.cu that the devices load.
 var KernelNames = []string{"fill", "bias_act", "unary", "binary", "tanh_back", "tanh_back2", "sum_mid", "repeat_mid",
-	"im2col", "col2im", "flatten", "log_softmax", "log_softmax_back", "cross_entropy", "gather", "moments", "tanh_jet", "round_to"}
+	"im2col", "col2im", "flatten", "log_softmax", "log_softmax_back", "cross_entropy", "gather", "tanh_jet", "round_to"}
 
 // ArgKind is the kind of a kernel parameter. Every parameter is 8 bytes
 // (gorgonia.org/cu's Launch copies 8 bytes per parameter).
@@ -233,12 +233,6 @@ func GatherLaunch(lens []int, idx []int32, dim, classes int) (Launch, error) {
 	}
 	args := append(bufArgs(4), Arg{Kind: ArgIndices}, intArg(len(idx)), intArg(dim), intArg(classes))
 	return Launch{Kernel: "gather", N: len(idx) * max(dim, classes), Args: args}, nil
-}
-
-// MomentsLaunch plans Moments on operands (sum, sq, x): one thread per
-// column.
-func MomentsLaunch(lens []int, rows, cols int) (Launch, error) {
-	return plan("moments", cols, lens, []int{cols, cols, rows * cols}, intArg(rows), intArg(cols))
 }
 
 // TanhJetLaunch plans TanhJet of degree deg ≤ 15 on operands (t, z): one

@@ -78,11 +78,6 @@ func (l Launcher) CrossEntropy(loss, correct, logits, labels Buffer, trials, row
 		loss, correct, logits, labels)
 }
 
-// Moments sums rows and squares per column.
-func (l Launcher) Moments(sum, sq, x Buffer, rows, cols int) error {
-	return l.Launch(func(l []int) (Launch, error) { return MomentsLaunch(l, rows, cols) }, sum, sq, x)
-}
-
 // TanhJet propagates Taylor coefficients through tanh.
 func (l Launcher) TanhJet(t, z Buffer, deg, n int) error {
 	return l.Launch(func(l []int) (Launch, error) { return TanhJetLaunch(l, deg, n) }, t, z)

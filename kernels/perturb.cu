@@ -215,20 +215,6 @@ extern "C" __global__ void gather(float *x, float *y, const float *pool, const f
 	}
 }
 
-// Column sums and sums of squares over rows, one thread per column.
-extern "C" __global__ void moments(float *sum, float *sq, const float *x, i64 rows, i64 cols) {
-	LOOP(j, cols) {
-		float s = 0.0f, q = 0.0f;
-		for (i64 i = 0; i < rows; i++) {
-			float v = x[i * cols + j];
-			s = __fadd_rn(s, v);
-			q = __fadd_rn(q, __fmul_rn(v, v));
-		}
-		sum[j] = s;
-		sq[j] = q;
-	}
-}
-
 // Taylor coefficients of tanh(z), (d+1, n) coefficient-major; d <= 15.
 extern "C" __global__ void tanh_jet(float *t, const float *z, i64 d, i64 n) {
 	LOOP(e, n) {

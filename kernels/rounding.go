@@ -33,7 +33,7 @@ import (
 //     as BiasAct without the activation, Round, Unary Tanh, Round). This is
 //     round(s·(xW) + b), then round(tanh(·)).
 //   - Unary, Binary, TanhBack, TanhBack2, Sum, Col2im, LogSoftmax,
-//     LogSoftmaxBack, Moments and TanhJet round their output buffers.
+//     LogSoftmaxBack and TanhJet round their output buffers.
 //   - Copy, Repeat, Im2col, Flatten and Gather only move numbers that are
 //     already in f (and Gather's one-hot labels are 0 and 1), so their
 //     outputs are not rounded again: it would change no bit.
@@ -313,16 +313,6 @@ func (r *rounding) Gather(x, y, pool, labels Buffer, idx []int32, dim, classes i
 		return err
 	}
 	return r.d.Gather(x, y, pool, labels, idx, dim, classes)
-}
-
-func (r *rounding) Moments(sum, sq, x Buffer, rows, cols int) error {
-	if err := r.flush(); err != nil {
-		return err
-	}
-	if err := r.d.Moments(sum, sq, x, rows, cols); err != nil {
-		return err
-	}
-	return r.round("moments", sum, sq)
 }
 
 func (r *rounding) TanhJet(t, z Buffer, d, n int) error {

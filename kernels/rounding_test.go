@@ -143,8 +143,6 @@ func roundCases() []roundCase {
 			run: func(d Device, in, out []Buffer) error {
 				return d.Gather(out[0], out[1], in[0], in[1], []int32{4, 0, 2}, 6, 4)
 			}},
-		roundCase{name: "moments", in: func(r *rand.Rand) [][]float64 { return normals(r, 35) }, outs: []int{5, 5}, rounded: true,
-			run: func(d Device, in, out []Buffer) error { return d.Moments(out[0], out[1], in[0], 7, 5) }},
 		roundCase{name: "tanhjet", in: func(r *rand.Rand) [][]float64 { return normals(r, 4*6) }, outs: []int{24}, rounded: true,
 			run: func(d Device, in, out []Buffer) error { return d.TanhJet(out[0], in[0], 3, 6) }},
 	)

@@ -205,10 +205,6 @@ func (s *serial) Gather(x, y, pool, labels Buffer, idx []int32, dim, classes int
 	defer s.lock()()
 	return s.d.Gather(x, y, pool, labels, idx, dim, classes)
 }
-func (s *serial) Moments(sum, sq, x Buffer, rows, cols int) error {
-	defer s.lock()()
-	return s.d.Moments(sum, sq, x, rows, cols)
-}
 func (s *serial) TanhJet(t, z Buffer, d, n int) error {
 	defer s.lock()()
 	return s.d.TanhJet(t, z, d, n)

@@ -88,7 +88,6 @@ func Ops() []Op {
 		{"flatten inverse", []int{3 * 10 * 4 * 16}, []int{3 * 10 * 4 * 16}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Flatten(o[0], i[0], 3, 10, 4, 16, true) }, 0},
 		{"log_softmax", []int{60 * 10}, []int{60 * 10}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.LogSoftmax(o[0], i[0], 60, 10) }, 4},
 		{"log_softmax_back", []int{60 * 10, 60 * 10}, []int{60 * 10}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.LogSoftmaxBack(o[0], i[0], i[1], 60, 10) }, 4},
-		{"moments", []int{64 * 30}, []int{30, 30}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.Moments(o[0], o[1], i[0], 64, 30) }, 20},
 		{"tanh_jet", []int{4 * 100}, []int{4 * 100}, func(d kernels.Device, o, i []kernels.Buffer) error { return d.TanhJet(o[0], i[0], 3, 100) }, 10},
 	}
 }
