@@ -400,7 +400,7 @@ func (f Figure) Render() (*plot.Plot, RenderInfo, error) {
 	// p.Add widened the axes to the data; set them to the computed ranges.
 	p.X.Min, p.X.Max = xr.lo, xr.hi
 	p.Y.Min, p.Y.Max = yr.lo, yr.hi
-	placeLegend(p, [][][]cpt{measured, lines, scatter})
+	placeLegend(p, [][][]cpt{measured, lines, scatter}, len(legend))
 	return p, info, nil
 }
 
@@ -483,11 +483,15 @@ func samples(lo, hi float64, n int, log bool) []float64 {
 	return xs
 }
 
-// placeLegend puts the legend in the corner (a box of 40% of each axis)
-// holding the fewest data inside the axes (markers, points along their
-// error bars, and lines, each line weighing as five markers), preferring top right, top left, bottom
-// right, bottom left on ties, inset a little from the axes.
-func placeLegend(p *plot.Plot, groups [][][]cpt) {
+// placeLegend puts the legend of entries lines in the corner (a box of 40%
+// of each axis) holding the fewest data inside the axes (markers, points
+// along their error bars, and lines, each line weighing as five markers),
+// preferring top right, top left, bottom right, bottom left on ties, inset
+// a little from the axes. When every corner holds data, the y axis grows
+// upwards by the legend's height (about 6.5% of the axis per entry), so
+// that the legend sits above the data in the top right corner instead of
+// over them.
+func placeLegend(p *plot.Plot, groups [][][]cpt, entries int) {
 	var counts [4]float64 // top right, top left, bottom right, bottom left
 	add := func(x, y, w float64) {
 		nx, ny := p.X.Norm(x), p.Y.Norm(y)
@@ -536,6 +540,10 @@ func placeLegend(p *plot.Plot, groups [][][]cpt) {
 			best = i
 		}
 	}
+	if counts[best] > 0 && entries > 0 {
+		growTop(&p.Y, min(0.6, 0.065*float64(entries)+0.04))
+		best = 0
+	}
 	p.Legend.Top = best < 2
 	p.Legend.Left = best == 1 || best == 3
 	inset := vg.Points(6)
@@ -545,6 +553,18 @@ func placeLegend(p *plot.Plot, groups [][][]cpt) {
 	}
 	if !p.Legend.Top {
 		p.Legend.YOffs = inset
+	}
+}
+
+// growTop raises a's maximum so that its old range takes the lower 1 − f
+// of the axis (evenly in log on a log scale).
+func growTop(a *plot.Axis, f float64) {
+	if _, ok := a.Scale.(plot.LogScale); ok && a.Min > 0 && a.Max > a.Min {
+		a.Max = a.Min * math.Pow(a.Max/a.Min, 1/(1-f))
+		return
+	}
+	if a.Max > a.Min {
+		a.Max = a.Min + (a.Max-a.Min)/(1-f)
 	}
 }
 

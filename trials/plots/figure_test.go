@@ -306,13 +306,16 @@ func TestEqualAxesDiagonal(t *testing.T) {
 func TestLegendCorner(t *testing.T) {
 	up := []Point{{X: 1, Y: 1}, {X: 2, Y: 2}, {X: 3, Y: 3}, {X: 4, Y: 4}, {X: 5, Y: 5}}
 	down := []Point{{X: 1, Y: 5}, {X: 2, Y: 4}, {X: 3, Y: 3}, {X: 4, Y: 2}, {X: 5, Y: 1}}
+	corners := []Point{{X: 1, Y: 1}, {X: 1, Y: 5}, {X: 3, Y: 3}, {X: 5, Y: 1}, {X: 5, Y: 5}}
 	tests := []struct {
 		name      string
 		pts       []Point
 		top, left bool
+		grown     bool // the y axis grew above the data for the legend
 	}{
-		{"increasing: top left", up, true, true},
-		{"decreasing: top right", down, true, false},
+		{"increasing: top left", up, true, true, false},
+		{"decreasing: top right", down, true, false, false},
+		{"every corner taken: top right, above the data", corners, true, false, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -322,6 +325,11 @@ func TestLegendCorner(t *testing.T) {
 			}
 			if p.Legend.Top != tc.top || p.Legend.Left != tc.left {
 				t.Errorf("legend top=%v left=%v, want top=%v left=%v", p.Legend.Top, p.Legend.Left, tc.top, tc.left)
+			}
+			// The data's top at most 1 − 0.105 of the axis when grown (one
+			// entry), at the top otherwise (a margin of a few percent).
+			if top := p.Y.Norm(5); (top < 0.9) != tc.grown {
+				t.Errorf("the data's top at %.3g of the y axis (grown: %v)", top, tc.grown)
 			}
 		})
 	}
