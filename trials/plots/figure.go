@@ -556,11 +556,12 @@ func placeLegend(p *plot.Plot, groups [][][]cpt, entries int) {
 	}
 }
 
-// growTop raises a's maximum so that its old range takes the lower 1 − f
-// of the axis (evenly in log on a log scale).
+// growTop raises a's maximum so that its old range takes at most the
+// lower 1 − f of the axis (evenly in log on a log scale, up to a power of
+// ten there, so that the top is a labelled tick).
 func growTop(a *plot.Axis, f float64) {
 	if _, ok := a.Scale.(plot.LogScale); ok && a.Min > 0 && a.Max > a.Min {
-		a.Max = a.Min * math.Pow(a.Max/a.Min, 1/(1-f))
+		a.Max = math.Pow(10, math.Ceil(math.Log10(a.Min*math.Pow(a.Max/a.Min, 1/(1-f)))))
 		return
 	}
 	if a.Max > a.Min {
