@@ -7,8 +7,9 @@
 # 7b99dd7, the commit before the one-engine work) in a temporary worktree
 # and at the working tree, then runs back to back: perturb bench --json
 # (gemm, eval GFLOP/s, trials/s), the convnet HVP benchmark (K = 8,
-# B = 128: graph, hand-written and, after, the walker) and, after, the
-# walker's test loss against the pool evaluator on 10,000 images. Results
+# B = 128: every variant each binary has, e.g. the graph, the retired
+# hand-written one before, the walker in one program and in chunks after)
+# and, after, the walker's test loss on 10,000 images. Results
 # go to OUT (default /tmp/bench-engine); docs/engine.md has the last table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
