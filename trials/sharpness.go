@@ -43,7 +43,7 @@ const (
 	sharpBasisBytes   = 256 << 20
 	sharpMaxSubBatchK = 64
 	// sharpHVPChunk is the number of samples per trial of each program of
-	// the CPU's chunked Hessian-vector products (see sharpBackend).
+	// the walker's chunked Hessian-vector products (see sharpBackend).
 	sharpHVPChunk = 16
 )
 
@@ -137,11 +137,16 @@ func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample,
 	be, fast := w.sharpBackend(model)
 	if m.land == nil {
 		per := int64(s.MaxIter) * int64(m.numParams()) * 8
-		// The chunked products keep each chunk's program (its primal
-		// values) between products within their budget: smaller
+		// The hand-written products keep each trial's primal values
+		// between products within their cache budget: smaller
 		// sub-batches that fit it (which changes no result).
 		var cache, budget int64 = 0, 1
+		if h, ok := be.(*graph.HVPBackend); ok && len(sets) > 0 {
+			cache, budget = h.Eval.CacheBytes(len(sets[0])), h.Eval.Options().CacheBytes
+			defer h.Eval.DropCache()
+		}
 		if h, ok := be.(*graph.DeviceBackend); ok && fast && len(sets) > 0 {
+			// The chunked products keep each chunk's program likewise.
 			var err error
 			if cache, err = h.HVPBytesPerTrial(len(sets[0])); err != nil {
 				return nil, err
@@ -166,8 +171,9 @@ func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample,
 			p.GradChunk = sharpGradChunk
 		}
 		if fast {
-			// The chunked products take all samples at once, chunked the
-			// same whatever the sub-batch, and need no padding.
+			// The hand-written and the chunked products take all samples
+			// at once, in a fixed order whatever the sub-batch, and need
+			// no padding.
 			p.Chunk, p.PadGradOnly = 0, true
 		}
 		rngs := make([]*rand.Rand, hi-lo)
@@ -188,21 +194,34 @@ func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample,
 
 // sharpBackend returns the backend of the sharpness measures of a model
 // and whether its Hessian-vector products take all of a trial's samples
-// in one call: without a device, for an image model, a walker backend of
-// its own on the CPU twin (beside the training backend, whose programs it
-// does not disturb) that runs a product's chunks of sharpHVPChunk samples
-// as separate programs on the worker's goroutines, keeping them for the
-// reruns of Lanczos and Hutchinson within a quarter of the worker's
-// memory (graph.DeviceBackend.HVPChunk); otherwise the worker's backend
-// (the walker on the device, a landscape).
+// in one call. Without a device, for an image model that
+// graph.HVPEvaluator supports (logistic regression, the paper's convnet),
+// the worker's CPU backend (the walker, for the per-sample gradients)
+// with the hand-written Hessian-vector products (graph.HVPBackend, cached
+// next to it): in the sharpness benchmark on the real pool they cost half
+// the walker's (docs/engine.md); for the other image models (mlps,
+// deeper convnets) a walker backend of its own whose products run chunks
+// of sharpHVPChunk samples as separate programs on the worker's
+// goroutines (graph.DeviceBackend.HVPChunk), keeping them for the reruns
+// of Lanczos and Hutchinson within a quarter of the worker's memory.
+// Otherwise (a device, a landscape) the worker's backend.
 func (w *worker) sharpBackend(model string) (optim.Backend, bool) {
 	b := w.backend(model)
-	m := w.r.models[model]
-	if _, ok := b.(*graph.DeviceBackend); !ok || w.r.dev != nil || m.arch == nil {
+	db, ok := b.(*graph.DeviceBackend)
+	if !ok || w.r.dev != nil {
 		return b, false
 	}
-	key := model + "\x00sharp"
-	if h, ok := w.backends[key].(*graph.DeviceBackend); ok {
+	key := model + "\x00hvp"
+	switch h := w.backends[key].(type) {
+	case *graph.HVPBackend:
+		if h.DeviceBackend == db {
+			return h, true
+		}
+	case *graph.DeviceBackend:
+		return h, true
+	}
+	if h, err := graph.NewHVPBackend(db, w.r.data, graph.HVPOptions{Workers: w.threads, CacheBytes: w.maxBytes / 4}); err == nil {
+		w.backends[key] = h
 		return h, true
 	}
 	data, err := w.r.cpuTwin()
@@ -210,7 +229,7 @@ func (w *worker) sharpBackend(model string) (optim.Backend, bool) {
 		return b, false
 	}
 	dev, _ := kernels.WithWorkers(data.Dev, w.threads)
-	h, err := graph.NewDeviceBackend(m.arch, data.On(dev), 1)
+	h, err := graph.NewDeviceBackend(db.Arch, data.On(dev), 1)
 	if err != nil {
 		return b, false
 	}

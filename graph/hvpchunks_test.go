@@ -1,7 +1,6 @@
 package graph
 
 import (
-	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -11,74 +10,6 @@ import (
 	"github.com/perturb/perturb/kernels"
 	"github.com/perturb/perturb/nets"
 )
-
-// hvDirections returns k random directions: standard normal, one zero
-// where zero >= 0 (trial zero).
-func hvDirections(np, k, zero int, r *rand.Rand) [][]float64 {
-	v := make([][]float64, k)
-	for j := range v {
-		v[j] = make([]float64, np)
-		if j == zero {
-			continue
-		}
-		for i := range v[j] {
-			v[j][i] = r.NormFloat64()
-		}
-	}
-	return v
-}
-
-// hvPoison returns k vectors of NaN.
-func hvPoison(np, k int) [][]float64 {
-	out := make([][]float64, k)
-	for j := range out {
-		out[j] = make([]float64, np)
-		for i := range out[j] {
-			out[j][i] = math.NaN()
-		}
-	}
-	return out
-}
-
-// hvErr is max_i |a_i − b_i| / max_i |b_i|, +Inf where a has a NaN.
-func hvErr(a, b []float64) float64 {
-	var d, s float64
-	for i := range b {
-		if math.IsNaN(a[i]) {
-			return math.Inf(1)
-		}
-		d = max(d, math.Abs(a[i]-b[i]))
-		s = max(s, math.Abs(b[i]))
-	}
-	return d / s
-}
-
-// hvSamples returns k row lists of b rows each: the same shuffled distinct
-// rows for every trial when shared, else each trial's own draw with
-// repetitions (every list repeats its first row at least once).
-func hvSamples(n, k, b int, shared bool, r *rand.Rand) ([][]int, [][]nets.Sample) {
-	rows := make([][]int, k)
-	pts := make([][]nets.Sample, k)
-	var perm []int
-	if shared {
-		perm = r.Perm(n)[:b]
-	}
-	for j := range rows {
-		if shared {
-			rows[j] = perm
-		} else {
-			rows[j] = make([]int, b)
-			for i := range rows[j] {
-				rows[j][i] = r.IntN(n)
-			}
-			rows[j][b-1] = rows[j][0]
-		}
-		for _, row := range rows[j] {
-			pts[j] = append(pts[j], nets.Sample{Row: row})
-		}
-	}
-	return rows, pts
-}
 
 // TestDeviceHVPChunksFiniteDifferences checks the chunked float64
 // products of the walker (DeviceBackend.HVPChunk) against central finite
