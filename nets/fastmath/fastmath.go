@@ -1,8 +1,8 @@
-// Package fastmath holds the numerical kernels of the CPU device: the
-// fast tanh and exp (scalar and vector), the micro-kernels of its small
-// products and dot products, gathers, conversions, and a generic
-// row-major GEMM over the registered gonum BLAS (OpenBLAS under the
-// openblas tag).
+// Package fastmath holds the numerical kernels of the CPU device and of
+// graph's hand-written Hessian-vector products: the fast tanh and exp
+// (scalar and vector), the micro-kernels of small products and dot
+// products, gathers, conversions, and a generic row-major GEMM over the
+// registered gonum BLAS (OpenBLAS under the openblas tag).
 package fastmath
 
 import (

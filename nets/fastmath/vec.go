@@ -3,8 +3,8 @@ package fastmath
 import "math"
 
 // Vector float32 tanh and exp: the AVX2+FMA kernels of vec_amd64.s (used by
-// the kernels' CPU device) where the
-// CPU has them, portable Go elsewhere.
+// the kernels' CPU device and graph's hand-written HVPs) where the CPU has
+// them, portable Go elsewhere.
 //
 // Accuracy (float32 results against math.Tanh / math.Exp rounded to
 // float32, see vec_test.go): TanhScaleBias32 within 5 ulp with AVX2 (the
