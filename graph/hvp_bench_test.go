@@ -15,18 +15,23 @@ import (
 )
 
 // BenchmarkHVP measures one batched Hessian-vector product of K float32
-// trials over the same B Fashion-MNIST-shaped images through the gorgonia
-// graph (ImageBackend.HVP, kind BatchHVP), through the walker on the CPU
-// device (DeviceBackend.HVP on kernels.NewCPU(F32): "walker" on the
-// device's default goroutines, "walker-serial" on one) and through the
-// hand-written HVPEvaluator on one goroutine (the graph runs on one too),
-// and reports the time per image and trial ("us/image-trial"). Every
-// call is at the same parameters and samples, as in Lanczos: "hand"
-// reuses the cached primal values after the first call, the walker reruns
-// only the steps that depend on the direction; "hand-nocache" recomputes
-// them;
-// "forward" is the test loss's forward pass (DeviceTestLoss.Mean) over the
-// same images and trials, for scale:
+// trials over the same B Fashion-MNIST-shaped (random) images through the
+// gorgonia graph (ImageBackend.HVP, kind BatchHVP, on one goroutine),
+// through the walker on the CPU device (DeviceBackend.HVP on
+// kernels.NewCPU(F32)): one program over all B images ("walker" on the
+// device's default goroutines, "walker-serial" on one) and chunks of
+// $PERTURB_HVP_CHUNK images (default 16, as the sharpness measures of the
+// other models) as separate programs ("walker-chunks",
+// "walker-chunks-serial"), and through the hand-written HVPEvaluator
+// ("hand" on one goroutine, "hand-parallel" on one per CPU), and reports
+// the time per image and trial ("us/image-trial"). Every call is at the
+// same parameters and samples, as in Lanczos: "hand" reuses the cached
+// primal values after the first call, the walker reruns only the steps
+// that depend on the direction; "hand-nocache" recomputes them; "forward"
+// is the test loss's forward pass (DeviceTestLoss.Mean) over the same
+// images and trials, for scale. On random images the chunked walker beats
+// the hand-written path; in the runner's sharpness benchmark on the real
+// pool it does not (docs/engine.md):
 //
 //	go test -tags openblas -run '^$' -bench 'HVP$' ./graph/
 func BenchmarkHVP(b *testing.B) {
@@ -109,26 +114,13 @@ func BenchmarkHVP(b *testing.B) {
 				report(b)
 			})
 		}
-		b.Run(fmt.Sprintf("%s/hand-parallel/K=%d/B=%d", model, k, imgs), func(b *testing.B) {
-			e, err := NewHVPEvaluator(a, d, HVPOptions{Workers: runtime.NumCPU()})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ResetTimer()
-			for range b.N {
-				if err := e.HVP(theta, rows, v, out); err != nil {
-					b.Fatal(err)
-				}
-			}
-			report(b)
-		})
-		for _, cache := range []int64{-1, 0} {
-			name := "hand"
-			if cache < 0 {
-				name = "hand-nocache"
-			}
-			b.Run(fmt.Sprintf("%s/%s/K=%d/B=%d", model, name, k, imgs), func(b *testing.B) {
-				e, err := NewHVPEvaluator(a, d, HVPOptions{Workers: 1, CacheBytes: cache})
+		for _, c := range []struct {
+			name    string
+			workers int
+			cache   int64
+		}{{"hand-parallel", runtime.NumCPU(), 0}, {"hand-nocache", 1, -1}, {"hand", 1, 0}} {
+			b.Run(fmt.Sprintf("%s/%s/K=%d/B=%d", model, c.name, k, imgs), func(b *testing.B) {
+				e, err := NewHVPEvaluator(a, d, HVPOptions{Workers: c.workers, CacheBytes: c.cache})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -190,58 +190,78 @@ func TestHVPEvaluatorMatchesGraph(t *testing.T) {
 	}
 }
 
-// TestHVPEvaluatorFiniteDifferences checks the float64 products against
+// TestHVPFiniteDifferences checks the float64 products of the
+// hand-written evaluator (chunks of 4) and of the walker's chunked
+// products (DeviceBackend.HVPChunk, chunks of 4 and 2 samples) against
 // central finite differences of the gradient (ImageBackend.Grad, the
 // gorgonia graph): Σ_n H_n v ≈ B·(∇L(θ + hv) − ∇L(θ − hv))/(2h) for the
 // mean loss L of B samples, to 1e-6 of the largest element.
-func TestHVPEvaluatorFiniteDifferences(t *testing.T) {
+func TestHVPFiniteDifferences(t *testing.T) {
 	for _, model := range []string{"logistic", "convnet"} {
-		t.Run(model, func(t *testing.T) {
-			a, _ := nets.New(model, 1, 28, 28, 10)
-			r := rand.New(rand.NewPCG(3, 4))
-			d := randomData(a, 30, r)
-			_, theta := peTrials(a, 2, false, r)
-			np := a.NumParams()
-			v := hvDirections(np, 2, -1, r)
-			rows, pts := hvSamples(d.Len(), 2, 6, false, r)
-			e, err := NewHVPEvaluator(a, d, HVPOptions{Chunk: 4})
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := hvPoison(np, 2)
-			if err := e.HVP(theta, rows, v, got); err != nil {
-				t.Fatal(err)
-			}
-			ref := NewImageBackend(a, tensor.Float64, d)
-			defer ref.Close()
-			const h = 1e-4
-			grad := func(sign float64) [][]float64 {
-				th := make([][]float64, 2)
-				for j := range th {
-					th[j] = slices.Clone(theta[j])
-					for i := range th[j] {
-						th[j][i] += sign * h * v[j][i]
+		for _, engine := range []string{"hand", "walker-chunks"} {
+			t.Run(model+"/"+engine, func(t *testing.T) {
+				a, _ := nets.New(model, 1, 28, 28, 10)
+				r := rand.New(rand.NewPCG(3, 4))
+				d := randomData(a, 30, r)
+				_, theta := peTrials(a, 2, false, r)
+				np := a.NumParams()
+				v := hvDirections(np, 2, -1, r)
+				rows, pts := hvSamples(d.Len(), 2, 6, false, r)
+				got := hvPoison(np, 2)
+				if engine == "hand" {
+					e, err := NewHVPEvaluator(a, d, HVPOptions{Chunk: 4})
+					if err == nil {
+						err = e.HVP(theta, rows, v, got)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					dd, err := UploadData(kernels.NewCPU(kernels.F64), d)
+					if err != nil {
+						t.Fatal(err)
+					}
+					e, err := NewDeviceBackend(a, dd, 1)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer e.Close()
+					e.HVPChunk = 4
+					if err := e.HVP(theta, pts, v, got); err != nil {
+						t.Fatal(err)
 					}
 				}
-				g := hvPoison(np, 2)
-				if err := ref.Grad(th, pts, make([]float64, 2), g); err != nil {
-					t.Fatal(err)
+				ref := NewImageBackend(a, tensor.Float64, d)
+				defer ref.Close()
+				const h = 1e-4
+				grad := func(sign float64) [][]float64 {
+					th := make([][]float64, 2)
+					for j := range th {
+						th[j] = slices.Clone(theta[j])
+						for i := range th[j] {
+							th[j][i] += sign * h * v[j][i]
+						}
+					}
+					g := hvPoison(np, 2)
+					if err := ref.Grad(th, pts, make([]float64, 2), g); err != nil {
+						t.Fatal(err)
+					}
+					return g
 				}
-				return g
-			}
-			gp, gm := grad(1), grad(-1)
-			for j := range got {
-				fd := make([]float64, np)
-				for i := range fd {
-					fd[i] = 6 * (gp[j][i] - gm[j][i]) / (2 * h)
+				gp, gm := grad(1), grad(-1)
+				for j := range got {
+					fd := make([]float64, np)
+					for i := range fd {
+						fd[i] = 6 * (gp[j][i] - gm[j][i]) / (2 * h)
+					}
+					if err := hvErr(got[j], fd); !(err <= 1e-6) {
+						t.Errorf("trial %d: differs from finite differences by %.3g of its largest element", j, err)
+					} else {
+						t.Logf("trial %d: %.3g", j, err)
+					}
 				}
-				if err := hvErr(got[j], fd); !(err <= 1e-6) {
-					t.Errorf("trial %d: differs from finite differences by %.3g of its largest element", j, err)
-				} else {
-					t.Logf("trial %d: %.3g", j, err)
-				}
-			}
-		})
+			})
+		}
 	}
 }
 
