@@ -115,20 +115,27 @@ func TestDeviceEvalMean(t *testing.T) {
 		}
 		const k = 3
 		_, theta := peTrials(arch, k, true, rand.New(rand.NewPCG(7, 8)))
-		eval := func(d *Data, rows []int, share bool, workers int) ([]float64, []float64) {
+		// open returns a test loss of capacity k over d, closed at the
+		// end of the test.
+		open := func(d *Data) *DeviceTestLoss {
 			t.Helper()
-			defer func(s bool, w int) { evalShareInput = s; kernels.SetWorkers(w) }(evalShareInput, kernels.SetWorkers(workers))
-			evalShareInput = share
 			dd, err := UploadData(kernels.NewCPU(kernels.F32), d)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer dd.Close()
+			t.Cleanup(func() { dd.Close() })
 			ev, err := NewDeviceTestLoss(arch, dd, k, 8)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer ev.Close()
+			t.Cleanup(func() { ev.Close() })
+			return ev
+		}
+		eval := func(d *Data, rows []int, share bool, workers int) ([]float64, []float64) {
+			t.Helper()
+			defer func(s bool, w int) { evalShareInput = s; kernels.SetWorkers(w) }(evalShareInput, kernels.SetWorkers(workers))
+			evalShareInput = share
+			ev := open(d)
 			loss, acc := make([]float64, k), make([]float64, k)
 			if err := ev.Mean(theta[:k], rows, loss, acc); err != nil {
 				t.Fatal(err)
@@ -160,34 +167,23 @@ func TestDeviceEvalMean(t *testing.T) {
 		}
 		// A short call (2 of a capacity of 3) runs an evaluation of exactly
 		// 2 trials on the CPU, bitwise the padded one's values.
-		func() {
-			dd, err := UploadData(kernels.NewCPU(kernels.F32), d)
-			if err != nil {
-				t.Fatal(err)
+		ev := open(d)
+		full, fa := make([]float64, k), make([]float64, k)
+		short, sa := make([]float64, 2), make([]float64, 2)
+		if err := ev.Mean(theta[:k], rows, full, fa); err != nil {
+			t.Fatal(err)
+		}
+		if err := ev.Mean(theta[:2], rows, short, sa); err != nil {
+			t.Fatal(err)
+		}
+		if ev.exact[2] == nil {
+			t.Errorf("%s: a call of 2 trials did not use an evaluation of 2", name)
+		}
+		for i := range short {
+			if short[i] != full[i] || sa[i] != fa[i] {
+				t.Errorf("%s trial %d: %v %v in a call of 2, %v %v in a call of 3", name, i, short[i], sa[i], full[i], fa[i])
 			}
-			defer dd.Close()
-			ev, err := NewDeviceTestLoss(arch, dd, k, 8)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ev.Close()
-			full, fa := make([]float64, k), make([]float64, k)
-			short, sa := make([]float64, 2), make([]float64, 2)
-			if err := ev.Mean(theta[:k], rows, full, fa); err != nil {
-				t.Fatal(err)
-			}
-			if err := ev.Mean(theta[:2], rows, short, sa); err != nil {
-				t.Fatal(err)
-			}
-			if ev.exact[2] == nil {
-				t.Errorf("%s: a call of 2 trials did not use an evaluation of 2", name)
-			}
-			for i := range short {
-				if short[i] != full[i] || sa[i] != fa[i] {
-					t.Errorf("%s trial %d: %v %v in a call of 2, %v %v in a call of 3", name, i, short[i], sa[i], full[i], fa[i])
-				}
-			}
-		}()
+		}
 		if err := func() error {
 			dd, err := UploadData(kernels.NewCPU(kernels.F32), d)
 			if err != nil {

@@ -64,18 +64,14 @@ func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]f
 		}
 		h.kk, h.b, h.shared = kk, b, false
 	}
-	np := e.NumParams()
-	for len(h.outs) < workers {
-		o := make([][]float64, 0, kk)
-		h.outs = append(h.outs, o)
-		h.rows = append(h.rows, nil)
-	}
-	for w := range workers {
-		for len(h.outs[w]) < kk {
-			h.outs[w] = append(h.outs[w], make([]float64, np))
-		}
-		if len(h.rows[w]) < kk {
-			h.rows[w] = make([][]int, kk)
+	if len(h.outs) < workers || len(h.outs[0]) != kk {
+		// One output vector per trial and a row list per goroutine.
+		h.outs, h.rows = make([][][]float64, workers), make([][][]int, workers)
+		for w := range workers {
+			h.outs[w], h.rows[w] = make([][]float64, kk), make([][]int, kk)
+			for i := range kk {
+				h.outs[w][i] = make([]float64, e.NumParams())
+			}
 		}
 	}
 	// Per-chunk programs while they fit the budget (measured on the
@@ -105,14 +101,10 @@ func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]f
 		if err != nil {
 			return err
 		}
-		size := int64(8)
-		if e.Data.Dev.DType() == kernels.F32 {
-			size = 4
-		}
 		// (A quarter of slack: callers size their batches with
 		// HVPBytesPerTrial, and K trials' programs hold a little more
 		// than K times one trial's.)
-		if int64(chunks)*first.Prog.Elements()*size > budget+budget/4 {
+		if int64(chunks)*first.Prog.Elements()*int64(e.Data.Dev.DType().Size()) > budget+budget/4 {
 			if err := e.CloseChunks(); err != nil {
 				return err
 			}
@@ -122,10 +114,10 @@ func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]f
 	for i := range out {
 		clear(out[i])
 	}
+	nets, errs := make([]*DeviceNet, workers), make([]error, workers)
 	for lo := 0; lo < b; lo += workers * c {
 		// A wave: chunk lo + w·c on goroutine w.
 		n := min(workers, (b-lo+c-1)/c)
-		nets := make([]*DeviceNet, n)
 		for w := range n {
 			clo := lo + w*c
 			var err error
@@ -133,7 +125,6 @@ func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]f
 				return err
 			}
 		}
-		errs := make([]error, n)
 		var wg sync.WaitGroup
 		for w := range n {
 			clo := lo + w*c
@@ -154,19 +145,11 @@ func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]f
 				return errs[w]
 			}
 			for i := range out {
-				axpyF64(out[i], h.outs[w][i])
+				axpy(out[i], 1, h.outs[w][i])
 			}
 		}
 	}
 	return nil
-}
-
-// axpyF64 sets dst += x.
-func axpyF64(dst, x []float64) {
-	x = x[:len(dst)]
-	for j, v := range x {
-		dst[j] += v
-	}
 }
 
 // HVPBytesPerTrial is the memory the chunk programs of one trial's
@@ -188,11 +171,7 @@ func (e *DeviceBackend) HVPBytesPerTrial(b int) (int64, error) {
 			return 0, err
 		}
 	}
-	size := int64(8)
-	if e.Data.Dev.DType() == kernels.F32 {
-		size = 4
-	}
-	return int64((b+c-1)/c) * e.chunks.perTrial * size, nil
+	return int64((b+c-1)/c) * e.chunks.perTrial * int64(e.Data.Dev.DType().Size()), nil
 }
 
 // CloseChunks releases the chunk programs of the Hessian-vector products

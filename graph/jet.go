@@ -345,12 +345,8 @@ func (j *Jets) check(theta []float64, dirs [][]float64, rows [][]int, needDirs b
 }
 
 // load copies the samples, θ (K times) and the directions into jg's
-// inputs.
+// inputs (the TapeMachine's; a device program uploads them itself).
 func (jg *jetGraph) load(theta []float64, dirs [][]float64) {
-	if jg.dv != nil { // uploaded by the run, straight from theta and dirs
-		jg.dv.theta, jg.dv.dirs = theta, dirs
-		return
-	}
 	j, d := jg.j, jg.j.Data
 	switch xs := jg.xbuf.Data().(type) {
 	case []float64:
@@ -397,14 +393,16 @@ func getVec(dst []float64, t *tensor.Dense, off int) {
 	}
 }
 
-// run runs jg's machine and calls read before resetting it.
-func (jg *jetGraph) run(read func() error) error {
+// run loads theta and dirs, runs jg's machine (or program) and calls read
+// before resetting it.
+func (jg *jetGraph) run(theta []float64, dirs [][]float64, read func() error) error {
 	if jg.dv != nil {
-		if err := jg.dv.run(jg); err != nil {
+		if err := jg.dv.run(jg, theta, dirs); err != nil {
 			return err
 		}
 		return read()
 	}
+	jg.load(theta, dirs)
 	defer jg.vm.Reset()
 	if err := jg.vm.RunAll(); err != nil {
 		return err
@@ -436,9 +434,8 @@ func (j *Jets) Coeffs(theta []float64, dirs [][]float64, rows [][]int, out [][4]
 	if err != nil {
 		return err
 	}
-	jg.load(theta, dirs)
 	c := j.Arch.Classes
-	err = jg.run(func() error {
+	err = jg.run(theta, dirs, func() error {
 		var vals [jetOrder + 1]*tensor.Dense
 		for n, z := range jg.logits {
 			if z != nil {
@@ -507,9 +504,8 @@ func (j *Jets) Covector(order int, theta []float64, dirs [][]float64, rows [][]i
 	if err != nil {
 		return err
 	}
-	jg.load(theta, dirs)
 	jg.loadWeights(w)
-	err = jg.run(func() error {
+	err = jg.run(theta, dirs, func() error {
 		for i, p := range j.Arch.Params {
 			g, err := jg.value(jg.grads[i])
 			if err != nil {

@@ -60,9 +60,6 @@ func NewDeviceJets(arch *nets.Arch, dt tensor.Dtype, d *Data, k, b int, dev kern
 type jetDevice struct {
 	prog *Program
 	out  map[int64]*tensor.Dense
-	// theta and dirs are the current call's values (set by load).
-	theta []float64
-	dirs  [][]float64
 }
 
 // compileOn compiles jg's outputs for dev.
@@ -121,7 +118,7 @@ func (dv *jetDevice) uploadTensor(n *G.Node) error {
 // upload uploads the call's samples (rows of the pool), θ (converted once,
 // then copied on the device to the other K−1 trials), the directions and
 // the weights.
-func (dv *jetDevice) upload(jg *jetGraph) error {
+func (dv *jetDevice) upload(jg *jetGraph, theta []float64, dirs [][]float64) error {
 	j, d, dev := jg.j, jg.j.Data, dv.prog.dev
 	xb, err := dv.prog.Buffer(jg.x)
 	if err != nil {
@@ -143,7 +140,7 @@ func (dv *jetDevice) upload(jg *jetGraph) error {
 		if err != nil {
 			continue // a parameter the outputs do not read
 		}
-		if err := dev.Upload(pb, 0, dv.theta[off:off+size]); err != nil {
+		if err := dev.Upload(pb, 0, theta[off:off+size]); err != nil {
 			return fmt.Errorf("upload %s: %w", p.Name, err)
 		}
 		for k := 1; k < j.K; k++ {
@@ -159,7 +156,7 @@ func (dv *jetDevice) upload(jg *jetGraph) error {
 			continue
 		}
 		for k := range j.K {
-			if err := dev.Upload(vb, k*size, dv.dirs[k][off:off+size]); err != nil {
+			if err := dev.Upload(vb, k*size, dirs[k][off:off+size]); err != nil {
 				return fmt.Errorf("upload the direction of %s: %w", p.Name, err)
 			}
 		}
@@ -171,8 +168,8 @@ func (dv *jetDevice) upload(jg *jetGraph) error {
 }
 
 // run uploads the inputs, runs the program and downloads the outputs.
-func (dv *jetDevice) run(jg *jetGraph) error {
-	if err := dv.upload(jg); err != nil {
+func (dv *jetDevice) run(jg *jetGraph, theta []float64, dirs [][]float64) error {
+	if err := dv.upload(jg, theta, dirs); err != nil {
 		return err
 	}
 	if err := dv.prog.Run(); err != nil {

@@ -169,7 +169,7 @@ const cpuNets = 16
 // smith, stic; BenchmarkTrainHVP) since the small-N products pack A's rows
 // (docs/engine.md). A trial's results still depend only on its own
 // parameters and samples.
-func (w *worker) cpuBackend(arch *nets.Arch) optim.Backend {
+func (w *worker) cpuBackend(arch *nets.Arch) *graph.DeviceBackend {
 	data, err := w.r.cpuTwin()
 	if err != nil {
 		panic(fmt.Sprintf("training backend of %s: %v", arch.Name, err)) // Go slices: cannot fail

@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"github.com/perturb/perturb/graph"
-	"github.com/perturb/perturb/kernels"
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/landscape"
 	"github.com/perturb/perturb/nets/seed"
@@ -224,16 +223,8 @@ func (w *worker) sharpBackend(model string) (optim.Backend, bool) {
 		w.backends[key] = h
 		return h, true
 	}
-	data, err := w.r.cpuTwin()
-	if err != nil {
-		return b, false
-	}
-	dev, _ := kernels.WithWorkers(data.Dev, w.threads)
-	h, err := graph.NewDeviceBackend(db.Arch, data.On(dev), 1)
-	if err != nil {
-		return b, false
-	}
-	h.MaxNets, h.HVPChunk, h.HVPBytes = cpuNets, sharpHVPChunk, w.maxBytes/4
+	h := w.cpuBackend(db.Arch) // a backend of its own, beside the training one
+	h.HVPChunk, h.HVPBytes = sharpHVPChunk, w.maxBytes/4
 	w.backends[key] = h
 	return h, true
 }

@@ -6,8 +6,6 @@ import (
 	"runtime"
 	"sync"
 
-	"gorgonia.org/tensor"
-
 	"github.com/perturb/perturb/graph"
 	"github.com/perturb/perturb/kernels"
 	"github.com/perturb/perturb/nets"
@@ -254,13 +252,12 @@ func (o *imageOracle) get(k, b int) (*graph.Jets, error) {
 		}
 	case o.r.tapeJets:
 		j, err = graph.NewJets(o.arch, o.r.dt, o.r.data, k, b)
-	default:
-		dt := kernels.F64
-		if o.r.dt == tensor.Float32 {
-			dt = kernels.F32
+	default: // the CPU twin's device (the config's dtype)
+		var twin *graph.DeviceData
+		if twin, err = o.r.cpuTwin(); err == nil {
+			cpu, _ := kernels.WithWorkers(twin.Dev, max(o.threads, 1))
+			j, err = graph.NewDeviceJets(o.arch, o.r.dt, o.r.data, k, b, cpu)
 		}
-		cpu, _ := kernels.WithWorkers(kernels.NewCPU(dt), max(o.threads, 1))
-		j, err = graph.NewDeviceJets(o.arch, o.r.dt, o.r.data, k, b, cpu)
 	}
 	if err != nil {
 		return nil, err

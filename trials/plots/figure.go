@@ -47,6 +47,9 @@ type Figure struct {
 	// LogX and LogY make the axes logarithmic; points that are not
 	// positive on a log axis are dropped and counted (see RenderInfo).
 	LogX, LogY bool
+	// IntegerX marks whole numbers on a linear x axis only (layer
+	// indices, sizes).
+	IntegerX bool
 	// Measured series are drawn as markers with vertical 95% error bars.
 	Measured []Series
 	// Lines are predictions, drawn as lines through (X, Y) in order of X;
@@ -251,6 +254,8 @@ func (f Figure) Render() (*plot.Plot, RenderInfo, error) {
 	p := newPlot(f.Title, f.XLabel, f.YLabel)
 	if f.LogX {
 		p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, logTicks{}
+	} else if f.IntegerX {
+		p.X.Tick.Marker = linTicks{integer: true}
 	}
 	if f.LogY {
 		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, logTicks{}

@@ -338,17 +338,21 @@ func TestLegendCorner(t *testing.T) {
 func TestLinTicks(t *testing.T) {
 	tests := []struct {
 		lo, hi     float64
+		integer    bool
 		wantLabels string
 		wantTicks  int
 	}{
-		{0.08, 1.13, "0.2 0.4 0.6 0.8 1.0", 11},
-		{0, 23.6, "0 5 10 15 20", 10},
-		{-1.9, 1.9, "-1.5 -1.0 -0.5 0.0 0.5 1.0 1.5", 15},
-		{0, 1e-5, "0 2e-06 4e-06 6e-06 8e-06 1e-05", 11},
-		{3e6, 4e6, "3e+06 3.2e+06 3.4e+06 3.6e+06 3.8e+06 4e+06", 11},
+		{0.08, 1.13, false, "0.2 0.4 0.6 0.8 1.0", 11},
+		{0, 23.6, false, "0 5 10 15 20", 10},
+		{-1.9, 1.9, false, "-1.5 -1.0 -0.5 0.0 0.5 1.0 1.5", 15},
+		{0, 1e-5, false, "0 2e-06 4e-06 6e-06 8e-06 1e-05", 11},
+		{3e6, 4e6, false, "3e+06 3.2e+06 3.4e+06 3.6e+06 3.8e+06 4e+06", 11},
+		// Whole numbers only (layer indices): no 2.5, no ticks at halves.
+		{1, 17, true, "2 4 6 8 10 12 14 16", 17},
+		{1, 4, true, "1 2 3 4", 4},
 	}
 	for _, tc := range tests {
-		ticks := linTicks{}.Ticks(tc.lo, tc.hi)
+		ticks := linTicks{integer: tc.integer}.Ticks(tc.lo, tc.hi)
 		var labels []string
 		for _, tk := range ticks {
 			if tk.Label != "" {

@@ -87,11 +87,13 @@ func newPlot(title, xlabel, ylabel string) *plot.Plot {
 // Labels show the digits the step needs ("0.25", "1.0", "20"), in
 // exponent form for steps below 1e-4 or values reaching 1e6. It replaces plot.DefaultTicks,
 // which labels as few as three ticks and pads every label to a common
-// precision ("0.00", "25.00", "50.00").
-type linTicks struct{}
+// precision ("0.00", "25.00", "50.00"). With integer set (an axis of
+// whole numbers, such as layer indices) the step is a whole 1, 2 or 5
+// times a power of ten and no tick falls between whole numbers.
+type linTicks struct{ integer bool }
 
 // Ticks implements plot.Ticker.
-func (linTicks) Ticks(lo, hi float64) []plot.Tick {
+func (lt linTicks) Ticks(lo, hi float64) []plot.Tick {
 	if !(hi > lo) || math.IsInf(lo, 0) || math.IsInf(hi, 0) {
 		return plot.DefaultTicks{}.Ticks(lo, hi)
 	}
@@ -100,6 +102,9 @@ func (linTicks) Ticks(lo, hi float64) []plot.Tick {
 	for ee := e - 1; ee <= e+1; ee++ {
 		for _, m := range []float64{1, 2, 2.5, 5} {
 			step := m * math.Pow10(ee)
+			if lt.integer && (step < 1 || m == 2.5) {
+				continue
+			}
 			n := int(math.Floor(hi/step)) - int(math.Ceil(lo/step)) + 1
 			if n < 2 {
 				continue
@@ -131,6 +136,8 @@ func (linTicks) Ticks(lo, hi float64) []plot.Tick {
 		t := plot.Tick{Value: v}
 		if k%2 == 0 {
 			t.Label = linLabel(v, bestE, decimals, big)
+		} else if lt.integer && v != math.Trunc(v) {
+			continue
 		}
 		ticks = append(ticks, t)
 	}

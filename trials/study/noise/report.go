@@ -526,7 +526,7 @@ func other(axis string) string {
 
 func gradOutputs(dir string, gs []*Grads) error {
 	rows := [][]string{{"model", "width", "depth", "init", "layer_index", "layer", "params", "norm64", "format", "rel_err"}}
-	fig := plots.Figure{Title: "Relative gradient error by layer", XLabel: "layer (1 = nearest the input)", YLabel: "|g_P − g_64| / |g_64|", LogY: true}
+	fig := plots.Figure{Title: "Relative gradient error by layer", XLabel: "layer (1 = nearest the input)", YLabel: "|g_P − g_64| / |g_64|", LogY: true, IntegerX: true}
 	for _, gr := range gs {
 		for fi, f := range gr.Formats {
 			ser := plots.Series{Label: fmt.Sprintf("%s %v", displayName(&Scan{Model: gr.Model, Width: gr.Width, Depth: gr.Depth}), f)}
