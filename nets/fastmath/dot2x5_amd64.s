@@ -18,8 +18,9 @@
 // func Sdot2x5(k int, a *float32, lda int, b *float32, ldb int, c *float32)
 //
 // c[5r + j] = Σ_{l<k} a[r·lda + l]·b[j·ldb + l] for r < 2, j < 5 with
-// AVX-512: sixteen l at a time into ten accumulators (the last k mod 16
-// through a mask), each reduced to one float at the end; k ≥ 1.
+// AVX-512: sixteen l at a time into ten accumulators (masked loads, all
+// lanes but for the last k mod 16 terms), each reduced to one float at the
+// end; k ≥ 1.
 TEXT ·Sdot2x5(SB), NOSPLIT, $0-48
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
@@ -47,37 +48,19 @@ TEXT ·Sdot2x5(SB), NOSPLIT, $0-48
 	VPXORD Z9, Z9, Z9
 	XORQ   AX, AX // byte offset along k
 
-loop:
-	CMPQ        CX, $16
-	JLT         tail
-	VMOVUPS     (SI)(AX*1), Z10
-	VMOVUPS     (R10)(AX*1), Z11
-	VMOVUPS     (DI)(AX*1), Z12
-	VFMADD231PS Z10, Z12, Z0
-	VFMADD231PS Z11, Z12, Z5
-	VMOVUPS     (R11)(AX*1), Z13
-	VFMADD231PS Z10, Z13, Z1
-	VFMADD231PS Z11, Z13, Z6
-	VMOVUPS     (R12)(AX*1), Z14
-	VFMADD231PS Z10, Z14, Z2
-	VFMADD231PS Z11, Z14, Z7
-	VMOVUPS     (R13)(AX*1), Z15
-	VFMADD231PS Z10, Z15, Z3
-	VFMADD231PS Z11, Z15, Z8
-	VMOVUPS     (R14)(AX*1), Z16
-	VFMADD231PS Z10, Z16, Z4
-	VFMADD231PS Z11, Z16, Z9
-	ADDQ        $64, AX
-	SUBQ        $16, CX
-	JMP         loop
+	KXNORW K1, K1, K1 // all sixteen lanes
 
-tail:
-	TESTQ       CX, CX
-	JZ          reduce
-	MOVQ        $1, BX
-	SHLQ        CX, BX
-	DECQ        BX
-	KMOVW       BX, K1
+loop:
+	TESTQ CX, CX
+	JLE   reduce
+	CMPQ  CX, $16
+	JGE   step
+	MOVQ  $1, BX // the last k mod 16 terms: a mask of CX lanes
+	SHLQ  CX, BX
+	DECQ  BX
+	KMOVW BX, K1
+
+step:
 	VMOVUPS.Z   (SI)(AX*1), K1, Z10
 	VMOVUPS.Z   (R10)(AX*1), K1, Z11
 	VMOVUPS.Z   (DI)(AX*1), K1, Z12
@@ -95,6 +78,9 @@ tail:
 	VMOVUPS.Z   (R14)(AX*1), K1, Z16
 	VFMADD231PS Z10, Z16, Z4
 	VFMADD231PS Z11, Z16, Z9
+	ADDQ        $64, AX
+	SUBQ        $16, CX
+	JMP         loop
 
 reduce:
 	REDUCE(Z0, Y0, 0)
