@@ -251,10 +251,10 @@ func (e *DeviceBackend) HVP(theta [][]float64, pts [][]nets.Sample, v, out [][]f
 	if err != nil || kk == 0 {
 		return err
 	}
-	th, vs, os := e.pad(theta, kk, &e.theta, false), e.pad(v, kk, &e.v, false), e.pad(out, kk, &e.out, true)
 	if e.HVPChunk > 0 && b > e.HVPChunk && kernels.HostWorkers(e.Data.Dev) > 0 {
-		return e.hvpChunked(th, rows, vs, os, kk, b)
+		return e.hvpChunked(theta, rows, v, out, b)
 	}
+	th, vs, os := e.pad(theta, kk, &e.theta, false), e.pad(v, kk, &e.v, false), e.pad(out, kk, &e.out, true)
 	net, err := e.net(kk, b, BatchHVP)
 	if err != nil {
 		return err

@@ -288,23 +288,40 @@ func (d *DeviceNet) HVP(theta [][]float64, rows [][]int, v, out [][]float64) err
 	d.checkOut("direction", v)
 	d.checkOut("output", out)
 	if d.primal && sameVecs(d.theta, theta) && sameRows(d.rows, rows) {
-		if err := d.uploadTangents(v); err != nil {
+		if err := d.rerun(v, out); err != nil {
+			d.primal = false
 			return err
 		}
-		if err := d.Prog.Rerun(); err != nil {
-			d.primal = false
-			return fmt.Errorf("device Hessian-vector product of %s: %w", d.Arch.Name, err)
-		}
-		return d.download(out)
+		return nil
 	}
 	d.primal = false
+	if err := d.full(theta, rows, v, out); err != nil {
+		return err
+	}
+	d.keep(theta, rows)
+	return nil
+}
+
+// full runs the whole HVP program at theta, rows and v.
+func (d *DeviceNet) full(theta [][]float64, rows [][]int, v, out [][]float64) error {
 	if err := d.upload(rows, append(append([]*G.Node{}, d.params...), d.tangents...), theta, v); err != nil {
 		return err
 	}
 	if err := d.Prog.Run(); err != nil {
 		return fmt.Errorf("device Hessian-vector product of %s: %w", d.Arch.Name, err)
 	}
-	d.keep(theta, rows)
+	return d.download(out)
+}
+
+// rerun reruns the HVP program's steps that depend on the direction, at
+// the point of the last full run in its buffers.
+func (d *DeviceNet) rerun(v, out [][]float64) error {
+	if err := d.uploadTangents(v); err != nil {
+		return err
+	}
+	if err := d.Prog.Rerun(); err != nil {
+		return fmt.Errorf("device Hessian-vector product of %s: %w", d.Arch.Name, err)
+	}
 	return d.download(out)
 }
 

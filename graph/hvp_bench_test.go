@@ -24,7 +24,8 @@ import (
 // other models) as separate programs ("walker-chunks",
 // "walker-chunks-serial"), and through the hand-written HVPEvaluator
 // ("hand" on one goroutine, "hand-parallel" on one per CPU), and reports
-// the time per image and trial ("us/image-trial"). Every call is at the
+// the time per image and trial ("us/image-trial"); $PERTURB_HVP_K sets
+// the number of trials (default 8). Every call is at the
 // same parameters and samples, as in Lanczos: "hand" reuses the cached
 // primal values after the first call, the walker reruns only the steps
 // that depend on the direction; "hand-nocache" recomputes them; "forward"
@@ -42,14 +43,17 @@ func BenchmarkHVP(b *testing.B) {
 	for _, model := range []string{"convnet", "logistic"} {
 		a, _ := nets.New(model, 1, 28, 28, 10)
 		d := peBenchData(a)
-		const k, imgs = 8, 128
+		k, imgs := 8, 128
+		if s := os.Getenv("PERTURB_HVP_K"); s != "" {
+			k, _ = strconv.Atoi(s)
+		}
 		r := rand.New(rand.NewPCG(3, 4))
 		_, theta := peTrials(a, k, true, r)
 		v := hvDirections(a.NumParams(), k, -1, r)
 		rows, pts := hvSamples(d.Len(), k, imgs, true, r)
 		out := hvPoison(a.NumParams(), k)
 		report := func(b *testing.B) {
-			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)/(k*imgs)*1e6, "us/image-trial")
+			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)/float64(k*imgs)*1e6, "us/image-trial")
 		}
 		b.Run(fmt.Sprintf("%s/graph/K=%d/B=%d", model, k, imgs), func(b *testing.B) {
 			ib := NewImageBackend(a, tensor.Float32, d)

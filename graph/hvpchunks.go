@@ -2,187 +2,260 @@ package graph
 
 import (
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/perturb/perturb/kernels"
 )
 
-// Chunked Hessian-vector products on a CPU device. A product over B
-// samples per trial is the sum of the products over chunks of the samples;
-// on a CPU device DeviceBackend.HVP (with HVPChunk set) computes each
-// chunk with its own program on a one-goroutine device, the chunks of a
-// wave on the device's goroutines at once, and adds the chunks' products
-// per trial in chunk order, so the result depends on HVPChunk but not on
-// the number of goroutines. A chunk's values stay in the caches between
-// the steps of its program (one program over all B samples sends the
-// second convolution's patches to memory and back at every step), and the
-// goroutines run whole programs rather than splitting each kernel. While
-// the programs of every chunk fit HVPBytes, each chunk keeps its program,
-// so a new direction at the same point reruns only the steps that depend
-// on it, as a single program does (DeviceNet.HVP); beyond the budget the
-// programs are shared by the chunks of a goroutine and rerun in full.
+// Chunked Hessian-vector products on a CPU device. A trial's product over
+// its B samples is the sum of the products over chunks of HVPChunk
+// consecutive samples. DeviceBackend.HVP (with HVPChunk set) computes
+// each chunk of each trial with a program of one trial and one chunk, run
+// by one of the device's goroutines on a one-goroutine device: a chunk's
+// values stay in the caches between the steps of its program (one program
+// over all trials and samples sends the patch matrices to memory and back
+// at every step), and the goroutines run whole programs rather than
+// splitting each kernel.
+//
+// Each goroutine has one program per chunk length; what a rerun at a new
+// direction reads of a (trial, chunk)'s full run (parameters, samples,
+// activations and the loss reverse: Program.planRerun) is kept in a Bank
+// of its own while the banks of every (trial, chunk) fit HVPBytes, so a
+// new direction at the same point reruns only the steps that depend on it
+// (as DeviceNet.HVP does); beyond the budget every chunk runs in full.
+//
+// Summation: the chunks of a trial are taken in segments of
+// hvpSegment samples; a segment's chunk products are added in float64 in
+// chunk order, and the trial's segments in segment order. A (trial,
+// segment) pair is one unit of work, so the result depends on HVPChunk
+// but not on the number of trials, the goroutines or the scheduling, and
+// a NaN in one trial stays in it.
 
-// DefaultHVPBytes is the default memory budget of the chunk programs of
-// one DeviceBackend's Hessian-vector products.
+// DefaultHVPBytes is the default memory budget of the banks of one
+// DeviceBackend's chunked Hessian-vector products.
 const DefaultHVPBytes = 1 << 30
 
-type chunkKey struct {
-	k, b, idx int
-}
+// hvpSegment is the number of samples whose chunks one unit adds.
+const hvpSegment = 256
 
-// chunkedHVP holds the chunk programs and their outputs.
+// chunkedHVP holds the chunk programs, the banks and the partial sums.
 type chunkedHVP struct {
-	nets map[chunkKey]*DeviceNet
-	outs [][][]float64 // per goroutine: kk output vectors
-	rows [][][]int     // per goroutine: the chunk's rows of every trial
-	// kk and b are the trials and samples of the programs kept; shared
-	// says they are one per goroutine (the chunks' did not fit).
-	kk, b  int
-	shared bool
-	// perTrial is the number of elements of one trial's chunk program
-	// (HVPBytesPerTrial), 0 until measured.
-	perTrial int64
+	progs map[[2]int]*DeviceNet // (goroutine, samples)
+	banks map[[2]int]*chunkBank // (trial, chunk)
+	// theta and gen: each trial's parameters of the last call and a
+	// counter that changes with them.
+	theta [][]float64
+	gen   []int
+	next  int
+	// b is the samples per trial the banks are for; banked says the
+	// banks fit the budget.
+	b      int
+	banked bool
+	part   [][]float64 // per unit: its partial sum
+	outs   [][]float64 // per goroutine: a chunk's product
 }
 
-// hvpChunked is HVP over chunks of e.HVPChunk samples (see above); rows
-// and the vectors are padded to kk trials.
-func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]float64, kk, b int) error {
-	dev1, _ := kernels.WithWorkers(e.Data.Dev, 1)
+// chunkBank is the bank of one trial's chunk and the point it holds.
+type chunkBank struct {
+	bank *Bank
+	gen  int
+	rows []int
+}
+
+// hvpChunked is HVP over chunks of e.HVPChunk samples (see above) of
+// the trials of theta (rows may have more, padded).
+func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]float64, b int) error {
 	workers := max(1, kernels.HostWorkers(e.Data.Dev))
 	c := e.HVPChunk
+	k, np := len(theta), e.NumParams()
 	chunks := (b + c - 1) / c
-	workers = min(workers, chunks)
+	perSeg := max(1, hvpSegment/c)
+	segs := (chunks + perSeg - 1) / perSeg
 	h := &e.chunks
-	if h.nets == nil {
-		h.nets = map[chunkKey]*DeviceNet{}
-	}
-	fresh := h.kk != kk || h.b != b
-	if fresh {
-		// Keep the programs of one shape only (the budget is for them).
-		if err := e.CloseChunks(); err != nil {
+	if h.b != b {
+		// Banks of one shape only (the budget is for them).
+		if err := e.closeBanks(); err != nil {
 			return err
 		}
-		h.kk, h.b, h.shared = kk, b, false
-	}
-	if len(h.outs) < workers || len(h.outs[0]) != kk {
-		// One output vector per trial and a row list per goroutine.
-		h.outs, h.rows = make([][][]float64, workers), make([][][]int, workers)
-		for w := range workers {
-			h.outs[w], h.rows[w] = make([][]float64, kk), make([][]int, kk)
-			for i := range kk {
-				h.outs[w][i] = make([]float64, e.NumParams())
-			}
-		}
-	}
-	// Per-chunk programs while they fit the budget (measured on the
-	// first of a shape), else one per goroutine (h.shared).
-	budget := e.HVPBytes
-	if budget <= 0 {
-		budget = DefaultHVPBytes
-	}
-	net := func(w, lo, hi int) (*DeviceNet, error) {
-		idx := lo / c
-		if h.shared {
-			idx = -1 - w
-		}
-		key := chunkKey{kk, hi - lo, idx}
-		if n, ok := h.nets[key]; ok {
-			return n, nil
-		}
-		n, err := NewDeviceNet(e.Arch, e.Data.On(dev1), kk, hi-lo, BatchHVP)
-		if err != nil {
-			return nil, fmt.Errorf("%s: Hessian-vector products of chunks of %d samples: %w", e.Arch.Name, hi-lo, err)
-		}
-		h.nets[key] = n
-		return n, nil
-	}
-	if fresh {
-		first, err := net(0, 0, min(c, b))
+		per, err := e.HVPBytesPerTrial(b)
 		if err != nil {
 			return err
 		}
-		// (A quarter of slack: callers size their batches with
-		// HVPBytesPerTrial, and K trials' programs hold a little more
-		// than K times one trial's.)
-		if int64(chunks)*first.Prog.Elements()*int64(e.Data.Dev.DType().Size()) > budget+budget/4 {
-			if err := e.CloseChunks(); err != nil {
-				return err
-			}
-			h.shared = true
+		budget := e.HVPBytes
+		if budget <= 0 {
+			budget = DefaultHVPBytes
+		}
+		h.b, h.banked = b, int64(k)*per <= budget
+	}
+	// Which trials are at the point of their banks.
+	for len(h.theta) < k {
+		h.theta, h.gen = append(h.theta, nil), append(h.gen, 0)
+	}
+	for i := range k {
+		if h.gen[i] == 0 || !sameVecs(h.theta[i:i+1], theta[i:i+1]) {
+			h.next++
+			h.theta[i], h.gen[i] = append(h.theta[i][:0], theta[i]...), h.next
 		}
 	}
-	for i := range out {
+	for len(h.part) < k*segs {
+		h.part = append(h.part, make([]float64, np))
+	}
+	for len(h.outs) < workers {
+		h.outs = append(h.outs, make([]float64, np))
+	}
+	// The programs and banks are made by the goroutines, under mu.
+	var mu sync.Mutex
+	prog := func(w, n int) (*DeviceNet, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return e.chunkProg(w, n)
+	}
+	bank := func(d *DeviceNet, key [2]int) (*chunkBank, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if cb, ok := h.banks[key]; ok {
+			return cb, nil
+		}
+		bk, err := d.Prog.NewBank()
+		if err != nil {
+			return nil, err
+		}
+		cb := &chunkBank{bank: bk}
+		h.banks[key] = cb
+		return cb, nil
+	}
+	var units atomic.Int64
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			o := h.outs[w][:np]
+			for {
+				u := int(units.Add(1) - 1)
+				if u >= k*segs {
+					return
+				}
+				i, sg := u/segs, u%segs
+				part := h.part[u][:np]
+				clear(part)
+				for ch := sg * perSeg; ch < min((sg+1)*perSeg, chunks); ch++ {
+					lo, hi := ch*c, min(ch*c+c, b)
+					d, err := prog(w, hi-lo)
+					if err == nil {
+						err = e.chunkHVP(d, h, bank, [2]int{i, ch}, theta[i:i+1], rows[i][lo:hi], v[i:i+1], o)
+					}
+					if err != nil {
+						errs[w] = err
+						return
+					}
+					axpy(part, 1, o)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	for i := range k {
 		clear(out[i])
-	}
-	nets, errs := make([]*DeviceNet, workers), make([]error, workers)
-	for lo := 0; lo < b; lo += workers * c {
-		// A wave: chunk lo + w·c on goroutine w.
-		n := min(workers, (b-lo+c-1)/c)
-		for w := range n {
-			clo := lo + w*c
-			var err error
-			if nets[w], err = net(w, clo, min(clo+c, b)); err != nil {
-				return err
-			}
-		}
-		var wg sync.WaitGroup
-		for w := range n {
-			clo := lo + w*c
-			chi := min(clo+c, b)
-			rs := h.rows[w][:kk]
-			for i := range rs {
-				rs[i] = rows[i][clo:chi]
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[w] = nets[w].HVP(theta, rs, v, h.outs[w][:kk])
-			}()
-		}
-		wg.Wait()
-		for w := range n {
-			if errs[w] != nil {
-				return errs[w]
-			}
-			for i := range out {
-				axpy(out[i], 1, h.outs[w][i])
-			}
+		for sg := range segs {
+			axpy(out[i], 1, h.part[i*segs+sg][:np])
 		}
 	}
 	return nil
 }
 
-// HVPBytesPerTrial is the memory the chunk programs of one trial's
-// Hessian-vector products over b samples take (with HVPChunk set; 0
-// without), measured on a program of one trial.
+// chunkHVP computes one trial's product over one chunk's rows into o on
+// the program d: a rerun when the chunk's bank holds the trial's point,
+// else a full run (into the bank, when banked).
+func (e *DeviceBackend) chunkHVP(d *DeviceNet, h *chunkedHVP, bank func(*DeviceNet, [2]int) (*chunkBank, error), key [2]int, theta [][]float64, rows []int, v [][]float64, o []float64) error {
+	outs, rs := [][]float64{o}, [][]int{rows}
+	if !h.banked {
+		d.Prog.UseBank(nil)
+		return d.full(theta, rs, v, outs)
+	}
+	cb, err := bank(d, key)
+	if err != nil {
+		return err
+	}
+	d.Prog.UseBank(cb.bank)
+	if cb.gen == h.gen[key[0]] && slices.Equal(cb.rows, rows) {
+		return d.rerun(v, outs)
+	}
+	cb.gen = 0
+	if err := d.full(theta, rs, v, outs); err != nil {
+		return err
+	}
+	cb.gen, cb.rows = h.gen[key[0]], append(cb.rows[:0], rows...)
+	return nil
+}
+
+// chunkProg returns goroutine w's program of one trial and n samples.
+func (e *DeviceBackend) chunkProg(w, n int) (*DeviceNet, error) {
+	h := &e.chunks
+	if h.progs == nil {
+		h.progs, h.banks = map[[2]int]*DeviceNet{}, map[[2]int]*chunkBank{}
+	}
+	if d, ok := h.progs[[2]int{w, n}]; ok {
+		return d, nil
+	}
+	dev1, _ := kernels.WithWorkers(e.Data.Dev, 1)
+	d, err := NewDeviceNet(e.Arch, e.Data.On(dev1), 1, n, BatchHVP)
+	if err != nil {
+		return nil, fmt.Errorf("%s: Hessian-vector products of chunks of %d samples: %w", e.Arch.Name, n, err)
+	}
+	h.progs[[2]int{w, n}] = d
+	return d, nil
+}
+
+// HVPBytesPerTrial is the memory the banks of one trial's Hessian-vector
+// products over b samples take (with HVPChunk set; 0 without).
 func (e *DeviceBackend) HVPBytesPerTrial(b int) (int64, error) {
 	c := e.HVPChunk
 	if c <= 0 || b <= c {
 		return 0, nil
 	}
-	if e.chunks.perTrial == 0 {
-		dev1, _ := kernels.WithWorkers(e.Data.Dev, 1)
-		n, err := NewDeviceNet(e.Arch, e.Data.On(dev1), 1, c, BatchHVP)
-		if err != nil {
-			return 0, fmt.Errorf("%s: Hessian-vector products of chunks of %d samples: %w", e.Arch.Name, c, err)
-		}
-		e.chunks.perTrial = n.Prog.Elements()
-		if err := n.Close(); err != nil {
-			return 0, err
-		}
+	d, err := e.chunkProg(0, c)
+	if err != nil {
+		return 0, err
 	}
-	return int64((b+c-1)/c) * e.chunks.perTrial * int64(e.Data.Dev.DType().Size()), nil
+	return int64((b+c-1)/c) * d.Prog.BankElements() * int64(e.Data.Dev.DType().Size()), nil
 }
 
-// CloseChunks releases the chunk programs of the Hessian-vector products
-// (compiled again on the next call).
-func (e *DeviceBackend) CloseChunks() error {
+// closeBanks frees the banks.
+func (e *DeviceBackend) closeBanks() error {
 	var first error
-	for key, n := range e.chunks.nets {
-		if err := n.Close(); err != nil && first == nil {
+	h := &e.chunks
+	for key, cb := range h.banks {
+		// Any program of the shape frees a bank (they share the device).
+		for _, d := range h.progs {
+			if err := d.Prog.CloseBank(cb.bank); err != nil && first == nil {
+				first = err
+			}
+			break
+		}
+		delete(h.banks, key)
+	}
+	h.b, h.gen = 0, nil
+	h.theta = nil
+	return first
+}
+
+// CloseChunks releases the banks and the chunk programs (compiled again
+// on the next call).
+func (e *DeviceBackend) CloseChunks() error {
+	first := e.closeBanks()
+	for key, d := range e.chunks.progs {
+		d.Prog.UseBank(nil)
+		if err := d.Close(); err != nil && first == nil {
 			first = err
 		}
-		delete(e.chunks.nets, key)
+		delete(e.chunks.progs, key)
 	}
 	return first
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	G "gorgonia.org/gorgonia"
 
@@ -35,7 +36,11 @@ func (n *BatchNet) CompileRerun(dev kernels.Device, changed []*G.Node, outs ...*
 
 // planRerun marks the steps that depend on the inputs changed (p.rerun)
 // and pins the slots that those steps read but other steps write, before
-// assign gives out buffers.
+// assign gives out buffers. The patch matrices (im2col) that the marked
+// steps read are recomputed by the rerun from the maps or images they
+// are taken from, which it keeps instead: those are several times
+// smaller, and the patches of a chunk stay in the caches between the
+// im2col and the products that read them.
 func (p *Program) planRerun(changed []*G.Node) error {
 	dirty := map[*slot]bool{}
 	for _, c := range changed {
@@ -46,23 +51,108 @@ func (p *Program) planRerun(changed []*G.Node) error {
 		dirty[s] = true
 	}
 	p.rerun = []int{}
+	read := map[*slot]bool{} // read by a marked step
 	for i, st := range p.plan {
 		for _, s := range st.in {
 			if dirty[s] {
 				dirty[st.out] = true
 				p.rerun = append(p.rerun, i)
+				for _, s := range st.in {
+					read[s] = true
+				}
 				break
 			}
 		}
 	}
+	for i, st := range p.plan {
+		if !dirty[st.out] && read[st.out] && strings.HasPrefix(p.ops[i], "im2col(") {
+			dirty[st.out] = true
+			p.rerun = append(p.rerun, i)
+		}
+	}
+	slices.Sort(p.rerun)
+	kept := map[*slot]bool{}
 	for _, i := range p.rerun {
 		for _, s := range p.plan[i].in {
 			if !dirty[s] {
-				s.pinned = true // written by a step that does not rerun
+				s.pinned = true // written by a step that does not rerun, or an input
+				if s.buf == nil && !kept[s] { // not a constant filled at compile time
+					kept[s] = true
+					p.banked = append(p.banked, s)
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// A Bank holds the values of a program that a rerun reads from the full
+// run before it: the inputs other than the changed ones (parameters,
+// samples) and the kept values (Program.planRerun). One program serves
+// several points (a trial's chunks of samples, say) with a bank each:
+// UseBank points the program at a bank, after which a Run fills it and a
+// Rerun reads it; the other buffers are the program's, shared by the
+// banks.
+type Bank struct {
+	bufs []kernels.Buffer
+}
+
+// BankElements is the number of elements of a bank of p.
+func (p *Program) BankElements() int64 {
+	var n int64
+	for _, s := range p.banked {
+		n += int64(s.n)
+	}
+	return n
+}
+
+// NewBank allocates a bank for p on p's device.
+func (p *Program) NewBank() (*Bank, error) {
+	if p.rerun == nil {
+		return nil, fmt.Errorf("bank of a program compiled without changed inputs")
+	}
+	b := &Bank{}
+	for _, s := range p.banked {
+		buf, err := p.dev.Alloc(s.n)
+		if err != nil {
+			p.CloseBank(b)
+			return nil, fmt.Errorf("bank of %d elements: %w", p.BankElements(), err)
+		}
+		b.bufs = append(b.bufs, buf)
+	}
+	return b, nil
+}
+
+// UseBank points p's banked values at b, or back at p's own buffers for
+// b nil.
+func (p *Program) UseBank(b *Bank) {
+	if p.own == nil {
+		for _, s := range p.banked {
+			p.own = append(p.own, s.buf)
+		}
+	}
+	if b != nil && len(b.bufs) != len(p.banked) {
+		panic(fmt.Sprintf("graph: a bank of %d buffers for a program of %d", len(b.bufs), len(p.banked)))
+	}
+	for i, s := range p.banked {
+		s.buf = p.own[i]
+		if b != nil {
+			s.buf = b.bufs[i]
+		}
+		s.phys = s.buf
+	}
+}
+
+// CloseBank frees b's buffers.
+func (p *Program) CloseBank(b *Bank) error {
+	var first error
+	for _, buf := range b.bufs {
+		if err := p.dev.Free(buf); err != nil && first == nil {
+			first = err
+		}
+	}
+	b.bufs = nil
+	return first
 }
 
 // Rerun executes the steps that depend on the changed inputs given to

@@ -49,6 +49,10 @@ type Program struct {
 	// rerun lists, in order, the steps that depend on the inputs given
 	// to CompileRerun (nil for a program compiled without).
 	rerun []int
+	// banked lists the slots a Bank holds, own their buffers of the
+	// program (UseBank).
+	banked []*slot
+	own    []kernels.Buffer
 	// fused maps a sum of two products to them, skip marks those
 	// products (fuse.go).
 	fused map[int64][2]*G.Node

@@ -217,6 +217,9 @@ func same[T float](name string, n int, bs ...[]T) error {
 	return nil
 }
 
+// binaryOps maps Binary to fastmath's operations.
+var binaryOps = [...]int{Add: fastmath.OpAdd, Sub: fastmath.OpSub, Mul: fastmath.OpMul}
+
 // Binary applies f.
 func (CPU[T]) Binary(f Binary, out, a, b Buffer) error {
 	bs, err := bufs[T](out, a, b)
@@ -228,6 +231,10 @@ func (CPU[T]) Binary(f Binary, out, a, b Buffer) error {
 		return err
 	}
 	x, y = x[:len(o)], y[:len(o)] // one bounds check per slice
+	if o32, ok := any(o).([]float32); ok && f <= Mul {
+		fastmath.Binary32(binaryOps[f], o32, any(x).([]float32), any(y).([]float32))
+		return nil
+	}
 	switch f {
 	case Add:
 		for i := range o {
@@ -257,8 +264,12 @@ func (CPU[T]) TanhBack(out, t, g Buffer) error {
 		return err
 	}
 	tv, o, gv := bs[1], bs[0][:len(bs[1])], bs[2][:len(bs[1])]
+	if o32, ok := any(o).([]float32); ok {
+		fastmath.TanhBack32(o32, any(tv).([]float32), any(gv).([]float32))
+		return nil
+	}
 	for i, v := range tv {
-		o[i] = (1 - v*v) * gv[i]
+		o[i] = (1 - T(v*v)) * gv[i]
 	}
 	return nil
 }
@@ -273,8 +284,12 @@ func (CPU[T]) TanhBack2(out, t, g, h Buffer) error {
 		return err
 	}
 	tv, o, gv, hv := bs[1], bs[0][:len(bs[1])], bs[2][:len(bs[1])], bs[3][:len(bs[1])]
+	if o32, ok := any(o).([]float32); ok {
+		fastmath.TanhBack2_32(o32, any(tv).([]float32), any(gv).([]float32), any(hv).([]float32))
+		return nil
+	}
 	for i, v := range tv {
-		o[i] = -2 * v * gv[i] * hv[i]
+		o[i] = T(T(-2*v)*gv[i]) * hv[i]
 	}
 	return nil
 }

@@ -92,10 +92,24 @@ func (d CPU[T]) BiasAct(z Buffer, batch, m, n int, s float64, bias Buffer, cm, a
 			bt := bi[t*nb : (t+1)*nb]
 			row := zs[u*n : (u+1)*n]
 			if !act {
-				for j, v := range row {
-					if cm {
+				switch {
+				case is32[T]() && cm:
+					var t8 [8]float32
+					for i := range t8 {
+						t8[i] = float32(bt[r])
+					}
+					fastmath.ScaleBias32(any(row).([]float32), float32(st), t8[:])
+				case is32[T]():
+					if tileFor != t {
+						tile, tileFor = tileOf(bt, true), t
+					}
+					fastmath.ScaleBias32(any(row).([]float32), float32(st), any(tile).([]float32))
+				case cm:
+					for j, v := range row {
 						row[j] = T(st*v) + bt[r]
-					} else {
+					}
+				default:
+					for j, v := range row {
 						row[j] = T(st*v) + bt[j]
 					}
 				}
