@@ -75,7 +75,7 @@ func (p *Program) planRerun(changed []*G.Node) error {
 	for _, i := range p.rerun {
 		for _, s := range p.plan[i].in {
 			if !dirty[s] {
-				s.pinned = true // written by a step that does not rerun, or an input
+				s.pinned = true               // written by a step that does not rerun, or an input
 				if s.buf == nil && !kept[s] { // not a constant filled at compile time
 					kept[s] = true
 					p.banked = append(p.banked, s)
