@@ -53,10 +53,10 @@ var poolModels = []string{"logistic", "convnet"}
 // remainder) and over a row list with repetitions, with and without the
 // assembly kernels.
 func TestDeviceEvalMatchesGorgonia(t *testing.T) {
-	avx, avx512, patch := fastmath.HaveAVX2, fastmath.HaveAVX512, peHavePatchCopy
-	defer func() { fastmath.HaveAVX2, fastmath.HaveAVX512, peHavePatchCopy = avx, avx512, patch }()
+	avx, avx512 := fastmath.HaveAVX2, fastmath.HaveAVX512
+	defer func() { fastmath.HaveAVX2, fastmath.HaveAVX512 = avx, avx512 }()
 	for _, portable := range []bool{false, true} {
-		fastmath.HaveAVX2, fastmath.HaveAVX512, peHavePatchCopy = avx && !portable, avx512 && !portable, patch && !portable
+		fastmath.HaveAVX2, fastmath.HaveAVX512 = avx && !portable, avx512 && !portable
 		deviceEvalMatchesGorgonia(t, portable)
 	}
 }

@@ -31,7 +31,10 @@ import (
 // chunk order, and the trial's segments in segment order. A (trial,
 // segment) pair is one unit of work, so the result depends on HVPChunk
 // but not on the number of trials, the goroutines or the scheduling, and
-// a NaN in one trial stays in it.
+// a NaN in one trial stays in it. A trial whose direction is exactly
+// zero gets a zero product without any evaluation (even where its
+// Hessian is not finite): Lanczos and Hutchinson pass zero directions
+// for the trials of a batch that have converged.
 
 // DefaultHVPBytes is the default memory budget of the banks of one
 // DeviceBackend's chunked Hessian-vector products.
@@ -126,6 +129,21 @@ func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]f
 		h.banks[key] = cb
 		return cb, nil
 	}
+	// The units of the trials whose direction is not zero (a zero
+	// direction gets a zero product without evaluation, as an idle trial
+	// of a batch in Lanczos does).
+	todo := make([]int, 0, k*segs)
+	for i := range k {
+		if slices.ContainsFunc(v[i], func(x float64) bool { return x != 0 }) {
+			for sg := range segs {
+				todo = append(todo, i*segs+sg)
+			}
+		} else {
+			for sg := range segs {
+				clear(h.part[i*segs+sg][:np])
+			}
+		}
+	}
 	var units atomic.Int64
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
@@ -133,10 +151,11 @@ func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]f
 		wg.Go(func() {
 			o := h.outs[w][:np]
 			for {
-				u := int(units.Add(1) - 1)
-				if u >= k*segs {
+				n := int(units.Add(1) - 1)
+				if n >= len(todo) {
 					return
 				}
+				u := todo[n]
 				i, sg := u/segs, u%segs
 				part := h.part[u][:np]
 				clear(part)
@@ -258,4 +277,27 @@ func (e *DeviceBackend) CloseChunks() error {
 		delete(e.chunks.progs, key)
 	}
 	return first
+}
+
+// hvpChunkElements is the size, in elements, of the chunk programs that
+// AutoHVPChunk aims for: about 1.6 MB of float32, which keeps a chunk's
+// values in a core's L2 cache and its reruns' products large enough for
+// the micro-kernels (convnet: 16 samples; logistic regression: 128).
+const hvpChunkElements = 400_000
+
+// AutoHVPChunk returns the HVPChunk for e's model: the largest power of
+// two from 8 to 256 samples whose program of one trial has at most
+// hvpChunkElements elements, measured on a program of 16 samples.
+func (e *DeviceBackend) AutoHVPChunk() (int, error) {
+	const probe = 16
+	d, err := e.chunkProg(0, probe)
+	if err != nil {
+		return 0, err
+	}
+	per := max(1, d.Prog.Elements()/probe)
+	c := 8
+	for c < 256 && int64(2*c)*per <= hvpChunkElements {
+		c *= 2
+	}
+	return c, nil
 }

@@ -124,7 +124,10 @@ func im2col[T float](w int, c Conv, cols, images []T) {
 }
 
 // col2im sets every image pixel to the sum of the patch values that read
-// it, each (trial, channel) plane by one worker: a gather through a table
+// it, each (trial, channel) plane by one worker. Channel-major float32
+// maps of a stride-2 convolution with output rows of a multiple of four
+// pixels take fastmath.AddStride2Rows32, an AVX2 scatter of each patch
+// row; the others a gather through a table
 // of the (row, position) pairs that read each pixel of a plane, in
 // increasing row (ky, kx), so a pixel's sum is 0 + its values in the
 // order of the scatter of patches (bitwise the same), four images at a
@@ -162,9 +165,24 @@ func col2im[T float](w int, c Conv, images, cols []T) {
 			}
 		}
 	}
+	c32, _ := any(cols).([]float32)
+	i32, _ := any(images).([]float32)
+	scatter := c32 != nil && c.CBHW && c.Stride == 2 && ow%4 == 0
 	parallel(w, c.Trials*c.C, units(c.Images*plane*ss), func(lo, hi int) {
 		for u := lo; u < hi; u++ {
 			t, ch := u/c.C, u%c.C
+			if scatter {
+				// The patch rows added back in increasing row (ky, kx):
+				// every pixel the same sum, bitwise, as the gather below.
+				out := i32[t*sT+ch*sC:][:c.Images*plane]
+				clear(out)
+				for k := range ss {
+					at := (k/c.Size)*c.W + k%c.Size
+					row := c32[(t*f+ch*ss+k)*q:][:q]
+					fastmath.AddStride2Rows32(out[at:], row, oh, ow, 2*c.W, c.Images, sJ)
+				}
+				continue
+			}
 			rows := cols[(t*f+ch*ss)*q : (t*f+ch*ss+ss)*q]
 			out := images[t*sT+ch*sC:]
 			j := 0

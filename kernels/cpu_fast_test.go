@@ -278,27 +278,82 @@ func TestCPUFastMath(t *testing.T) {
 }
 
 // TestCPUPatchesBitwise checks the division-free im2col and col2im against
-// the element-by-element reference (patches), bitwise, with 1 and 3
+// the element-by-element reference (patches), bitwise, in float64 and
+// float32 (the AVX2 gathers and, for channel-major stride-2 maps with rows
+// of a multiple of four pixels, the AVX2 scatter of col2im), with 1 and 3
 // workers.
 func TestCPUPatchesBitwise(t *testing.T) {
 	r := rand.New(rand.NewSource(13))
 	for _, c := range []Conv{
 		{Trials: 3, Images: 4, C: 2, H: 12, W: 11, Size: 5, Stride: 2},
 		{Trials: 2, Images: 3, C: 3, H: 9, W: 9, Size: 3, Stride: 1, CBHW: true},
+		{Trials: 2, Images: 9, C: 3, H: 12, W: 12, Size: 5, Stride: 2, CBHW: true},
+		{Trials: 2, Images: 3, C: 2, H: 11, W: 11, Size: 5, Stride: 2, CBHW: true},
 	} {
 		im := rnd(r, c.ImagesLen())
 		cols := rnd(r, c.ColsLen())
-		wantCols := make([]float64, c.ColsLen())
-		patches(c, wantCols, im, false)
-		wantIm := make([]float64, c.ImagesLen())
-		patches(c, cols, wantIm, true)
-		for w := 1; w <= 3; w += 2 {
-			gotCols := make([]float64, c.ColsLen())
-			im2col(w, c, gotCols, im)
-			gotIm := rnd(r, c.ImagesLen()) // cleared by col2im
-			col2im(w, c, gotIm, cols)
-			if !bitwise(gotCols, wantCols) || !bitwise(gotIm, wantIm) {
-				t.Fatalf("%+v, %d workers: patches differ from the reference", c, w)
+		patchesBitwise(t, r, c, im, cols)
+		im32, cols32 := make([]float32, len(im)), make([]float32, len(cols))
+		for i, v := range im {
+			im32[i] = float32(v)
+		}
+		for i, v := range cols {
+			cols32[i] = float32(v)
+		}
+		patchesBitwise(t, r, c, im32, cols32)
+	}
+}
+
+func patchesBitwise[T float](t *testing.T, r *rand.Rand, c Conv, im, cols []T) {
+	t.Helper()
+	wantCols := make([]T, c.ColsLen())
+	patches(c, wantCols, im, false)
+	wantIm := make([]T, c.ImagesLen())
+	patches(c, cols, wantIm, true)
+	for w := 1; w <= 3; w += 2 {
+		gotCols := make([]T, c.ColsLen())
+		im2col(w, c, gotCols, im)
+		gotIm := make([]T, c.ImagesLen()) // cleared by col2im
+		for i := range gotIm {
+			gotIm[i] = T(r.NormFloat64())
+		}
+		col2im(w, c, gotIm, cols)
+		for i := range wantCols {
+			if math.Float64bits(float64(gotCols[i])) != math.Float64bits(float64(wantCols[i])) {
+				t.Fatalf("%T %+v, %d workers: im2col differs from the reference at %d", wantCols[0], c, w, i)
+			}
+		}
+		for i := range wantIm {
+			if math.Float64bits(float64(gotIm[i])) != math.Float64bits(float64(wantIm[i])) {
+				t.Fatalf("%T %+v, %d workers: col2im differs from the reference at %d", wantIm[0], c, w, i)
+			}
+		}
+	}
+}
+
+// TestCPUSumBitwise checks Sum (eight sums at a time along the middle
+// axis when inner is 1) against one sum at a time in increasing order,
+// bitwise, in float32.
+func TestCPUSumBitwise(t *testing.T) {
+	r := rand.New(rand.NewSource(17))
+	d := NewCPU(F32)
+	for _, sh := range [][3]int{{1, 37, 1}, {8, 37, 1}, {10, 2304, 1}, {17, 5, 1}, {10, 7, 3}} {
+		outer, mid, inner := sh[0], sh[1], sh[2]
+		x := rnd(r, outer*mid*inner)
+		out := alloc(t, d, outer*inner)
+		if err := d.Sum(out, up(t, d, x), outer, mid, inner); err != nil {
+			t.Fatal(err)
+		}
+		got := down(t, d, out)
+		for a := range outer {
+			for i := range inner {
+				var s float32
+				for j := range mid {
+					s += float32(x[(a*mid+j)*inner+i])
+				}
+				if math.Float32bits(float32(got[a*inner+i])) != math.Float32bits(s) {
+					t.Fatalf("sum %v: element (%d, %d) is %v, want %v", sh, a, i, got[a*inner+i], s)
+				}
 			}
 		}
 	}

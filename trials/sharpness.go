@@ -41,9 +41,6 @@ const (
 	sharpGradChunk    = 512
 	sharpBasisBytes   = 256 << 20
 	sharpMaxSubBatchK = 64
-	// sharpHVPChunk is the number of samples per trial of each program of
-	// the walker's chunked Hessian-vector products (see sharpBackend).
-	sharpHVPChunk = 16
 )
 
 // sharpState caches the measures at initialisation, which do not depend
@@ -136,16 +133,11 @@ func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample,
 	be, fast := w.sharpBackend(model)
 	if m.land == nil {
 		per := int64(s.MaxIter) * int64(m.numParams()) * 8
-		// The hand-written products keep each trial's primal values
-		// between products within their cache budget: smaller
-		// sub-batches that fit it (which changes no result).
+		// The chunked products keep each (trial, chunk)'s values for
+		// their reruns within their budget: smaller sub-batches that fit
+		// it (which changes no result).
 		var cache, budget int64 = 0, 1
-		if h, ok := be.(*graph.HVPBackend); ok && len(sets) > 0 {
-			cache, budget = h.Eval.CacheBytes(len(sets[0])), h.Eval.Options().CacheBytes
-			defer h.Eval.DropCache()
-		}
 		if h, ok := be.(*graph.DeviceBackend); ok && fast && len(sets) > 0 {
-			// The chunked products keep each chunk's program likewise.
 			var err error
 			if cache, err = h.HVPBytesPerTrial(len(sets[0])); err != nil {
 				return nil, err
@@ -170,9 +162,8 @@ func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample,
 			p.GradChunk = sharpGradChunk
 		}
 		if fast {
-			// The hand-written and the chunked products take all samples
-			// at once, in a fixed order whatever the sub-batch, and need
-			// no padding.
+			// The chunked products take all samples at once, in a fixed
+			// order whatever the sub-batch, and need no padding.
 			p.Chunk, p.PadGradOnly = 0, true
 		}
 		rngs := make([]*rand.Rand, hi-lo)
@@ -193,17 +184,13 @@ func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample,
 
 // sharpBackend returns the backend of the sharpness measures of a model
 // and whether its Hessian-vector products take all of a trial's samples
-// in one call. Without a device, for an image model that
-// graph.HVPEvaluator supports (logistic regression, the paper's convnet),
-// the worker's CPU backend (the walker, for the per-sample gradients)
-// with the hand-written Hessian-vector products (graph.HVPBackend, cached
-// next to it): in the sharpness benchmark on the real pool they cost half
-// the walker's (docs/engine.md); for the other image models (mlps,
-// deeper convnets) a walker backend of its own whose products run chunks
-// of sharpHVPChunk samples as separate programs on the worker's
-// goroutines (graph.DeviceBackend.HVPChunk), keeping them for the reruns
-// of Lanczos and Hutchinson within a quarter of the worker's memory.
-// Otherwise (a device, a landscape) the worker's backend.
+// in one call. Without a device, for an image model, a walker backend of
+// its own (beside the training one) whose products run chunks of
+// samples (graph.DeviceBackend.AutoHVPChunk) as programs of one trial on
+// the worker's goroutines (graph.DeviceBackend.HVPChunk), keeping each
+// (trial, chunk)'s values for the reruns of Lanczos and Hutchinson within
+// a quarter of the worker's memory. Otherwise (a device, a landscape) the
+// worker's backend.
 func (w *worker) sharpBackend(model string) (optim.Backend, bool) {
 	b := w.backend(model)
 	db, ok := b.(*graph.DeviceBackend)
@@ -211,20 +198,16 @@ func (w *worker) sharpBackend(model string) (optim.Backend, bool) {
 		return b, false
 	}
 	key := model + "\x00hvp"
-	switch h := w.backends[key].(type) {
-	case *graph.HVPBackend:
-		if h.DeviceBackend == db {
-			return h, true
-		}
-	case *graph.DeviceBackend:
+	if h, ok := w.backends[key]; ok {
 		return h, true
 	}
-	if h, err := graph.NewHVPBackend(db, w.r.data, graph.HVPOptions{Workers: w.threads, CacheBytes: w.maxBytes / 4}); err == nil {
-		w.backends[key] = h
-		return h, true
+	h := w.cpuBackend(db.Arch)
+	h.HVPBytes = w.maxBytes / 4
+	if c, err := h.AutoHVPChunk(); err == nil {
+		h.HVPChunk = c
+	} else {
+		h.HVPChunk = 16 // compiled again (and refused with its error) by the first product
 	}
-	h := w.cpuBackend(db.Arch) // a backend of its own, beside the training one
-	h.HVPChunk, h.HVPBytes = sharpHVPChunk, w.maxBytes/4
 	w.backends[key] = h
 	return h, true
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/perturb/perturb/graph"
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/data"
 	"github.com/perturb/perturb/nets/seed"
@@ -22,8 +23,9 @@ import (
 
 // BenchmarkSharpnessVsTestLoss measures the speed goal of the sharpness
 // measures on the real Fashion-MNIST (skipped without it): a batch of K
-// float32 convnet trials (K = $PERTURB_SHARP_K, default 64; initialisation
-// 1, SGD with batch 1 over N = 10 points at eta 0.05) is trained, then
+// float32 trials of a model ($PERTURB_SHARP_MODEL, default convnet; K =
+// $PERTURB_SHARP_K, default 64; initialisation 1, SGD with batch 1 over
+// N = 10 points at eta 0.05) is trained, then
 // timed in one process: (a) the batch's full-pool test-loss evaluation
 // (70,000 images, the runner's evaluator) and (b) the sharpness at the end
 // on a 1,000-image subset of the pool: the top eigenvalue to 1e-3
@@ -47,6 +49,10 @@ func BenchmarkSharpnessVsTestLoss(b *testing.B) {
 			b.Fatalf("PERTURB_SHARP_K=%q: want a positive whole number", s)
 		}
 	}
+	model := "convnet"
+	if s := os.Getenv("PERTURB_SHARP_MODEL"); s != "" {
+		model = s
+	}
 	measures := `"lambda", "tr_h"`
 	if s := os.Getenv("PERTURB_SHARP_MEASURES"); s != "" {
 		measures = `"` + strings.ReplaceAll(s, ",", `", "`) + `"`
@@ -61,7 +67,7 @@ count = %d
 n = 10
 etas = [0.05]
 [[model]]
-name = "convnet"
+name = "%s"
 inits = [1]
 [[optimizer]]
 name = "sgd"
@@ -75,17 +81,17 @@ tol = 1e-3
 trace_se = 0.05
 max_iter = 100
 max_probes = 100
-`, k, measures))
+`, k, model, measures))
 	r, err := NewRunner(c, pool)
 	if err != nil {
 		b.Fatal(err)
 	}
 	w := r.newWorker(DefaultMaxBytes, runtime.NumCPU())
-	st, err := w.init("convnet", 1)
+	st, err := w.init(model, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
-	ob := &optim.Batch{Backend: w.backend("convnet")}
+	ob := &optim.Batch{Backend: w.backend(model)}
 	var ids [][4]uint64
 	var sets [][]nets.Sample
 	for _, t := range Plan(c) {
@@ -93,7 +99,7 @@ max_probes = 100
 		ob.Eta = append(ob.Eta, t.Eta)
 		ob.Sets = append(ob.Sets, r.Samples(t))
 		ids = append(ids, [4]uint64{1, uint64(t.Index), pointEnd, lossPool})
-		sets = append(sets, r.poolSubset("convnet"))
+		sets = append(sets, r.poolSubset(model))
 	}
 	ob.Order = func(i, e int) []int { return nil }
 	ob.Noise = func(i int) *rand.Rand { return seed.New(seed.SDENoise, 0, uint64(i)) }
@@ -107,13 +113,15 @@ max_probes = 100
 	b.ResetTimer()
 	for range b.N {
 		t0, c0 := time.Now(), processCPU()
-		if err := w.testLoss("convnet", ob.Theta, loss, acc); err != nil {
+		if err := w.testLoss(model, ob.Theta, loss, acc); err != nil {
 			b.Fatal(err)
 		}
 		t1, c1 := time.Now(), processCPU()
-		if ms, err = w.measure("convnet", ob.Theta, sets, ids); err != nil {
+		graph.ResetStepTimes()
+		if ms, err = w.measure(model, ob.Theta, sets, ids); err != nil {
 			b.Fatal(err)
 		}
+		graph.DumpStepTimes()
 		tTest += t1.Sub(t0)
 		tSharp += time.Since(t1)
 		cTest += c1 - c0

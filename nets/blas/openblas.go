@@ -18,7 +18,7 @@ import (
 // gonum.org/v1/netlib/blas/netlib (-lopenblas comes from package
 // nets/blas/internal/openblas, since netlib declares no linker flags) and
 // registers it at initialisation for gonum's blas32 and blas64 packages
-// (used by the CPU device and the hand-written HVPs) and for gorgonia
+// (used by the CPU device) and for gorgonia
 // (Net, Evaluator).
 //
 // Unless $OPENBLAS_NUM_THREADS or $OMP_NUM_THREADS is set, OpenBLAS is

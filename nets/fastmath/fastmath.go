@@ -1,15 +1,8 @@
-// Package fastmath holds the numerical kernels of the CPU device and of
-// graph's hand-written Hessian-vector products: the fast tanh and exp
-// (scalar and vector), the micro-kernels of small products and dot
-// products, gathers, conversions, and a generic row-major GEMM over the
-// registered gonum BLAS (OpenBLAS under the openblas tag).
+// Package fastmath holds the numerical kernels of the CPU device: the
+// fast tanh and exp (scalar and vector), the micro-kernels of small
+// products and dot products, gathers and scatters of patches,
+// elementwise kernels and conversions.
 package fastmath
-
-import (
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
-	"gonum.org/v1/gonum/blas/blas64"
-)
 
 // Coefficients of the rational approximation behind Tanh: the relative-
 // error minimax (Remez) solution on [0, TanhClamp] of
@@ -46,29 +39,4 @@ func Tanh(x float64) float64 {
 	p := ((((((tanhP6*t+tanhP5)*t+tanhP4)*t+tanhP3)*t+tanhP2)*t+tanhP1)*t + tanhP0)
 	q := ((tanhQ3*t+tanhQ2)*t+tanhQ1)*t + 1
 	return x * p / q // NaN stays NaN
-}
-
-// Gemm sets c = alpha·op(a)·op(b) + beta·c for row-major matrices, op the
-// transpose where tA (tB) is set: op(a) is m × k, op(b) k × n, c m × n,
-// with leading dimensions lda, ldb, ldc. It goes through the registered
-// blas32 or blas64 implementation; an empty product leaves c alone.
-func Gemm[T float32 | float64](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
-	if m == 0 || n == 0 {
-		return
-	}
-	ta, tb := blas.NoTrans, blas.NoTrans
-	if tA {
-		ta = blas.Trans
-	}
-	if tB {
-		tb = blas.Trans
-	}
-	switch a := any(a).(type) {
-	case []float32:
-		blas32.Implementation().Sgemm(ta, tb, m, n, k, float32(alpha),
-			a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
-	case []float64:
-		blas64.Implementation().Dgemm(ta, tb, m, n, k, float64(alpha),
-			a, lda, any(b).([]float64), ldb, float64(beta), any(c).([]float64), ldc)
-	}
 }

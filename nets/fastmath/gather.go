@@ -69,3 +69,38 @@ func GatherStride2Rows32(dst, src []float32, oh, ow, rs, rows, stride int) {
 		}
 	}
 }
+
+// AddStride2Rows32 is the adjoint of GatherStride2Rows32: for every image
+// j < rows, y < oh and x < ow, dst[j·stride + y·rs + 2x] +=
+// src[(j·oh + y)·ow + x], the images and rows in increasing order. With
+// AVX2 (ow a multiple of 4) four values take one load and two
+// interleaves, and eight values of dst one load, add and store: the
+// pixels between those added to (and the one after a row's last) get +0
+// added, which keeps every value but −0 (a sum that starts from +0 is
+// never −0). Those stores pass a row's last pixel by one value, so the
+// images whose stores would pass the end of dst are added in Go, and the
+// caller must own dst up to its end (no other goroutine may touch it).
+func AddStride2Rows32(dst, src []float32, oh, ow, rs, rows, stride int) {
+	p := oh * ow
+	if rows == 0 || p == 0 {
+		return
+	}
+	_ = src[rows*p-1]
+	fast := 0
+	if need := (oh-1)*rs + 2*ow; HaveAVX2 && ow%4 == 0 && need <= len(dst) {
+		fast = rows
+		if stride > 0 {
+			fast = min(rows, (len(dst)-need)/stride+1)
+		}
+		addStride2AVX2(&dst[0], &src[0], oh, ow/4, rs, fast, stride)
+	}
+	for j := fast; j < rows; j++ {
+		for y := range oh {
+			d := dst[j*stride+y*rs:]
+			s := src[(j*oh+y)*ow : (j*oh+y+1)*ow]
+			for x, v := range s {
+				d[2*x] += v
+			}
+		}
+	}
+}

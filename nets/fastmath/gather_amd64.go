@@ -17,3 +17,9 @@ func gatherStride2AVX2(dst, src *float32, oh, q4, rs, rows, stride int)
 //
 //go:noescape
 func gatherStride2PairsAVX2(dst, src *float32, pairs, rs, rows, stride int)
+
+// addStride2AVX2 is AddStride2Rows32 for rows images whose stores stay
+// within dst; q4 is ow/4.
+//
+//go:noescape
+func addStride2AVX2(dst, src *float32, oh, q4, rs, rows, stride int)

@@ -13,3 +13,7 @@ func gatherStride2AVX2(dst, src *float32, oh, q4, rs, rows, stride int) {
 func gatherStride2PairsAVX2(dst, src *float32, pairs, rs, rows, stride int) {
 	panic("fastmath: no AVX2 kernel on this architecture")
 }
+
+func addStride2AVX2(dst, src *float32, oh, q4, rs, rows, stride int) {
+	panic("fastmath: no AVX2 kernel on this architecture")
+}

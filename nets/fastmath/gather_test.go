@@ -1,6 +1,7 @@
 package fastmath
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -73,6 +74,46 @@ func TestGatherStride2Rows32(t *testing.T) {
 			}
 			if dst[tc.rows*p] != -1 {
 				t.Fatalf("avx %v %+v: wrote past the rows", avx, tc)
+			}
+		}
+	}
+}
+
+// TestAddStride2Rows32 checks the adjoint of GatherStride2Rows32 against
+// the loop, bitwise, on dst slices that end at a row's last pixel (the
+// AVX2 path must not pass them), and that nothing past dst changes.
+func TestAddStride2Rows32(t *testing.T) {
+	defer func(h bool) { HaveAVX2 = h }(HaveAVX2)
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, avx := range []bool{false, haveAVX2} {
+		HaveAVX2 = avx
+		for _, tc := range []struct{ w, ow, oh, rows, stride int }{
+			{12, 4, 4, 3, 144}, {11, 4, 4, 3, 121}, {28, 12, 12, 2, 784}, {9, 4, 3, 4, 27}, {13, 5, 2, 2, 40}, {12, 4, 2, 1, 0},
+		} {
+			n := (tc.rows-1)*tc.stride + 2*(tc.oh-1)*tc.w + 2*(tc.ow-1) + 1 // tight
+			dst := make([]float32, n+1)
+			for i := range dst {
+				dst[i] = r.Float32()
+			}
+			dst[n] = -1
+			want := append([]float32(nil), dst...)
+			rs := 2 * tc.w
+			src := make([]float32, tc.rows*tc.oh*tc.ow)
+			for i := range src {
+				src[i] = r.Float32() - 0.5
+			}
+			for j := 0; j < tc.rows; j++ {
+				for y := 0; y < tc.oh; y++ {
+					for x := 0; x < tc.ow; x++ {
+						want[j*tc.stride+y*rs+2*x] += src[(j*tc.oh+y)*tc.ow+x]
+					}
+				}
+			}
+			AddStride2Rows32(dst[:n], src, tc.oh, tc.ow, rs, tc.rows, tc.stride)
+			for i := range want {
+				if math.Float32bits(dst[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("avx %v %+v: dst[%d] = %v, want %v", avx, tc, i, dst[i], want[i])
+				}
 			}
 		}
 	}

@@ -3,7 +3,7 @@ package fastmath
 import "math"
 
 // Vector float32 tanh and exp: the AVX2+FMA kernels of vec_amd64.s (used by
-// the kernels' CPU device and graph's hand-written HVPs) where the CPU has
+// the kernels' CPU device) where the CPU has
 // them, portable Go elsewhere.
 //
 // Accuracy (float32 results against math.Tanh / math.Exp rounded to

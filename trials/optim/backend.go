@@ -11,11 +11,8 @@ import "github.com/perturb/perturb/nets"
 //
 // Implementations: graph.DeviceBackend (image models through the walker,
 // on the CPU device or a GPU: the runner's path, and with chunked
-// Hessian-vector products the sharpness measures' of mlps and deeper
-// convnets), graph.HVPBackend (the walker with the hand-written
-// Hessian-vector products of the sharpness measures of logistic
-// regression and the paper's convnet) and nets/landscape (Gauss,
-// Archimedes, Mean Estimation).
+// Hessian-vector products the sharpness measures') and nets/landscape
+// (Gauss, Archimedes, Mean Estimation).
 type Backend interface {
 	// NumParams is the length of every theta[k].
 	NumParams() int

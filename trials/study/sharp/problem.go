@@ -34,8 +34,7 @@ type Problem struct {
 	Pad bool
 	// PadGradOnly limits Pad to the per-sample gradients, for a backend
 	// whose Hessian-vector products cost nothing for absent trials and
-	// compile nothing per shape (graph.HVPBackend, graph.DeviceBackend
-	// with HVPChunk).
+	// compile nothing per shape (graph.DeviceBackend with HVPChunk).
 	PadGradOnly bool
 }
 
