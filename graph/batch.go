@@ -124,10 +124,6 @@ func CompileBatch(arch *nets.Arch, dt tensor.Dtype, k, b int, kind BatchKind) (*
 	return n, nil
 }
 
-// dual is a primal node and its tangent along the direction V; a nil
-// tangent is zero (inputs, BatchGrad graphs).
-type dual struct{ v, d *G.Node }
-
 // build adds the forward pass (forward), the differentiated scalar and its
 // gradient.
 func (n *BatchNet) build() error {
@@ -136,7 +132,7 @@ func (n *BatchNet) build() error {
 		return err
 	}
 	kb, classes := n.K*n.B, n.Arch.Classes
-	logits, err := G.Reshape(z.v, tensor.Shape{kb, classes})
+	logits, err := G.Reshape(z[0], tensor.Shape{kb, classes})
 	if err != nil {
 		return err
 	}
@@ -172,7 +168,7 @@ func (n *BatchNet) build() error {
 		// next to a log-softmax of the same node: gorgonia's op hash does
 		// not tell them apart). The scalar Σ_k Σ_n l̇_kn = Σ_k Σ_n ∇l_kn·v_k
 		// has gradient Σ_n H_kn v_k with respect to trial k's parameters.
-		zd, err := G.Reshape(z.d, tensor.Shape{kb, classes})
+		zd, err := G.Reshape(z[1], tensor.Shape{kb, classes})
 		if err != nil {
 			return err
 		}

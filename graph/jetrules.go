@@ -9,14 +9,43 @@ import (
 	"github.com/perturb/perturb/nets"
 )
 
-// The jets' model builder: a model is the list of steps of its layers
-// (nets.Arch.Layers), and every step maps a truncated power series to a
-// series by the propagation rule of its kind (jetRules), in the style of
-// JAX's jet: one table, linear maps in one line each, one Leibniz rule for
-// the products and the tanh recurrence. The series of the model's input is
-// (x, 0, 0, 0); the layout of the activations is BatchNet's: rows
-// (K, B, n) for dense layers, channel-major maps (K, c, B·h·w) for
-// convolutions.
+// The model builder, the one that turns nets.Arch.Layers into graphs: a
+// model is the list of steps of its layers (jetSteps), and every step
+// maps a truncated power series to a series by the propagation rule of its
+// kind (jetRules), in the style of JAX's jet: one table, linear maps in
+// one line each, one Leibniz rule for the products and the tanh
+// recurrence. The series of the model's input is (x, 0, 0, 0); the layout
+// of the activations is rows (K, B, n) for dense layers and channel-major
+// maps (K, c, B·h·w) for convolutions. The truncation order selects what
+// the graph computes from the logits' series:
+//
+//   - order 0, the loss and its gradient (BatchNet of kind BatchGrad);
+//   - order 1, the forward tangent, whose loss tangent g·v differentiated
+//     once gives Hessian-vector products (BatchNet of kind BatchHVP, and
+//     Jets' covectors of orders 0 and 1);
+//   - orders 2 and 3, the Taylor-mode jets (Jets: coefficients and
+//     covectors of orders 2 and 3).
+//
+// To order 1 a tanh layer is applied in the layer's product (affineKernel
+// with its activation: y_0 = tanh z_0 without z_0) and its tangent is
+// y_1 = (1 − y_0²) ⊙ z_1 (tanhBackKernel), the recurrence's first term
+// with kernels whose derivatives gorgonia's Grad composes; from order 2
+// on, the recurrence's custom op (tanhJet) takes z_0 … z_n.
+
+// seriesGraph is a graph under construction by the rules: its
+// truncation order, each parameter as a series (θ, V: V nil at order 0)
+// and zero biases for the coefficients past the first.
+type seriesGraph interface {
+	maxOrder() int
+	paramSeries(i int) series
+	zeroBias(i int) *G.Node
+}
+
+func (jg *jetGraph) maxOrder() int { return jg.order }
+func (jg *jetGraph) paramSeries(i int) series {
+	return series{jg.params[i], jg.dir(i)}
+}
+func (jg *jetGraph) zeroBias(i int) *G.Node { return jg.zero(i) }
 
 // jetOp is the kind of a step: the key of jetRules.
 type jetOp int
@@ -53,7 +82,7 @@ type jetStep struct {
 }
 
 // jetRule maps the series x through step s of jg's model.
-type jetRule func(jg *jetGraph, s jetStep, x series) (series, error)
+type jetRule func(g seriesGraph, s jetStep, x series) (series, error)
 
 // jetRules are the propagation rules, by kind of step.
 var jetRules = map[jetOp]jetRule{
@@ -66,7 +95,7 @@ var jetRules = map[jetOp]jetRule{
 // linearJetRule is the rule of a linear map f: (f x)_n = f(x_n), and a zero
 // coefficient stays zero.
 func linearJetRule(f func(s jetStep, x *G.Node) (*G.Node, error)) jetRule {
-	return func(_ *jetGraph, s jetStep, x series) (series, error) {
+	return func(_ seriesGraph, s jetStep, x series) (series, error) {
 		var y series
 		for n, c := range x {
 			if c == nil {
@@ -100,12 +129,13 @@ func leibniz(a, b series, n int) []*G.Node {
 //	z_0 = s·x_0 W + b,  z_1 = s·(x_1 W + x_0 V_W) + V_b,  z_n = s·(x_n W + x_{n−1} V_W)  (n ≥ 2),
 //
 // one affineKernel per coefficient (in the row or channel-major layout).
-func affineJetRule(jg *jetGraph, s jetStep, x series) (series, error) {
+// To order 1 a tanh layer's activation is applied here (see above).
+func affineJetRule(g seriesGraph, s jetStep, x series) (series, error) {
 	l := s.layer
-	w := series{jg.params[l.W], jg.dir(l.W)}
-	b := series{jg.params[l.B], jg.dir(l.B)}
+	w, b := g.paramSeries(l.W), g.paramSeries(l.B)
+	fused := l.Tanh && g.maxOrder() <= 1
 	var z series
-	for n := 0; n <= jg.order; n++ {
+	for n := 0; n <= g.maxOrder(); n++ {
 		in := leibniz(x, w, n)
 		if len(in) == 0 {
 			if b[n] != nil {
@@ -115,11 +145,17 @@ func affineJetRule(jg *jetGraph, s jetStep, x series) (series, error) {
 		}
 		bias := b[n]
 		if bias == nil {
-			bias = jg.zero(l.B)
+			bias = g.zeroBias(l.B)
 		}
 		var err error
-		if z[n], err = affine(l.Scale, false, s.cm, append(in, bias)...); err != nil {
+		if z[n], err = affine(l.Scale, fused && n == 0, s.cm, append(in, bias)...); err != nil {
 			return z, fmt.Errorf("coefficient %d: %w", n, err)
+		}
+	}
+	if fused && z[1] != nil {
+		var err error
+		if z[1], err = tanhBack(z[0], z[1]); err != nil {
+			return z, fmt.Errorf("tanh tangent: %w", err)
 		}
 	}
 	return z, nil
@@ -127,9 +163,13 @@ func affineJetRule(jg *jetGraph, s jetStep, x series) (series, error) {
 
 // tanhJetRule is the rule of y = tanh z: y_0 = tanh z_0 and the recurrence
 // of tanhSeries for y_n (tanhJetKernel); a zero z_1..z_n gives y_n = 0.
-func tanhJetRule(jg *jetGraph, _ jetStep, z series) (series, error) {
+// To order 1 the layer's affine step has applied it.
+func tanhJetRule(g seriesGraph, _ jetStep, z series) (series, error) {
+	if g.maxOrder() <= 1 {
+		return z, nil
+	}
 	var y series
-	for n := 0; n <= jg.order; n++ {
+	for n := 0; n <= g.maxOrder(); n++ {
 		if _, m := maskOf(z[:n+1]); n > 0 && m == 0 {
 			continue
 		}
@@ -177,6 +217,10 @@ func jetSteps(a *nets.Arch, k, b int) ([]jetStep, error) {
 		for s := first; s < len(steps); s++ {
 			steps[s].what = name
 		}
+	}
+	if n := len(layers); n > 0 && layers[n-1].Conv {
+		p := layers[n-1]
+		steps = append(steps, jetStep{op: jetLinear, k: flattenKernel{c: p.Out, images: b, p: p.Positions}, what: "flatten the last maps"})
 	}
 	return steps, nil
 }

@@ -99,11 +99,9 @@ func (d CPU[T]) BiasAct(z Buffer, batch, m, n int, s float64, bias Buffer, cm, a
 						t8[i] = float32(bt[r])
 					}
 					fastmath.ScaleBias32(any(row).([]float32), float32(st), t8[:])
-				case is32[T]():
-					if tileFor != t {
-						tile, tileFor = tileOf(bt, true), t
-					}
-					fastmath.ScaleBias32(any(row).([]float32), float32(st), any(tile).([]float32))
+				case is32[T]() && n%8 == 0:
+					// The bias is its own tile (no copy per trial).
+					fastmath.ScaleBias32(any(row).([]float32), float32(st), any(bt).([]float32))
 				case cm:
 					for j, v := range row {
 						row[j] = T(st*v) + bt[r]
