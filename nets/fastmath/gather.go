@@ -46,13 +46,8 @@ func GatherStride2Rows32(dst, src []float32, oh, ow, rs, rows, stride int) {
 		return
 	}
 	_ = dst[rows*p-1]
-	fast := 0
-	if need := (oh-1)*rs + 2*ow; HaveAVX2 && ow%4 == 0 && need <= len(src) {
-		// images whose last load (8 values ending at need) stays in src
-		fast = rows
-		if stride > 0 {
-			fast = min(rows, (len(src)-need)/stride+1)
-		}
+	fast := stride2Fast(len(src), oh, ow, rs, rows, stride)
+	if fast > 0 {
 		if ow == 4 && oh%2 == 0 { // two output rows per 8-wide store
 			gatherStride2PairsAVX2(&dst[0], &src[0], oh/2, rs, fast, stride)
 		} else {
@@ -86,12 +81,8 @@ func AddStride2Rows32(dst, src []float32, oh, ow, rs, rows, stride int) {
 		return
 	}
 	_ = src[rows*p-1]
-	fast := 0
-	if need := (oh-1)*rs + 2*ow; HaveAVX2 && ow%4 == 0 && need <= len(dst) {
-		fast = rows
-		if stride > 0 {
-			fast = min(rows, (len(dst)-need)/stride+1)
-		}
+	fast := stride2Fast(len(dst), oh, ow, rs, rows, stride)
+	if fast > 0 {
 		addStride2AVX2(&dst[0], &src[0], oh, ow/4, rs, fast, stride)
 	}
 	for j := fast; j < rows; j++ {
@@ -103,4 +94,19 @@ func AddStride2Rows32(dst, src []float32, oh, ow, rs, rows, stride int) {
 			}
 		}
 	}
+}
+
+// stride2Fast is the number of images (rows of them, stride apart) of a
+// stride-2 patch row whose AVX2 accesses, eight values ending one past a
+// row's last pixel, stay within the n values of the image slice: 0
+// without AVX2 or for rows of other than a multiple of 4 pixels.
+func stride2Fast(n, oh, ow, rs, rows, stride int) int {
+	need := (oh-1)*rs + 2*ow
+	if !HaveAVX2 || ow%4 != 0 || need > n {
+		return 0
+	}
+	if stride > 0 {
+		return min(rows, (n-need)/stride+1)
+	}
+	return rows
 }
