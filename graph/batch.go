@@ -42,8 +42,9 @@ func (k BatchKind) String() string {
 // which reuse their outputs from run to run (a call allocates a few hundred
 // small objects, independent of K).
 //
-// The graph is built from nets.Arch.Layers alone (see forward), so it
-// covers every model family: the logistic model, the tanh mlp, convnets of
+// The graph is built from nets.Arch.Layers alone, by the one model builder
+// (forwardSeries, jetrules.go: the jets' steps and rules to order 0, or 1
+// for BatchHVP), so it covers every model family: the logistic model, the tanh mlp, convnets of
 // any width and depth (padded convolutions included). Each trial computes
 // the function of nets.Arch.Forward and graph.Net: the same parameter
 // layout, im2col patch order, (y, x, channel) flattening, Xavier scales and
@@ -55,9 +56,9 @@ func (k BatchKind) String() string {
 // bitwise independent of K and of its position, and a NaN or Inf in one
 // trial stays in that trial.
 //
-// For BatchHVP, every parameter also has a tangent input V of the same
+// For BatchHVP, every parameter also has a direction input V of the same
 // shape, and the graph propagates the forward directional derivative along
-// V next to every primal value (forward mode: dense ż = s·(ẋ W + x V_W) +
+// V next to every primal value (the series to order 1: dense ż = s·(ẋ W + x V_W) +
 // V_b, tanh ṫ = (1 − t²) ⊙ ż, im2col and flattening linear); the gradient
 // of the summed directional derivative of the loss is the Hessian-vector
 // product. This avoids a second reverse pass, which gorgonia's Grad cannot
@@ -70,20 +71,18 @@ type BatchNet struct {
 	K, B  int
 	Kind  BatchKind
 
-	g        *G.ExprGraph
-	vm       G.VM
-	x, y     *G.Node   // (K, B, dim) inputs, (K·B, classes) one-hot targets
-	params   []*G.Node // stacked parameters (K, shape...)
-	tangents []*G.Node // stacked directions, BatchHVP only
-	losses   *G.Node   // per-sample losses (K·B), BatchGrad only
-	total    *G.Node   // the scalar that is differentiated
-	grads    []*G.Node
-	xbuf     *tensor.Dense
-	ybuf     *tensor.Dense
-	pbuf     []*tensor.Dense
-	vbuf     []*tensor.Dense
-	offsets  []int // offsets of the parameters in a flat vector
-	rows     []int // K·B pool rows of the current call
+	g  *G.ExprGraph
+	vm G.VM
+	// the samples, the stacked parameters and, for BatchHVP, the stacked
+	// directions
+	seriesInputs
+	y       *G.Node // (K·B, classes) one-hot targets
+	losses  *G.Node // per-sample losses (K·B), BatchGrad only
+	total   *G.Node // the scalar that is differentiated
+	grads   []*G.Node
+	ybuf    *tensor.Dense
+	offsets []int // offsets of the parameters in a flat vector
+	rows    []int // K·B pool rows of the current call
 }
 
 // CompileBatch builds the graph of kind for k trials of b samples each.
@@ -98,22 +97,11 @@ func CompileBatch(arch *nets.Arch, dt tensor.Dtype, k, b int, kind BatchKind) (*
 		return nil, fmt.Errorf("compile batched %s: unknown kind %v", arch.Name, kind)
 	}
 	n := &BatchNet{Arch: arch, DType: dt, K: k, B: b, Kind: kind, g: G.NewGraph()}
-	dim, classes := arch.Dim(), arch.Classes
-	n.xbuf = tensor.New(tensor.Of(dt), tensor.WithShape(k, b, dim))
-	n.ybuf = tensor.New(tensor.Of(dt), tensor.WithShape(k*b, classes))
-	n.x = G.NewTensor(n.g, dt, 3, G.WithShape(k, b, dim), G.WithName("x"), G.WithValue(n.xbuf))
-	n.y = G.NewMatrix(n.g, dt, G.WithShape(k*b, classes), G.WithName("y"), G.WithValue(n.ybuf))
+	n.seriesInputs = newSeriesInputs(n.g, arch, dt, k, b, kind == BatchHVP)
+	n.ybuf = tensor.New(tensor.Of(dt), tensor.WithShape(k*b, arch.Classes))
+	n.y = G.NewMatrix(n.g, dt, G.WithShape(k*b, arch.Classes), G.WithName("y"), G.WithValue(n.ybuf))
 	off := 0
 	for _, p := range arch.Params {
-		shape := append([]int{k}, p.Shape...)
-		buf := tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
-		n.pbuf = append(n.pbuf, buf)
-		n.params = append(n.params, G.NewTensor(n.g, dt, len(shape), G.WithShape(shape...), G.WithName(p.Name), G.WithValue(buf)))
-		if kind == BatchHVP {
-			vb := tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
-			n.vbuf = append(n.vbuf, vb)
-			n.tangents = append(n.tangents, G.NewTensor(n.g, dt, len(shape), G.WithShape(shape...), G.WithName("v."+p.Name), G.WithValue(vb)))
-		}
 		n.offsets = append(n.offsets, off)
 		off += p.Size()
 	}
@@ -127,7 +115,7 @@ func CompileBatch(arch *nets.Arch, dt tensor.Dtype, k, b int, kind BatchKind) (*
 // build adds the forward pass (forward), the differentiated scalar and its
 // gradient.
 func (n *BatchNet) build() error {
-	z, err := n.forward()
+	z, err := forwardSeries(n, n.Arch, n.x, n.K, n.B)
 	if err != nil {
 		return err
 	}
@@ -371,4 +359,18 @@ func (n *BatchNet) HVP(theta [][]float64, d *Data, rows [][]int, v, out [][]floa
 	}
 	n.unstack(out)
 	return nil
+}
+
+// maxOrder is 0 for BatchGrad and 1 for BatchHVP (seriesGraph).
+func (n *BatchNet) maxOrder() int {
+	if n.dirs != nil {
+		return 1
+	}
+	return 0
+}
+
+// zeroBias is never called: to order 1 every coefficient of a layer has
+// its bias (b, and V_b for the tangent).
+func (n *BatchNet) zeroBias(i int) *G.Node {
+	panic(fmt.Sprintf("graph: BatchNet of %s: a zero bias for %s", n.Arch.Name, n.Arch.Params[i].Name))
 }

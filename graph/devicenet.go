@@ -126,7 +126,7 @@ func NewDeviceNet(arch *nets.Arch, data *DeviceData, k, b int, kind BatchKind) (
 	}
 	var p *Program
 	if kind == BatchHVP {
-		p, err = n.CompileRerun(data.Dev, n.tangents, outs...)
+		p, err = n.CompileRerun(data.Dev, n.dirs, outs...)
 	} else {
 		p, err = n.Compile(data.Dev, outs...)
 	}
@@ -304,7 +304,7 @@ func (d *DeviceNet) HVP(theta [][]float64, rows [][]int, v, out [][]float64) err
 
 // full runs the whole HVP program at theta, rows and v.
 func (d *DeviceNet) full(theta [][]float64, rows [][]int, v, out [][]float64) error {
-	if err := d.upload(rows, append(append([]*G.Node{}, d.params...), d.tangents...), theta, v); err != nil {
+	if err := d.upload(rows, append(append([]*G.Node{}, d.params...), d.dirs...), theta, v); err != nil {
 		return err
 	}
 	if err := d.Prog.Run(); err != nil {

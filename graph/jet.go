@@ -89,7 +89,6 @@ type Jets struct {
 	// graphs[m] computes the covector of order m (m ≤ 3), graphs[4] the
 	// coefficients.
 	graphs  [jetOrder + 2]*jetGraph
-	steps   []jetStep      // the model's steps (jetSteps)
 	dev     kernels.Device // nil: gorgonia's TapeMachine
 	offsets []int
 	rows    []int
@@ -112,11 +111,10 @@ func NewJets(arch *nets.Arch, dt tensor.Dtype, d *Data, k, b int) (*Jets, error)
 		return nil, fmt.Errorf("jets of %s: data of dimension %d and %d classes for a model of %d inputs and %d classes",
 			arch.Name, d.Dim, d.Classes, arch.Dim(), arch.Classes)
 	}
-	steps, err := jetSteps(arch, k, b)
-	if err != nil {
+	if _, err := jetSteps(arch, k, b); err != nil {
 		return nil, fmt.Errorf("jets of %s: %w", arch.Name, err)
 	}
-	j := &Jets{Arch: arch, DType: dt, Data: d, K: k, B: b, steps: steps, rows: make([]int, k*b), lse: newLSEScratch(arch.Classes)}
+	j := &Jets{Arch: arch, DType: dt, Data: d, K: k, B: b, rows: make([]int, k*b), lse: newLSEScratch(arch.Classes)}
 	off := 0
 	for _, p := range arch.Params {
 		j.offsets = append(j.offsets, off)
@@ -133,23 +131,20 @@ type series [jetOrder + 1]*G.Node
 // and either the logits' coefficients (grad false) or the covector of
 // order `order` (grad true).
 type jetGraph struct {
-	j      *Jets
-	order  int
-	grad   bool
-	g      *G.ExprGraph
-	vm     G.VM      // nil with a Jets' device
-	x      *G.Node   // (K, B, dim)
-	params []*G.Node // θ replicated: (K, shape...)
-	dirs   []*G.Node // the directions (K, shape...), order ≥ 1
+	j     *Jets
+	order int
+	grad  bool
+	g     *G.ExprGraph
+	vm    G.VM // nil with a Jets' device
+	// the samples, θ replicated (K, shape…) and, to order ≥ 1, the
+	// directions
+	seriesInputs
 	zeros  map[int]*G.Node
 	w, wy  *G.Node // weights (K, B) and weights times one-hot labels (K, B, C)
 	logits series  // (K, B, C)
 	grads  []*G.Node
 	outs   G.Nodes    // the compiled outputs
 	dv     *jetDevice // the walker's program, with a Jets' device
-	xbuf   *tensor.Dense
-	pbuf   []*tensor.Dense
-	vbuf   []*tensor.Dense
 	wbuf   *tensor.Dense
 	wybuf  *tensor.Dense
 }
@@ -179,29 +174,13 @@ func (j *Jets) graph(i int) (*jetGraph, error) {
 func (j *Jets) compile(order int, grad bool) (*jetGraph, error) {
 	dt, k, b := j.DType, j.K, j.B
 	jg := &jetGraph{j: j, order: order, grad: grad, g: G.NewGraph(), zeros: map[int]*G.Node{}}
-	jg.xbuf = tensor.New(tensor.Of(dt), tensor.WithShape(k, b, j.Arch.Dim()))
-	jg.x = G.NewTensor(jg.g, dt, 3, G.WithShape(k, b, j.Arch.Dim()), G.WithName("x"), G.WithValue(jg.xbuf))
-	for _, p := range j.Arch.Params {
-		shape := append([]int{k}, p.Shape...)
-		buf := tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
-		jg.pbuf = append(jg.pbuf, buf)
-		jg.params = append(jg.params, G.NewTensor(jg.g, dt, len(shape), G.WithShape(shape...), G.WithName(p.Name), G.WithValue(buf)))
-		if order >= 1 {
-			vb := tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
-			jg.vbuf = append(jg.vbuf, vb)
-			jg.dirs = append(jg.dirs, G.NewTensor(jg.g, dt, len(shape), G.WithShape(shape...), G.WithName("v."+p.Name), G.WithValue(vb)))
-		}
-	}
-	h := series{jg.x}
-	for i, s := range j.steps {
-		var err error
-		if h, err = jetRules[s.op](jg, s, h); err != nil {
-			return nil, fmt.Errorf("step %d (%v, layer of %s): %w", i, s.op, s.what, err)
-		}
+	jg.seriesInputs = newSeriesInputs(jg.g, j.Arch, dt, k, b, order >= 1)
+	h, err := forwardSeries(jg, j.Arch, jg.x, k, b)
+	if err != nil {
+		return nil, err
 	}
 	jg.logits = h
 	var outs G.Nodes
-	var err error
 	if !grad {
 		for _, z := range jg.logits {
 			if z != nil {
@@ -279,14 +258,6 @@ func (jg *jetGraph) zero(i int) *G.Node {
 	z := G.NewMatrix(jg.g, jg.j.DType, G.WithShape(jg.j.K, p.Size()), G.WithName("zero."+p.Name), G.WithValue(buf))
 	jg.zeros[i] = z
 	return z
-}
-
-// dir is the direction of parameter i, nil (zero) in graphs of order 0.
-func (jg *jetGraph) dir(i int) *G.Node {
-	if jg.dirs == nil {
-		return nil
-	}
-	return jg.dirs[i]
 }
 
 // Close releases the compiled graphs (and their device buffers) and

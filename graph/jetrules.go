@@ -14,9 +14,16 @@ import (
 // maps a truncated power series to a series by the propagation rule of its
 // kind (jetRules), in the style of JAX's jet: one table, linear maps in
 // one line each, one Leibniz rule for the products and the tanh
-// recurrence. The series of the model's input is (x, 0, 0, 0); the layout
-// of the activations is rows (K, B, n) for dense layers and channel-major
-// maps (K, c, B·h·w) for convolutions. The truncation order selects what
+// recurrence. The series of the model's input is (x, 0, 0, 0). Layouts:
+// the input x is (K, B, dim), each image in CHW order; a dense layer reads
+// and writes rows (K, B, values); a convolution reads the input images
+// (the first layer: (K·B, c, h, w)) or the channel-major maps (K, c,
+// B·h·w) of the convolution before it, takes their patches with im2col
+// (patch rows in (c, ky, kx) order, zero padding) and writes channel-major
+// maps (K, out, B·h'·w'); a dense layer after a convolution first flattens
+// each image's maps in (y, x, channel) order (flattenKernel), as nets'
+// stack forward does. The logits are (K, B, classes). The truncation
+// order selects what
 // the graph computes from the logits' series:
 //
 //   - order 0, the loss and its gradient (BatchNet of kind BatchGrad);
@@ -41,10 +48,64 @@ type seriesGraph interface {
 	zeroBias(i int) *G.Node
 }
 
-func (jg *jetGraph) maxOrder() int { return jg.order }
-func (jg *jetGraph) paramSeries(i int) series {
-	return series{jg.params[i], jg.dir(i)}
+// seriesInputs are the inputs of a series graph: the samples x
+// (K, B, dim), the K stacked parameters θ (K, shape…) and, to order ≥ 1,
+// the K stacked directions V, each with the tensor the TapeMachine reads
+// (the walker gives them device buffers).
+type seriesInputs struct {
+	x            *G.Node
+	xbuf         *tensor.Dense
+	params, dirs []*G.Node
+	pbuf, vbuf   []*tensor.Dense
 }
+
+// newSeriesInputs adds the inputs of a graph of K trials of B samples of
+// a in dtype dt to g, with directions when dirs is set.
+func newSeriesInputs(g *G.ExprGraph, a *nets.Arch, dt tensor.Dtype, k, b int, dirs bool) seriesInputs {
+	var in seriesInputs
+	in.xbuf = tensor.New(tensor.Of(dt), tensor.WithShape(k, b, a.Dim()))
+	in.x = G.NewTensor(g, dt, 3, G.WithShape(k, b, a.Dim()), G.WithName("x"), G.WithValue(in.xbuf))
+	for _, p := range a.Params {
+		shape := append([]int{k}, p.Shape...)
+		buf := tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
+		in.pbuf = append(in.pbuf, buf)
+		in.params = append(in.params, G.NewTensor(g, dt, len(shape), G.WithShape(shape...), G.WithName(p.Name), G.WithValue(buf)))
+		if dirs {
+			vb := tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
+			in.vbuf = append(in.vbuf, vb)
+			in.dirs = append(in.dirs, G.NewTensor(g, dt, len(shape), G.WithShape(shape...), G.WithName("v."+p.Name), G.WithValue(vb)))
+		}
+	}
+	return in
+}
+
+// paramSeries is parameter i's series θ + t V (V nil without directions).
+func (in *seriesInputs) paramSeries(i int) series {
+	s := series{in.params[i]}
+	if in.dirs != nil {
+		s[1] = in.dirs[i]
+	}
+	return s
+}
+
+// forwardSeries runs the samples' series (x, 0, 0, 0) through the steps
+// of a's layers (jetSteps for K trials of B samples) by the rules: the
+// logits' series (K, B, classes).
+func forwardSeries(g seriesGraph, a *nets.Arch, x *G.Node, k, b int) (series, error) {
+	steps, err := jetSteps(a, k, b)
+	if err != nil {
+		return series{}, err
+	}
+	h := series{x}
+	for i, s := range steps {
+		if h, err = jetRules[s.op](g, s, h); err != nil {
+			return series{}, fmt.Errorf("step %d (%v, layer of %s): %w", i, s.op, s.what, err)
+		}
+	}
+	return h, nil
+}
+
+func (jg *jetGraph) maxOrder() int          { return jg.order }
 func (jg *jetGraph) zeroBias(i int) *G.Node { return jg.zero(i) }
 
 // jetOp is the kind of a step: the key of jetRules.

@@ -178,7 +178,7 @@ func (p *Program) Reruns() int { return len(p.rerun) }
 // inputs (the samples and parameters staying as they are).
 func (d *DeviceNet) uploadTangents(v [][]float64) error {
 	for i, p := range d.Arch.Params {
-		b, err := d.Prog.Buffer(d.tangents[i])
+		b, err := d.Prog.Buffer(d.dirs[i])
 		if err != nil {
 			return err
 		}
