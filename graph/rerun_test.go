@@ -140,17 +140,7 @@ func TestDeviceHVPChunks(t *testing.T) {
 		theta, v1, pts := backendCase(t, arch, d, k, b, 1)
 		_, v2, _ := backendCase(t, arch, d, k, b, 2)
 		run := func(workers int, bytes int64, vs ...[][]float64) [][]float64 {
-			dev, _ := kernels.WithWorkers(kernels.NewCPU(kernels.F64), workers)
-			dd, err := UploadData(dev, d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			be, err := NewDeviceBackend(arch, dd, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			be.HVPChunk, be.HVPBytes = chunk, bytes
-			defer be.Close()
+			be := chunkedBackend(t, arch, d, workers, chunk, bytes)
 			out := zeros(k, np)
 			for _, v := range vs {
 				if err := be.HVP(theta, pts, v, out); err != nil {
