@@ -246,6 +246,10 @@ func (e *DeviceBackend) HVPBytesPerTrial(b int) (int64, error) {
 	return int64((b+c-1)/c) * d.Prog.BankElements() * int64(e.Data.Dev.DType().Size()), nil
 }
 
+// DropHVPBanks frees the banks of the chunked Hessian-vector products
+// (the next product at any point runs in full), keeping the programs.
+func (e *DeviceBackend) DropHVPBanks() error { return e.closeBanks() }
+
 // closeBanks frees the banks.
 func (e *DeviceBackend) closeBanks() error {
 	var first error

@@ -143,6 +143,7 @@ func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample,
 				return nil, err
 			}
 			budget = h.HVPBytes
+			defer h.DropHVPBanks() // the memory is the worker's between measurements
 		}
 		sub = 1
 		for sub*2 <= sharpMaxSubBatchK && int64(sub*2)*per <= sharpBasisBytes && int64(sub*2)*cache <= budget {
