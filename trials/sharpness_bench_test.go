@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/perturb/perturb/graph"
 	"github.com/perturb/perturb/nets"
 	"github.com/perturb/perturb/nets/data"
 	"github.com/perturb/perturb/nets/seed"
@@ -117,11 +116,9 @@ max_probes = 100
 			b.Fatal(err)
 		}
 		t1, c1 := time.Now(), processCPU()
-		graph.ResetStepTimes()
 		if ms, err = w.measure(model, ob.Theta, sets, ids); err != nil {
 			b.Fatal(err)
 		}
-		graph.DumpStepTimes()
 		tTest += t1.Sub(t0)
 		tSharp += time.Since(t1)
 		cTest += c1 - c0
