@@ -52,12 +52,9 @@ type chunkedHVP struct {
 	theta [][]float64
 	gen   []int
 	next  int
-	// b is the samples per trial the banks are for; banked says the
-	// banks fit the budget.
-	b      int
-	banked bool
-	part   [][]float64 // per unit: its partial sum
-	outs   [][]float64 // per goroutine: a chunk's product
+	b     int         // the samples per trial the banks are for
+	part  [][]float64 // per unit: its partial sum
+	outs  [][]float64 // per goroutine: a chunk's product
 }
 
 // chunkBank is the bank of one trial's chunk and the point it holds.
@@ -82,16 +79,17 @@ func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]f
 		if err := e.closeBanks(); err != nil {
 			return err
 		}
-		per, err := e.HVPBytesPerTrial(b)
-		if err != nil {
-			return err
-		}
-		budget := e.HVPBytes
-		if budget <= 0 {
-			budget = DefaultHVPBytes
-		}
-		h.b, h.banked = b, int64(k)*per <= budget
+		h.b = b
 	}
+	per, err := e.HVPBytesPerTrial(b)
+	if err != nil {
+		return err
+	}
+	budget := e.HVPBytes
+	if budget <= 0 {
+		budget = DefaultHVPBytes
+	}
+	banked := int64(k)*per <= budget
 	// Which trials are at the point of their banks.
 	for len(h.theta) < k {
 		h.theta, h.gen = append(h.theta, nil), append(h.gen, 0)
@@ -108,25 +106,36 @@ func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]f
 	for len(h.outs) < workers {
 		h.outs = append(h.outs, make([]float64, np))
 	}
-	// The programs and banks are made by the goroutines, under mu.
-	var mu sync.Mutex
-	prog := func(w, n int) (*DeviceNet, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return e.chunkProg(w, n)
+	// Each goroutine's programs: chunks of c samples and the last one.
+	progs := make([][2]*DeviceNet, workers)
+	for w := range workers {
+		for i, n := range [2]int{c, b - (chunks-1)*c} {
+			if progs[w][i], err = e.chunkProg(w, n); err != nil {
+				return err
+			}
+		}
 	}
-	bank := func(d *DeviceNet, key [2]int) (*chunkBank, error) {
+	// attach points d at the bank of (trial, chunk) key, made on first
+	// use by the goroutines under mu, or at d's own buffers unbanked.
+	var mu sync.Mutex
+	attach := func(d *DeviceNet, key [2]int) (*chunkBank, error) {
+		if !banked {
+			d.Prog.UseBank(nil)
+			return nil, nil
+		}
 		mu.Lock()
-		defer mu.Unlock()
-		if cb, ok := h.banks[key]; ok {
-			return cb, nil
+		cb, ok := h.banks[key]
+		if !ok {
+			bk, err := d.Prog.NewBank()
+			if err != nil {
+				mu.Unlock()
+				return nil, err
+			}
+			cb = &chunkBank{bank: bk}
+			h.banks[key] = cb
 		}
-		bk, err := d.Prog.NewBank()
-		if err != nil {
-			return nil, err
-		}
-		cb := &chunkBank{bank: bk}
-		h.banks[key] = cb
+		mu.Unlock()
+		d.Prog.UseBank(cb.bank)
 		return cb, nil
 	}
 	// The units of the trials whose direction is not zero (a zero
@@ -161,9 +170,13 @@ func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]f
 				clear(part)
 				for ch := sg * perSeg; ch < min((sg+1)*perSeg, chunks); ch++ {
 					lo, hi := ch*c, min(ch*c+c, b)
-					d, err := prog(w, hi-lo)
+					d := progs[w][0]
+					if ch == chunks-1 {
+						d = progs[w][1]
+					}
+					cb, err := attach(d, [2]int{i, ch})
 					if err == nil {
-						err = e.chunkHVP(d, h, bank, [2]int{i, ch}, theta[i:i+1], rows[i][lo:hi], v[i:i+1], o)
+						err = chunkHVP(d, cb, h.gen[i], theta[i:i+1], rows[i][lo:hi], v[i:i+1], o)
 					}
 					if err != nil {
 						errs[w] = err
@@ -190,27 +203,21 @@ func (e *DeviceBackend) hvpChunked(theta [][]float64, rows [][]int, v, out [][]f
 }
 
 // chunkHVP computes one trial's product over one chunk's rows into o on
-// the program d: a rerun when the chunk's bank holds the trial's point,
-// else a full run (into the bank, when banked).
-func (e *DeviceBackend) chunkHVP(d *DeviceNet, h *chunkedHVP, bank func(*DeviceNet, [2]int) (*chunkBank, error), key [2]int, theta [][]float64, rows []int, v [][]float64, o []float64) error {
+// the program d, which holds the chunk's bank cb (nil: its own buffers):
+// a rerun when the bank holds the point (gen, rows), else a full run.
+func chunkHVP(d *DeviceNet, cb *chunkBank, gen int, theta [][]float64, rows []int, v [][]float64, o []float64) error {
 	outs, rs := [][]float64{o}, [][]int{rows}
-	if !h.banked {
-		d.Prog.UseBank(nil)
+	if cb == nil {
 		return d.full(theta, rs, v, outs)
 	}
-	cb, err := bank(d, key)
-	if err != nil {
-		return err
-	}
-	d.Prog.UseBank(cb.bank)
-	if cb.gen == h.gen[key[0]] && slices.Equal(cb.rows, rows) {
+	if cb.gen == gen && slices.Equal(cb.rows, rows) {
 		return d.rerun(v, outs)
 	}
 	cb.gen = 0
 	if err := d.full(theta, rs, v, outs); err != nil {
 		return err
 	}
-	cb.gen, cb.rows = h.gen[key[0]], append(cb.rows[:0], rows...)
+	cb.gen, cb.rows = gen, append(cb.rows[:0], rows...)
 	return nil
 }
 
@@ -255,12 +262,8 @@ func (e *DeviceBackend) closeBanks() error {
 	var first error
 	h := &e.chunks
 	for key, cb := range h.banks {
-		// Any program of the shape frees a bank (they share the device).
-		for _, d := range h.progs {
-			if err := d.Prog.CloseBank(cb.bank); err != nil && first == nil {
-				first = err
-			}
-			break
+		if err := cb.bank.Close(); err != nil && first == nil {
+			first = err
 		}
 		delete(h.banks, key)
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 
 	G "gorgonia.org/gorgonia"
 
@@ -65,7 +64,7 @@ func (p *Program) planRerun(changed []*G.Node) error {
 		}
 	}
 	for i, st := range p.plan {
-		if !dirty[st.out] && read[st.out] && strings.HasPrefix(p.ops[i], "im2col(") {
+		if st.patches && !dirty[st.out] && read[st.out] {
 			dirty[st.out] = true
 			p.rerun = append(p.rerun, i)
 		}
@@ -94,6 +93,7 @@ func (p *Program) planRerun(changed []*G.Node) error {
 // Rerun reads it; the other buffers are the program's, shared by the
 // banks.
 type Bank struct {
+	dev  kernels.Device
 	bufs []kernels.Buffer
 }
 
@@ -111,11 +111,11 @@ func (p *Program) NewBank() (*Bank, error) {
 	if p.rerun == nil {
 		return nil, fmt.Errorf("bank of a program compiled without changed inputs")
 	}
-	b := &Bank{}
+	b := &Bank{dev: p.dev}
 	for _, s := range p.banked {
 		buf, err := p.dev.Alloc(s.n)
 		if err != nil {
-			p.CloseBank(b)
+			b.Close()
 			return nil, fmt.Errorf("bank of %d elements: %w", p.BankElements(), err)
 		}
 		b.bufs = append(b.bufs, buf)
@@ -143,11 +143,11 @@ func (p *Program) UseBank(b *Bank) {
 	}
 }
 
-// CloseBank frees b's buffers.
-func (p *Program) CloseBank(b *Bank) error {
+// Close frees the bank's buffers.
+func (b *Bank) Close() error {
 	var first error
 	for _, buf := range b.bufs {
-		if err := p.dev.Free(buf); err != nil && first == nil {
+		if err := b.dev.Free(buf); err != nil && first == nil {
 			first = err
 		}
 	}

@@ -73,6 +73,9 @@ type slot struct {
 type stepSlots struct {
 	out *slot
 	in  []*slot
+	// patches marks an im2col step, which a rerun recomputes rather than
+	// keeping its output (planRerun).
+	patches bool
 }
 
 // Compile maps the subgraph of n that computes outs (nodes of n's graph)
@@ -498,7 +501,11 @@ func (p *Program) custom(nd *G.Node, k kernel, in []*G.Node) error {
 		return p.nStep(nd, in, k.name(), func(o kernels.Buffer, x []kernels.Buffer) error { return d.TanhBack2(o, x[0], x[1], x[2]) })
 	case im2colKernel:
 		c := convOf(k)
-		return p.unaryStep(nd, in, k.name(), func(o, x kernels.Buffer) error { return d.Im2col(c, o, x) })
+		if err := p.unaryStep(nd, in, k.name(), func(o, x kernels.Buffer) error { return d.Im2col(c, o, x) }); err != nil {
+			return err
+		}
+		p.plan[len(p.plan)-1].patches = true
+		return nil
 	case col2imKernel:
 		c := convOf(k.im2col)
 		return p.unaryStep(nd, in, k.name(), func(o, x kernels.Buffer) error { return d.Col2im(c, o, x) })

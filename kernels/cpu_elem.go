@@ -49,6 +49,25 @@ func tanhAffine[T float](x []T, s T, tile []T, fast bool) {
 	}
 }
 
+// scaleBias sets x[i] = T(s·x[i]) + tile[i mod len(tile)]: through
+// fastmath.ScaleBias32 for float32 and a tile of a multiple of 8 values
+// (bitwise the loop's values).
+func scaleBias[T float](x []T, s T, tile []T) {
+	if x32, ok := any(x).([]float32); ok && len(tile)%8 == 0 {
+		fastmath.ScaleBias32(x32, float32(s), any(tile).([]float32))
+		return
+	}
+	for i := 0; i < len(x); {
+		for _, b := range tile {
+			if i == len(x) {
+				break
+			}
+			x[i] = T(s*x[i]) + b
+			i++
+		}
+	}
+}
+
 // tileOf returns the bias b as tanhAffine's tile.
 func tileOf[T float](b []T, fast bool) []T {
 	if b32, ok := any(b).([]float32); ok && fast {
@@ -85,50 +104,38 @@ func (d CPU[T]) BiasAct(z Buffer, batch, m, n int, s float64, bias Buffer, cm, a
 	}
 	st := T(s)
 	parallel(d.w(), batch*m, units(n), func(lo, hi int) {
-		var tile []T
+		var t8 [8]T
+		var tiled []T // the tanh kernel's tile of the trial tileFor
 		tileFor := -1
 		for u := lo; u < hi; u++ {
 			t, r := u/m, u%m
 			bt := bi[t*nb : (t+1)*nb]
 			row := zs[u*n : (u+1)*n]
-			if !act {
-				switch {
-				case is32[T]() && cm:
-					var t8 [8]float32
-					for i := range t8 {
-						t8[i] = float32(bt[r])
-					}
-					fastmath.ScaleBias32(any(row).([]float32), float32(st), t8[:])
-				case is32[T]() && n%8 == 0:
-					// The bias is its own tile (no copy per trial).
-					fastmath.ScaleBias32(any(row).([]float32), float32(st), any(bt).([]float32))
-				case cm:
-					for j, v := range row {
-						row[j] = T(st*v) + bt[r]
-					}
-				default:
-					for j, v := range row {
-						row[j] = T(st*v) + bt[j]
-					}
-				}
-				continue
-			}
+			// The row's bias as a tile: one value of a channel-major row
+			// (eight copies for the float32 kernels), else the bias
+			// vector (for the tanh kernel repeated to a multiple of 8,
+			// once per trial).
+			var tile []T
 			switch {
+			case cm && is32[T]():
+				for i := range t8 {
+					t8[i] = bt[r]
+				}
+				tile = t8[:]
 			case cm:
-				if is32[T]() {
-					var t8 [8]T
-					for i := range t8 {
-						t8[i] = bt[r]
-					}
-					tanhAffine(row, st, t8[:], !d.exact)
-				} else {
-					tanhAffine(row, st, bt[r:r+1], !d.exact)
-				}
-			default:
+				tile = bt[r : r+1]
+			case act:
 				if tileFor != t {
-					tile, tileFor = tileOf(bt, !d.exact), t
+					tiled, tileFor = tileOf(bt, !d.exact), t
 				}
+				tile = tiled
+			default:
+				tile = bt
+			}
+			if act {
 				tanhAffine(row, st, tile, !d.exact)
+			} else {
+				scaleBias(row, st, tile)
 			}
 		}
 	})

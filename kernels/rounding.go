@@ -9,8 +9,9 @@ import (
 // Rounding returns dev (a float32 or float64 device) as a device that
 // computes in the low-precision format f (BF16 or FP16) the way
 // mixed-precision hardware does (and the way the retired hand-written
-// nets/emulate evaluated the models): every value at rest in a buffer is a number of f, every
-// operation computes in dev's dtype from such numbers and its result is
+// nets/emulate evaluated the models): every value at rest in a buffer is
+// a number of f, every operation computes in dev's dtype from such
+// numbers and its result is
 // rounded to f (to nearest, ties to even, subnormals kept, overflow to
 // ±Inf; dev.Round). Use a float32 dev: it holds bf16 and fp16 numbers
 // exactly and accumulates the products in float32, as tensor cores do

@@ -130,7 +130,10 @@ func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample,
 	m := w.r.models[model]
 	opts := sharpOptions(s)
 	sub := len(thetas)
-	be, fast := w.sharpBackend(model)
+	be, fast, err := w.sharpBackend(model)
+	if err != nil {
+		return nil, err
+	}
 	if m.land == nil {
 		per := int64(s.MaxIter) * int64(m.numParams()) * 8
 		// The chunked products keep each (trial, chunk)'s values for
@@ -192,25 +195,25 @@ func (w *worker) measure(model string, thetas [][]float64, sets [][]nets.Sample,
 // (trial, chunk)'s values for the reruns of Lanczos and Hutchinson within
 // a quarter of the worker's memory. Otherwise (a device, a landscape) the
 // worker's backend.
-func (w *worker) sharpBackend(model string) (optim.Backend, bool) {
+func (w *worker) sharpBackend(model string) (optim.Backend, bool, error) {
 	b := w.backend(model)
 	db, ok := b.(*graph.DeviceBackend)
 	if !ok || w.r.dev != nil {
-		return b, false
+		return b, false, nil
 	}
 	key := model + "\x00hvp"
 	if h, ok := w.backends[key]; ok {
-		return h, true
+		return h, true, nil
 	}
 	h := w.cpuBackend(db.Arch)
-	h.HVPBytes = w.maxBytes / 4
-	if c, err := h.AutoHVPChunk(); err == nil {
-		h.HVPChunk = c
-	} else {
-		h.HVPChunk = 16 // compiled again (and refused with its error) by the first product
+	c, err := h.AutoHVPChunk()
+	if err != nil {
+		h.Close()
+		return nil, false, fmt.Errorf("sharpness of %s: %w", model, err)
 	}
+	h.HVPChunk, h.HVPBytes = c, w.maxBytes/4
 	w.backends[key] = h
-	return h, true
+	return h, true, nil
 }
 
 // sharpMeasureFault, when set (by tests), is called at the start of every

@@ -120,14 +120,14 @@ func (r *Runner) eachWithOracle(ctx context.Context, model string, theta []float
 	)
 	for w := 0; w < workers; w++ {
 		o, err := r.Oracle(model, theta)
-		if io, ok := o.(*imageOracle); ok {
-			io.threads = max(1, runtime.NumCPU()/workers)
-		}
 		if err != nil {
 			cancel()
 			close(next)
 			wg.Wait()
 			return err
+		}
+		if io, ok := o.(*imageOracle); ok {
+			io.threads = max(1, runtime.NumCPU()/workers)
 		}
 		wg.Add(1)
 		go func() {

@@ -9,6 +9,19 @@ import (
 	"github.com/perturb/perturb/nets/precision"
 )
 
+// engineCase returns model name of c channels of h×w images (size s),
+// n random examples and its parameters of initialisation 1 with random
+// biases (engineTheta).
+func engineCase(t *testing.T, name string, c, h, w int, s nets.Size, n int) (a *nets.Arch, x []float64, y []uint8, theta []float64) {
+	t.Helper()
+	a, err := nets.NewSized(name, c, h, w, 10, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, y = engineData(a, n)
+	return a, x, y, engineTheta(t, a)
+}
+
 func engineData(a *nets.Arch, n int) ([]float64, []uint8) {
 	r := rand.New(rand.NewPCG(3, 4))
 	x := make([]float64, n*a.Dim())
@@ -72,12 +85,7 @@ func TestEngineAuto(t *testing.T) {
 		name string
 		s    nets.Size
 	}{{"logistic", nets.Size{}}, {"mlp", nets.Size{Width: 12, Depth: 2}}} {
-		a, err := nets.NewSized(c.name, 1, 28, 28, 10, c.s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		x, y := engineData(a, 40)
-		theta := engineTheta(t, a)
+		a, x, y, theta := engineCase(t, c.name, 1, 28, 28, c.s, 40)
 		e, used, err := NewEvaluator(EngineAuto, a, precision.BFloat16, x, y, 1)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)

@@ -134,12 +134,7 @@ func TestWalkerMatchesScalarReference(t *testing.T) {
 		{"convnet", 1, 28, 28, nets.Size{}, 12, false},
 		{"convnet", 1, 28, 28, nets.Size{Width: 6, Depth: 3}, 8, false},
 	} {
-		a, err := nets.NewSized(c.name, c.c, c.h, c.w, 10, c.s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		x, y := engineData(a, c.n)
-		theta := engineTheta(t, a)
+		a, x, y, theta := engineCase(t, c.name, c.c, c.h, c.w, c.s, c.n)
 		ref64 := scalarLoss(a, precision.Float64, theta, x, y)
 		for _, f := range []precision.Format{precision.Float64, precision.Float32, precision.BFloat16, precision.Float16} {
 			e, used, err := NewEvaluator(EngineAuto, a, f, x, y, 2)
@@ -183,12 +178,7 @@ func TestWalkerMatchesScalarReference(t *testing.T) {
 // values), and shrinks from bf16 to fp16 to float32.
 func TestGradNoiseShrinksWithPrecision(t *testing.T) {
 	for _, name := range []string{"logistic", "convnet"} {
-		a, err := nets.NewSized(name, 1, 28, 28, 10, nets.Size{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		x, y := engineData(a, 64)
-		theta := engineTheta(t, a)
+		a, x, y, theta := engineCase(t, name, 1, 28, 28, nets.Size{}, 64)
 		grad := func(f precision.Format) []float64 {
 			e, _, err := NewEvaluator(EngineAuto, a, f, x, y, 2)
 			if err != nil {

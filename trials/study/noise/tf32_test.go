@@ -56,12 +56,7 @@ func relDiff(a, b []float64) float64 {
 // engine is refused with the fix.
 func TestTF32Emulation(t *testing.T) {
 	for _, name := range []string{"logistic", "convnet"} {
-		a, err := nets.NewSized(name, 1, 28, 28, 10, nets.Size{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		x, y := engineData(a, 64)
-		theta := engineTheta(t, a)
+		a, x, y, theta := engineCase(t, name, 1, 28, 28, nets.Size{}, 64)
 		l32e, _, err := NewEvaluator(EngineWalker, a, precision.Float32, x, y, 2)
 		if err != nil {
 			t.Fatal(err)
@@ -91,12 +86,8 @@ func TestTF32Emulation(t *testing.T) {
 		}
 	}
 	// A small scan: the tf32 result says what computed it.
-	a, err := nets.NewSized("logistic", 1, 28, 28, 10, nets.Size{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, y := engineData(a, 32)
-	sc, err := Run(a, 0, engineTheta(t, a), Examples{X: x, Y: y}, Settings{Directions: 2, Steps: 8, HMin: 1e-6, HMax: 1e-1, Precisions: []precision.Format{precision.Float32, precision.TF32}, Workers: 2}, nil)
+	a, x, y, theta := engineCase(t, "logistic", 1, 28, 28, nets.Size{}, 32)
+	sc, err := Run(a, 0, theta, Examples{X: x, Y: y}, Settings{Directions: 2, Steps: 8, HMin: 1e-6, HMax: 1e-1, Precisions: []precision.Format{precision.Float32, precision.TF32}, Workers: 2}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,12 +117,7 @@ func TestTF32CUDAEmulation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer emu.Close()
-	a, err := nets.NewSized("convnet", 1, 28, 28, 10, nets.Size{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, y := engineData(a, 32)
-	theta := engineTheta(t, a)
+	a, x, y, theta := engineCase(t, "convnet", 1, 28, 28, nets.Size{}, 32)
 	lc, gc, _ := tf32Eval(t, a, x, y, theta, nil)
 	le, ge, dev := tf32Eval(t, a, x, y, theta, emu)
 	dl, dg := math.Abs(le-lc)/lc, relDiff(ge, gc)
